@@ -1,0 +1,34 @@
+# The two commands: `make train` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+# The exact torch wheel: a CPU build where pip finds one on disk, a CUDA build from PyPI otherwise.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+CONFIG ?= lenet5
+
+.PHONY: install train test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[all,dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+train: install
+	$(BIN)/lenet data fetch mnist
+	$(BIN)/lenet train --config $(CONFIG)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,229 @@
+"""The `lenet` command line. Each subcommand imports what it needs, so `lenet --help` is instant.
+
+User mistakes (a bad flag value, a missing file, a corrupt download) print one clear message and
+exit with status 2; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lenet import __version__
+from lenet.errors import LenetError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2))
+
+
+# --------------------------------------------------------------------------- train
+# Flags that map one-to-one onto TrainConfig fields: (flag, field, type, help).
+_TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
+    ("--model", "model", str, "registry name (see `lenet models`)"),
+    ("--dataset", "dataset", str, "mnist or fashion-mnist"),
+    ("--epochs", "epochs", int, "passes over the training set"),
+    ("--batch-size", "batch_size", int, "global batch size"),
+    ("--optimizer", "optimizer", str, "sgd, adam, adamw or sdlm"),
+    ("--lr", "lr", float, "peak learning rate"),
+    ("--momentum", "momentum", float, "SGD momentum"),
+    ("--weight-decay", "weight_decay", float, "L2 penalty"),
+    ("--scheduler", "scheduler", str, "none, step, cosine, onecycle or milestones"),
+    ("--step-size", "step_size", int, "step scheduler: epochs between decays"),
+    ("--gamma", "gamma", float, "step scheduler: decay factor"),
+    ("--label-smoothing", "label_smoothing", float, "cross-entropy label smoothing"),
+    ("--loss", "loss", str, "auto, cross-entropy, rbf-map or rbf-mle"),
+    ("--seed", "seed", int, "the same seed gives bit-identical weights on CPU"),
+    ("--device", "device", str, "auto, cpu, cuda or mps"),
+    ("--val-size", "val_size", int, "hold out N training digits for validation"),
+    ("--train-subset", "train_subset", int, "train on the first N digits only"),
+    ("--test-subset", "test_subset", int, "test on the first N digits only"),
+    ("--data-dir", "data_dir", str, "where datasets live (default $LENET_DATA_DIR or cache)"),
+    ("--run-dir", "run_dir", str, "where to save the run (default runs/<time>-<model>)"),
+]
+_TRAIN_SWITCHES: list[tuple[str, str, str]] = [
+    ("--nesterov", "nesterov", "Nesterov momentum"),
+    ("--bf16", "bf16", "bf16 autocast for the forward pass"),
+    ("--channels-last", "channels_last", "channels-last memory format"),
+    ("--compile", "compile", "torch.compile the training step"),
+    ("--distort", "distort", "random affine distortions per sample"),
+]
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model and save the run",
+                       description="Train a model. Precedence: defaults < --config < flags.")
+    p.add_argument("--config", help="YAML recipe: a path or a shipped name such as lenet5-fast")
+    for flag, dest, kind, help_ in _TRAIN_FLAGS:
+        p.add_argument(flag, dest=dest, type=kind, default=None, help=help_)
+    for flag, dest, help_ in _TRAIN_SWITCHES:
+        p.add_argument(flag, dest=dest, action="store_const", const=True, default=None,
+                       help=help_)
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False,
+                   default=None, help="do not write TensorBoard event files")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set warmup_fraction=0.2")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object with the results on stdout (logs go to stderr)")
+    p.set_defaults(handler=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from lenet.config import resolve
+    from lenet.errors import ConfigError
+    from lenet.train import train
+
+    overrides = {dest: getattr(args, dest) for _, dest, *_ in _TRAIN_FLAGS + _TRAIN_SWITCHES}
+    overrides["tensorboard"] = args.tensorboard
+    for item in args.sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip().replace("-", "_")] = value
+    result = train(resolve(args.config, overrides))
+    if args.json:
+        _print_json(result.summary())
+    else:
+        print(f"run saved in {result.run_dir}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="test accuracy of a saved run or weights file")
+    p.add_argument("path", metavar="RUN_DIR_OR_WEIGHTS")
+    p.add_argument("--dataset", help="evaluate on this dataset (default: the one it trained on)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data-dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from lenet.evaluate import evaluate_weights
+
+    r = evaluate_weights(args.path, dataset=args.dataset, device=args.device,
+                         data_dir=args.data_dir)
+    if args.json:
+        _print_json(r)
+    else:
+        print(f"{r['model']} on {r['dataset']} test: accuracy {r['accuracy']:.4f} "
+              f"({r['errors']} errors of {r['total']}), {r['loss_name']} loss {r['loss']:.4f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- models, summary
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the registered models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_models)
+    s = sub.add_parser("summary", help="layer table: output shapes, parameters, connections")
+    s.add_argument("model")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=_cmd_summary)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from lenet.models import count_parameters, get_spec, names
+
+    rows = []
+    for name in names():
+        spec = get_spec(name)
+        rows.append({"name": name, "params": count_parameters(spec.build()),
+                     "input_size": spec.input_size, "loss": spec.loss,
+                     "description": spec.description, "source": spec.source})
+    if args.json:
+        _print_json(rows)
+        return 0
+    print(f"{'name':<16}{'params':>10}  {'input':<7} description")
+    for r in rows:
+        size = f"{r['input_size']}x{r['input_size']}"
+        print(f"{r['name']:<16}{r['params']:>10,}  {size:<7} {r['description']}")
+        print(f"{'':<35}source: {r['source']}")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from lenet.summary import format_summary, summary_dict
+
+    d = summary_dict(args.model)
+    _print_json(d) if args.json else print(format_summary(d))
+    return 0
+
+
+# --------------------------------------------------------------------------- data
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="fetch and inspect datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="{fetch,info}")
+    f = dsub.add_parser("fetch", help="download and verify a dataset (mnist by default)")
+    f.add_argument("name", nargs="?", default="mnist")
+    f.add_argument("--data-dir")
+    f.set_defaults(handler=_cmd_data_fetch)
+    i = dsub.add_parser("info", help="location, counts, label histogram, checksum status")
+    i.add_argument("name", nargs="?", help="one dataset (default: all)")
+    i.add_argument("--data-dir")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(handler=_cmd_data_info)
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from lenet import data
+
+    path = data.fetch(args.name, data_dir=args.data_dir)
+    print(f"{args.name}: verified files in {path}")
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from lenet import data
+
+    names = [args.name] if args.name else list(data.DATASETS)
+    infos = [data.info(n, data_dir=args.data_dir) for n in names]
+    if args.json:
+        _print_json(infos)
+        return 0
+    for d in infos:
+        print(_format_info(d))
+    return 0
+
+
+def _format_info(d: dict[str, Any]) -> str:
+    lines = [f"{d.get('name')}: {d.get('location')}"]
+    for key, value in d.items():
+        if key in ("name", "location"):
+            continue
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k}: {v}" for k, v in value.items())
+            lines.append(f"  {key}: {inner}")
+        else:
+            lines.append(f"  {key}: {value}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lenet", description="LeNet-5, faithful and fast: train, evaluate, inspect.")
+    parser.add_argument("--version", action="version", version=f"lenet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_evaluate, _add_models, _add_data):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except LenetError as e:
+        print(f"lenet: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lenet: interrupted", file=sys.stderr)
+        return 130

