@@ -5,6 +5,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 CONFIG ?= lenet5
+RUN ?= runs/$(shell date +%Y%m%d-%H%M%S)-$(CONFIG)
 
 .PHONY: install train test lint bench clean
 
@@ -19,7 +20,8 @@ install: $(BIN)/.installed
 
 train: install
 	$(BIN)/lenet data fetch mnist
-	$(BIN)/lenet train --config $(CONFIG)
+	$(BIN)/lenet train --config $(CONFIG) --run-dir $(RUN)
+	$(BIN)/lenet report $(RUN)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -70,14 +70,26 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="override any config key, e.g. --set warmup_fraction=0.2")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object with the results on stdout (logs go to stderr)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from its last intact checkpoint")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train with N processes (DDP via torchrun on this machine)")
     p.set_defaults(handler=_cmd_train)
 
 
+# Keys that may change when resuming: where and how long, never what is trained.
+_RESUME_OVERRIDABLE = {"epochs", "device", "data_dir", "tensorboard"}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
     from lenet.config import resolve
     from lenet.errors import ConfigError
     from lenet.train import train
 
+    if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _relaunch_with_torchrun(args.nproc)
     overrides = {dest: getattr(args, dest) for _, dest, *_ in _TRAIN_FLAGS + _TRAIN_SWITCHES}
     overrides["tensorboard"] = args.tensorboard
     for item in args.sets:
@@ -85,7 +97,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not sep:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         overrides[key.strip().replace("-", "_")] = value
-    result = train(resolve(args.config, overrides))
+    if args.resume:
+        cfg = _resume_config(args.resume, args.config, overrides)
+        result = train(cfg, resume=True)
+    else:
+        result = train(resolve(args.config, overrides))
     if args.json:
         _print_json(result.summary())
     else:
@@ -93,28 +109,66 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- evaluate
+def _resume_config(run_dir: str, config: str | None, overrides: dict[str, Any]):
+    from pathlib import Path
+
+    from lenet.config import resolve
+    from lenet.errors import ConfigError
+
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"--resume {run_dir}: no config.json there; is it a run directory "
+                          "made by `lenet train`?")
+    given = {k for k, v in overrides.items() if v is not None}
+    if config or given - _RESUME_OVERRIDABLE:
+        bad = sorted(given - _RESUME_OVERRIDABLE) + (["config"] if config else [])
+        raise ConfigError(f"--resume continues the saved config; drop {', '.join(bad)} "
+                          f"(only {', '.join(sorted(_RESUME_OVERRIDABLE))} may change)")
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the saved config ({e})") from None
+    saved.update({k: v for k, v in overrides.items() if v is not None})
+    saved["run_dir"] = str(run_dir)
+    return resolve(None, saved)
+
+
+def _relaunch_with_torchrun(nproc: int) -> int:
+    """`lenet train --nproc N ...` is `torchrun --standalone --nproc_per_node N -m lenet ...`."""
+    import subprocess
+
+    rest: list[str] = []
+    args = iter(sys.argv[1:])
+    for a in args:
+        if a == "--nproc":
+            next(args, None)  # drop its value too
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", "-m", "lenet", *rest]
+    return subprocess.run(cmd, check=False).returncode
+
+
+# --------------------------------------------------------------------------- evaluate, report
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="test accuracy of a saved run or weights file")
-    p.add_argument("path", metavar="RUN_DIR_OR_WEIGHTS")
-    p.add_argument("--dataset", help="evaluate on this dataset (default: the one it trained on)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--data-dir")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_cmd_evaluate)
+    from lenet.viz.commands import add_evaluate_options, run_evaluate
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class scores, confusion matrix and "
+                       "misclassified digits of a saved run or weights file")
+    add_evaluate_options(p)
+    p.set_defaults(handler=run_evaluate)
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from lenet.evaluate import evaluate_weights
+def _add_viz(sub: argparse._SubParsersAction) -> None:
+    from lenet.viz.commands import add_parsers
 
-    r = evaluate_weights(args.path, dataset=args.dataset, device=args.device,
-                         data_dir=args.data_dir)
-    if args.json:
-        _print_json(r)
-    else:
-        print(f"{r['model']} on {r['dataset']} test: accuracy {r['accuracy']:.4f} "
-              f"({r['errors']} errors of {r['total']}), {r['loss_name']} loss {r['loss']:.4f}")
-    return 0
+    add_parsers(sub)  # `report` and `compare`
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    from lenet.sweep import add_parser
+
+    add_parser(sub)
 
 
 # --------------------------------------------------------------------------- models, summary
@@ -211,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lenet", description="LeNet-5, faithful and fast: train, evaluate, inspect.")
     parser.add_argument("--version", action="version", version=f"lenet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_evaluate, _add_models, _add_data):
+    for add in (_add_train, _add_evaluate, _add_viz, _add_models, _add_data, _add_sweep):
         add(sub)
     return parser
 
@@ -223,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except LenetError as e:
         print(f"lenet: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
         print("lenet: interrupted", file=sys.stderr)
         return 130

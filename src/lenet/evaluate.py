@@ -142,6 +142,7 @@ class DetailedEval:
     labels: torch.Tensor  # (N,) int64, CPU
     predictions: torch.Tensor  # (N,) int64, CPU
     confidence: torch.Tensor  # (N,) float, softmax probability of the predicted class
+    run_test_subset: int = 0  # the test subset the run was trained with (0: all or unknown)
 
 
 def evaluate_detailed(path: str | os.PathLike[str], dataset: str | None = None,
@@ -152,8 +153,9 @@ def evaluate_detailed(path: str | os.PathLike[str], dataset: str | None = None,
 
     `test_subset` None means the subset the run was trained with (see :func:`run_test_subset`).
     """
+    own_subset = run_test_subset(path, dataset)
     if test_subset is None:
-        test_subset = run_test_subset(path, dataset)
+        test_subset = own_subset
     setup = _setup(path, dataset, device, data_dir, batch_size, test_subset)
     result, scores = evaluate_with_scores(setup.model, setup.inputs, setup.labels,
                                           setup.loss_fn, setup.batch_size)
@@ -161,7 +163,7 @@ def evaluate_detailed(path: str | os.PathLike[str], dataset: str | None = None,
     conf = torch.softmax(scores.double(), dim=1).gather(1, pred[:, None]).squeeze(1)
     summary = {**setup.header(result), "test_subset": test_subset}
     return DetailedEval(summary, _class_names(setup, scores.shape[1]), setup.images.cpu(),
-                        setup.labels.cpu(), pred.cpu(), conf.float().cpu())
+                        setup.labels.cpu(), pred.cpu(), conf.float().cpu(), own_subset)
 
 
 def _class_names(setup: _Setup, n: int) -> list[str]:

@@ -8,7 +8,12 @@ gather from that tensor. What a run leaves behind (``runs/<time>-<model>/``):
 - ``metrics.csv``: one row per epoch;
 - ``initial.safetensors`` and ``model.safetensors``: weights at the start and the end, with the
   preprocessing and the final test accuracy in their metadata;
+- ``checkpoints/``: the last two checkpoints (model, optimizer, every RNG state, metrics), from
+  which ``lenet train --resume RUN_DIR`` continues bit-identically on CPU;
 - TensorBoard event files (``tensorboard --logdir runs``).
+
+Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process trains on its own shard of each
+global batch under DistributedDataParallel; only rank 0 logs and writes.
 """
 
 from __future__ import annotations
@@ -17,17 +22,21 @@ import csv
 import io
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from lenet import atomic, weights
+from lenet import atomic, checkpoint, weights
 from lenet.config import TrainConfig
 from lenet.errors import LenetError
 from lenet.evaluate import EvalResult, evaluate_tensors
@@ -39,6 +48,12 @@ Log = Callable[[str], None]
 
 class TrainingError(LenetError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class TrainingInterrupted(LenetError):
+    """SIGINT or SIGTERM: a checkpoint was written and the run can be resumed."""
+
+    exit_code = 130
 
 
 @dataclass
@@ -73,6 +88,7 @@ class RunResult:
             "test_loss": self.test.loss,
             "test_errors": self.test.errors,
             "val_accuracy": self.history[-1].val_accuracy if self.history else None,
+            "best_test_accuracy": max((m.test_accuracy for m in self.history), default=None),
             "train_seconds": self.train_seconds,
             "seconds_per_epoch": self.train_seconds / max(epochs, 1),
             "params": self.params,
@@ -136,12 +152,14 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 class Schedule:
-    """Learning rate as a function of (epoch, step): per-epoch or per-step schedules alike."""
+    """Learning rate as a function of (epoch, step): per-epoch or per-step schedules alike.
+
+    Being a pure function of the position, it needs no state of its own in a checkpoint.
+    """
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int) -> None:
         self.cfg = cfg
         self.total = cfg.epochs * steps_per_epoch
-        self.steps_per_epoch = steps_per_epoch
         self.per_step = cfg.scheduler in ("cosine", "onecycle")
 
     def lr(self, epoch: int, step: int) -> float:
@@ -162,9 +180,86 @@ class Schedule:
         return c.lr
 
 
-def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for group in opt.param_groups:
-        group["lr"] = lr
+@dataclass
+class Distributed:
+    """Where this process sits in a torchrun launch (world 1 when launched plainly)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    def setup(self, device: torch.device) -> torch.device:
+        if self.world == 1:
+            return device
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return device
+
+    def all_sum(self, *values: torch.Tensor) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            for v in values:
+                dist.all_reduce(v)
+
+    def broadcast(self, obj: Any) -> Any:
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def shard(self, idx: torch.Tensor) -> torch.Tensor:
+        # Contiguous, equal-as-possible shards of the global batch: DDP averages the ranks'
+        # gradients, so the global batch size and the learning rate keep their meaning.
+        return idx if self.world == 1 else idx.tensor_split(self.world)[self.rank]
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM set a flag; the trainer finishes its step, checkpoints, and stops."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # a second Ctrl-C means "now"
+            signal.signal(signum, previous[signum])
+            raise KeyboardInterrupt
+        stop.set()
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _metrics_csv(history: list[EpochMetrics]) -> str:
@@ -184,14 +279,48 @@ def _format_epoch(m: EpochMetrics, epochs: int) -> str:
             f"lr {m.lr:.3g}  {m.seconds:.2f}s  {m.images_per_s:,.0f} img/s")
 
 
-def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None) -> RunResult:
-    """Train `cfg.model` on `cfg.dataset`, evaluate it on the test set, save the run."""
+def _rng_states(gens: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:
+    states = {name: g.get_state() for name, g in gens.items()}
+    states["torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state()
+    return states
+
+
+def _restore_rng(gens: dict[str, torch.Generator], states: dict[str, torch.Tensor]) -> None:
+    for name, g in gens.items():
+        if name in states:
+            g.set_state(states[name])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states["cuda"])
+
+
+def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None,
+          resume: bool = False) -> RunResult:
+    """Train `cfg.model` on `cfg.dataset`, evaluate it on the test set, save the run.
+
+    With ``resume=True``, `cfg.run_dir` must be an earlier run's directory: training continues
+    from its newest intact checkpoint (or from the start if it has none).
+    """
     from lenet.device import pick
 
-    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-    progress = sys.stderr.isatty() if progress is None else progress
+    dist_env = Distributed.from_env()
+    if log is None:
+        log = (lambda s: print(s, file=sys.stderr, flush=True)) if dist_env.is_main else (
+            lambda s: None)
+    progress = (sys.stderr.isatty() and dist_env.is_main) if progress is None else progress
     t_start = time.perf_counter()
-    device = pick(cfg.device)
+    device = dist_env.setup(pick(cfg.device))
+    try:
+        return _train(cfg, log, progress, resume, device, dist_env, t_start)
+    finally:
+        dist_env.close()
+
+
+def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: torch.device,
+           dist_env: Distributed, t_start: float) -> RunResult:
+    main = dist_env.is_main
     torch.manual_seed(cfg.seed)
     spec = get_spec(cfg.model)
     prep = spec.preprocessing
@@ -215,8 +344,7 @@ def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None
     model = spec.build().to(device, memory_format=memory_format)
     params = count_parameters(model)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg.model)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    run_dir = Path(dist_env.broadcast(str(run_dir)))  # ranks may disagree on the clock
     classes = _classes(cfg.dataset)
     meta_extra = {"loss": loss_name, "rbf_j": cfg.rbf_j, "eval_batch_size": cfg.eval_batch_size,
                   "config": cfg.to_dict()}
@@ -225,86 +353,174 @@ def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None
         return weights.WeightsMeta(cfg.model, prep, cfg.dataset, classes, acc,
                                    {**meta_extra, **extra})
 
-    weights.save(run_dir / "initial.safetensors", model, meta(None, epoch=0))
-    writer = _tensorboard(run_dir) if cfg.tensorboard else None
-
     optimizer = make_optimizer(cfg, model)
+    # The epoch order comes from its own CPU generator so that the same seed gives the same
+    # batches on every device; distortions draw from a device generator of their own.
+    gens = {"order": torch.Generator().manual_seed(cfg.seed),
+            "augment": torch.Generator(device=device).manual_seed(cfg.seed + 1)}
+    history: list[EpochMetrics] = []
+    start_epoch, start_step_in_epoch, step = 0, 0, 0
+    carried: dict[str, Any] = {}
+    train_seconds = 0.0
+    ckpt = checkpoint.latest(run_dir, warn=log) if resume else None
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model)
+        optimizer.load_state_dict(ckpt.optimizer)
+        _restore_rng(gens, ckpt.rng)
+        history = [EpochMetrics(**m) for m in ckpt.state["history"]]
+        start_epoch, start_step_in_epoch, step = ckpt.epoch, ckpt.step_in_epoch, ckpt.global_step
+        carried = ckpt.state.get("epoch_progress", {})
+        train_seconds = float(ckpt.state.get("train_seconds", 0.0))
+        log(f"resuming {run_dir} from epoch {ckpt.epoch}"
+            + (f", step {ckpt.step_in_epoch}" if ckpt.step_in_epoch else ""))
+    elif resume:
+        log(f"no intact checkpoint in {run_dir}; starting it from the beginning")
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if ckpt is None:
+            weights.save(run_dir / "initial.safetensors", model, meta(None, epoch=0))
+    tb = _tensorboard(run_dir) if cfg.tensorboard and main else None
+
+    train_model: nn.Module = model
+    if dist_env.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     n = len(train_split.labels)
     bs = cfg.batch_size
     steps_per_epoch = math.ceil(n / bs)
     schedule = Schedule(cfg, steps_per_epoch)
-    step_fn = _make_step(model, optimizer, loss_fn, device, cfg)
-    # The epoch order comes from its own CPU generator so that the same seed gives the same
-    # batches on every device (and CUDA's RNG stays free for dropout-like ops).
-    order_gen = torch.Generator().manual_seed(cfg.seed)
-    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    step_fn = _make_step(train_model, optimizer, loss_fn, device, cfg)
+    check_every = 1 if device.type == "cpu" else 50  # a finiteness check syncs an accelerator
 
-    log(f"training {cfg.model} ({params:,} parameters) on {cfg.dataset}: {n:,} digits, "
-        f"{cfg.epochs} epochs, batch {bs}, {cfg.optimizer} lr {cfg.lr:g}, device {device}; "
-        f"run dir {run_dir}")
-    history: list[EpochMetrics] = []
-    train_seconds = 0.0
-    step = 0
-    for epoch in range(cfg.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        if hasattr(optimizer, "before_epoch"):
-            # SDLM re-estimates its per-parameter step sizes on a sample before every pass.
-            optimizer.before_epoch(model, _sample_inputs(train_split, prep, distort, aug_gen,
-                                                         order_gen), loss_name)
-        perm = torch.randperm(n, generator=order_gen).to(device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress)
-        epoch_lr = schedule.lr(epoch, step)
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            if distort is None:
-                x = train_split.inputs[idx]
-            else:
-                x = prep(distort(train_split.images[idx], aug_gen))
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = train_split.labels[idx]
-            if schedule.per_step or step == epoch * steps_per_epoch:
-                _set_lr(optimizer, schedule.lr(epoch, step))
-            loss, scores = step_fn(x, y)
-            loss_sum += loss.detach().double() * len(y)
-            correct += (scores.detach().argmax(1) == y).sum()
-            step += 1
+    def save_checkpoint(epoch_done: int, step_in_epoch: int, progress_state: dict) -> Path:
+        return checkpoint.save(run_dir, checkpoint.Checkpoint(
+            epoch=epoch_done, step_in_epoch=step_in_epoch, global_step=step,
+            model=model.state_dict(), optimizer=optimizer.state_dict(),
+            rng=_rng_states(gens),
+            state={"history": [asdict(m) for m in history], "train_seconds": train_seconds,
+                   "epoch_progress": progress_state}))
+
+    if start_epoch == 0 and start_step_in_epoch == 0:
+        log(f"training {cfg.model} ({params:,} parameters) on {cfg.dataset}: {n:,} digits, "
+            f"{cfg.epochs} epochs, batch {bs}, {cfg.optimizer} lr {cfg.lr:g}, device {device}"
+            + (f" x {dist_env.world} processes" if dist_env.world > 1 else "")
+            + f"; run dir {run_dir}")
+    test: EvalResult | None = None
+    with _stop_on_signals() as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            model.train()
+            mid_epoch = epoch == start_epoch and start_step_in_epoch > 0
+            if mid_epoch:
+                # Re-create this epoch's order from the generator state saved at its start.
+                gens["order"].set_state(torch.tensor(carried["order_state"], dtype=torch.uint8))
+            elif hasattr(optimizer, "before_epoch"):
+                # SDLM re-estimates its per-parameter step sizes on a sample before every pass.
+                optimizer.before_epoch(model, _sample_inputs(train_split, prep, distort, gens),
+                                       loss_name)
+            order_state = gens["order"].get_state()
+            perm = torch.randperm(n, generator=gens["order"]).to(device)
+            loss_sum = torch.tensor(carried.get("loss_sum", 0.0) if mid_epoch else 0.0,
+                                    dtype=torch.float64, device=device)
+            correct = torch.tensor(carried.get("correct", 0) if mid_epoch else 0,
+                                   dtype=torch.long, device=device)
+            first = start_step_in_epoch if mid_epoch else 0
+            bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress, first)
+            epoch_lr = schedule.lr(epoch, epoch * steps_per_epoch)
+            for k in range(first, steps_per_epoch):
+                idx = dist_env.shard(perm[k * bs:(k + 1) * bs])
+                if distort is None:
+                    x = train_split.inputs[idx]
+                else:
+                    x = prep(distort(train_split.images[idx], gens["augment"]))
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = train_split.labels[idx]
+                if schedule.per_step or k == first:
+                    _set_lr(optimizer, schedule.lr(epoch, step))
+                loss, scores = step_fn(x, y)
+                loss_sum += loss.detach().double() * len(y)
+                correct += (scores.detach().argmax(1) == y).sum()
+                step += 1
+                if k % check_every == 0 and not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"the training loss became {float(loss.detach())} at epoch "
+                        f"{epoch + 1}, step {k + 1}; try a lower learning rate (now --lr "
+                        f"{cfg.lr:g}). The last good checkpoint is kept in "
+                        f"{run_dir / checkpoint.CHECKPOINT_DIR}")
+                if bar is not None:
+                    bar.update(1)
+                if _should_stop(stop, dist_env) and k + 1 < steps_per_epoch:
+                    train_seconds += time.perf_counter() - t0
+                    if main:
+                        path = save_checkpoint(epoch, k + 1, {
+                            "order_state": order_state.tolist(), "loss_sum": float(loss_sum),
+                            "correct": int(correct)})
+                        log(f"interrupted at epoch {epoch + 1}, step {k + 1}; checkpoint "
+                            f"{path}\nresume with: lenet train --resume {run_dir}")
+                    raise TrainingInterrupted(f"training stopped by a signal; resume with "
+                                              f"`lenet train --resume {run_dir}`")
             if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        train_loss = float(loss_sum) / n
-        if not math.isfinite(train_loss):
-            raise TrainingError(f"the training loss became {train_loss} in epoch {epoch + 1}; "
-                                f"try a lower learning rate (now --lr {cfg.lr:g})")
-        epoch_train_seconds = time.perf_counter() - t0
-        train_seconds += epoch_train_seconds
+                bar.close()
+            dist_env.all_sum(loss_sum, correct)
+            train_loss = float(loss_sum) / n
+            if not math.isfinite(train_loss):
+                raise TrainingError(f"the training loss became {train_loss} in epoch "
+                                    f"{epoch + 1}; try a lower learning rate (now --lr {cfg.lr:g})")
+            epoch_seconds = time.perf_counter() - t0
+            train_seconds += epoch_seconds
+            test = evaluate_tensors(model, test_split.inputs, test_split.labels, eval_loss_fn,
+                                    cfg.eval_batch_size)
+            val = (evaluate_tensors(model, val_split.inputs, val_split.labels, eval_loss_fn,
+                                    cfg.eval_batch_size) if val_split is not None else None)
+            done = n - (first * bs if mid_epoch else 0)
+            m = EpochMetrics(epoch + 1, train_loss, int(correct) / n, test.accuracy, test.loss,
+                             val.accuracy if val else None, epoch_lr,
+                             time.perf_counter() - t0, done / epoch_seconds)
+            history.append(m)
+            log(_format_epoch(m, cfg.epochs))
+            if main:
+                atomic.write_text(run_dir / "metrics.csv", _metrics_csv(history))
+                if tb is not None:
+                    tb.log_epoch(model, m)
+                save_checkpoint(epoch + 1, 0, {})
+            if _should_stop(stop, dist_env) and epoch + 1 < cfg.epochs:
+                log(f"interrupted after epoch {epoch + 1}; resume with: "
+                    f"lenet train --resume {run_dir}")
+                raise TrainingInterrupted(f"training stopped by a signal; resume with "
+                                          f"`lenet train --resume {run_dir}`")
+
+    if test is None:  # resumed a run whose last epoch had already finished
         test = evaluate_tensors(model, test_split.inputs, test_split.labels, eval_loss_fn,
                                 cfg.eval_batch_size)
-        val = (evaluate_tensors(model, val_split.inputs, val_split.labels, eval_loss_fn,
-                                cfg.eval_batch_size) if val_split is not None else None)
-        m = EpochMetrics(epoch + 1, train_loss, int(correct) / n, test.accuracy, test.loss,
-                         val.accuracy if val else None, epoch_lr, time.perf_counter() - t0,
-                         n / epoch_train_seconds)
-        history.append(m)
-        log(_format_epoch(m, cfg.epochs))
-        atomic.write_text(run_dir / "metrics.csv", _metrics_csv(history))
-        if writer is not None:
-            writer.log_epoch(model, m)
-
-    weights.save(run_dir / weights.WEIGHTS_NAME, model, meta(test.accuracy, epoch=cfg.epochs))
-    if writer is not None:
-        writer.close(cfg.to_dict(), {"test_accuracy": test.accuracy, "test_loss": test.loss,
-                                     "test_errors": test.errors, "params": params,
-                                     "train_seconds": train_seconds})
     result = RunResult(cfg, run_dir, params, test, train_seconds, history)
+    if main:
+        weights.save(run_dir / weights.WEIGHTS_NAME, model,
+                     meta(test.accuracy, epoch=cfg.epochs))
+        if tb is not None:
+            tb.close(cfg.to_dict(), {k: v for k, v in result.summary().items()
+                                     if k in ("test_accuracy", "test_loss", "best_test_accuracy",
+                                              "train_seconds")})
     log(f"test accuracy {test.accuracy:.4f} ({test.errors} errors of {test.total}), "
         f"{train_seconds:.1f}s training, {time.perf_counter() - t_start:.1f}s in all; "
         f"saved {run_dir / weights.WEIGHTS_NAME}")
     return result
+
+
+def _should_stop(stop: threading.Event, dist_env: Distributed) -> bool:
+    if dist_env.world == 1:
+        return stop.is_set()
+    flag = torch.tensor([1.0 if stop.is_set() else 0.0])
+    dist_env.all_sum(flag)  # every rank stops at the same step, or none does
+    return bool(flag.item())
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
 
 
 def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable,
@@ -338,12 +554,13 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
 
 
 def _sample_inputs(split: Split, prep: Callable, distort: Callable | None,
-                   aug_gen: torch.Generator, order_gen: torch.Generator, count: int = 500
+                   gens: dict[str, torch.Generator], count: int = 500
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    idx = torch.randperm(len(split.labels), generator=order_gen)[:count].to(split.labels.device)
+    idx = torch.randperm(len(split.labels), generator=gens["order"])[:count]
+    idx = idx.to(split.labels.device)
     if split.inputs is not None:
         return split.inputs[idx], split.labels[idx]
-    return prep(distort(split.images[idx], aug_gen)), split.labels[idx]
+    return prep(distort(split.images[idx], gens["augment"])), split.labels[idx]
 
 
 def _classes(dataset: str) -> list[str]:
@@ -352,18 +569,18 @@ def _classes(dataset: str) -> list[str]:
     return list(DATASETS[dataset].classes)
 
 
-def _progress(total: int, desc: str, enabled: bool):  # -> tqdm | None
+def _progress(total: int, desc: str, enabled: bool, initial: int = 0):  # -> tqdm | None
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False, unit="step", file=sys.stderr)
+    return tqdm(total=total, initial=initial, desc=desc, leave=False, unit="step",
+                file=sys.stderr)
 
 
-def _tensorboard(run_dir: Path):  # -> lenet.viz.tensorboard.TensorBoardLogger | None
+def _tensorboard(run_dir: Path):  # -> TensorBoardLogger | None
     try:
         from lenet.viz.tensorboard import TensorBoardLogger
-
-        return TensorBoardLogger(run_dir)
     except ImportError:  # tensorboard is a dependency, but a broken install must not stop training
         return None
+    return TensorBoardLogger(run_dir)

@@ -1,0 +1,12 @@
+"""See inside a run: evaluation reports, plots, TensorBoard logging, an HTML report, comparisons.
+
+Every submodule imports matplotlib (Agg backend) only when a plot is drawn, so importing
+``lenet`` or ``lenet.viz`` stays light. The pieces:
+
+- :mod:`lenet.viz.metrics`: confusion matrix, per-class precision/recall/F1, top confusions;
+- :mod:`lenet.viz.plots`: every PNG (curves, kernels, feature maps, grids, galleries);
+- :mod:`lenet.viz.report`: ``lenet report``, one self-contained ``report.html``;
+- :mod:`lenet.viz.compare`: ``lenet compare``;
+- :mod:`lenet.viz.tensorboard`: the trainer's TensorBoard logger;
+- :mod:`lenet.viz.commands`: the ``evaluate``, ``report`` and ``compare`` subcommands.
+"""
