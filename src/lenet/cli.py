@@ -102,6 +102,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = train(cfg, resume=True)
     else:
         result = train(resolve(args.config, overrides))
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports
     if args.json:
         _print_json(result.summary())
     else:
@@ -267,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_evaluate, _add_viz, _add_models, _add_data, _add_sweep):
         add(sub)
+    from lenet import export, predict, serve
+
+    for module in (predict, export, serve):
+        module.add_parsers(sub)
     return parser
 
 

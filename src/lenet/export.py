@@ -1,0 +1,172 @@
+"""`lenet export`: saved weights -> a standalone ONNX model.
+
+The graph takes the *preprocessed* float input (N, 1, H, W) with a dynamic batch dimension N and
+returns the model's raw scores (N, classes); argmax predicts, softmax gives probabilities. What
+the input must be is stored in the model's ``metadata_props``, so a consumer never has to guess:
+
+- ``lenet.model``: registry name; ``lenet.dataset``; ``lenet.classes``: JSON list;
+- ``lenet.preprocessing``: JSON ``{"mean", "std", "pad", "resize"}``, i.e.
+  ``x = (pad(resize(uint8_digit)) / 255 - mean) / std`` on white-ink-on-black 28x28 digits made
+  as MNIST was (see :mod:`lenet.predict`);
+- ``lenet.test_accuracy``, ``lenet.version``, ``lenet.torch_version``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lenet.errors import LenetError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "scores"
+OPSET = 18
+
+
+class ExportError(LenetError):
+    """The model could not be exported, or an ONNX file is not one `lenet export` wrote."""
+
+
+def to_onnx(model: Any, meta: Any) -> Any:
+    """A loaded model and its WeightsMeta -> a checked onnx.ModelProto with lenet metadata."""
+    try:
+        import onnx
+        import torch
+    except ImportError as e:
+        raise ExportError(f"ONNX export needs the onnx extra ({e.name} is missing): "
+                          "pip install 'lenet[onnx]'") from None
+    size = meta.preprocessing.input_size
+    example = torch.zeros(2, 1, size, size)
+    model = model.cpu().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet = logging.getLogger("torch.onnx")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            program = torch.onnx.export(
+                model, (example,), dynamo=True, opset_version=OPSET, verbose=False,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+        except Exception as e:  # the exporter raises many kinds; name the model and the cause
+            raise ExportError(f"exporting model {meta.model!r} to ONNX failed: "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                              ) from None
+        finally:
+            quiet.setLevel(level)
+    proto = program.model_proto
+    props = {
+        "lenet.model": meta.model,
+        "lenet.dataset": meta.dataset,
+        "lenet.classes": json.dumps(list(meta.classes)),
+        "lenet.preprocessing": json.dumps(meta.preprocessing.to_dict()),
+        "lenet.test_accuracy": json.dumps(meta.test_accuracy),
+        "lenet.version": _lenet_version(),
+        "lenet.torch_version": torch.__version__,
+        "lenet.input": INPUT_NAME,
+    }
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "lenet"
+    proto.doc_string = (f"lenet {meta.model} on {meta.dataset}: input {INPUT_NAME} float "
+                        f"(N,1,{size},{size}) preprocessed as lenet.preprocessing says; output "
+                        f"{OUTPUT_NAME} (N,{len(meta.classes)}) scores, argmax predicts")
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"the exported ONNX model of {meta.model!r} fails onnx.checker: "
+                          f"{e}") from None
+    return proto
+
+
+def _lenet_version() -> str:
+    from lenet import __version__
+
+    return __version__
+
+
+def export_onnx(weights_path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None
+                ) -> Path:
+    """Export a run directory or weights file to ONNX, written atomically; returns the path."""
+    from lenet import atomic, weights
+
+    model, meta = weights.load_model(weights_path)
+    proto = to_onnx(model, meta)
+    if output is None:
+        output = weights.resolve_path(weights_path).with_suffix(".onnx")
+    return atomic.write_bytes(output, proto.SerializeToString())
+
+
+def make_session(model: bytes | str | os.PathLike[str]) -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError("--backend onnxruntime needs onnxruntime: "
+                          "pip install 'lenet[onnx]'") from None
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    try:
+        return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for bad files
+        raise ExportError(f"{'ONNX model' if isinstance(model, bytes) else model}: ONNX Runtime "
+                          f"cannot load it ({str(e).splitlines()[0]})") from None
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf decode errors have no common public base class
+        raise ExportError(f"{path}: not a valid ONNX file ({e})") from None
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def load_onnx(path: str | os.PathLike[str]) -> Any:
+    """A .onnx file written by `lenet export` -> a :class:`lenet.predict.Predictor`."""
+    from lenet.data.transforms import Preprocessing
+    from lenet.predict import Predictor
+
+    p = Path(path)
+    if not p.is_file():
+        raise ExportError(f"{p}: no such ONNX file (make one with `lenet export`)")
+    props = read_metadata(p)
+    try:
+        prep = Preprocessing.from_dict(json.loads(props["lenet.preprocessing"]), source=str(p))
+        classes = [str(c) for c in json.loads(props["lenet.classes"])]
+        model = props["lenet.model"]
+        accuracy = json.loads(props.get("lenet.test_accuracy", "null"))
+    except (KeyError, json.JSONDecodeError) as e:
+        raise ExportError(f"{p}: ONNX file without lenet metadata ({e!r}); export it with "
+                          "`lenet export`") from None
+    return Predictor(model, classes, prep, accuracy, props.get("lenet.dataset", "mnist"),
+                     backend="onnxruntime", session=make_session(p))
+
+
+# --------------------------------------------------------------------------- CLI
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register `lenet export`."""
+    p = sub.add_parser("export", help="export saved weights to ONNX",
+                       description="Export a run directory or weights file to ONNX (dynamic "
+                                   "batch; preprocessing, model name and classes in the "
+                                   "metadata_props), checked with onnx.checker, written "
+                                   "atomically.")
+    p.add_argument("weights", metavar="WEIGHTS", help="run directory or .safetensors file")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write (default: next to the weights, with suffix .onnx)")
+    p.set_defaults(handler=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    path = export_onnx(args.weights, args.output)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,430 @@
+"""Read real handwriting: image files in, digits out, with MNIST's own preprocessing.
+
+MNIST's digits were made this way (LeCun et al.): size-normalized to fit a 20x20 box keeping the
+aspect ratio, anti-aliased, then centred in a 28x28 field by their centre of mass. A photo or a
+scan only looks like an MNIST digit after the same steps, which :func:`mnist_preprocess` applies:
+
+1. alpha composited on white, then grayscale (any mode: L, RGB, RGBA, P, 1, I;16, CMYK, ...);
+2. inverted when the background is light (decided from the border pixels), so ink is white;
+3. contrast stretched so the background is 0 and the strongest ink 255, faint noise zeroed;
+4. cropped to the ink's bounding box;
+5. the longest side scaled to 20 px keeping the aspect ratio, anti-aliased (Lanczos), and the
+   peak brought back to 255 (every MNIST digit peaks at 254-255);
+6. pasted into 28x28 so that the centre of mass sits at (14, 14) (MNIST's own mean);
+
+then the model's own normalization and padding from the weights' metadata.
+
+The network is run by :class:`Predictor`, with torch or with ONNX Runtime (``backend=
+"onnxruntime"``): given a ``.onnx`` file from `lenet export` it is used as is; given safetensors
+weights, the model is exported to ONNX in memory first (nothing is written next to the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lenet.errors import LenetError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MAX_PIXELS = 50_000_000
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+BOX = 20  # MNIST's size-normalization box
+SIDE = 28
+CENTRE = 14.0  # where MNIST's centres of mass sit (mean over the test set: 13.99, 14.00)
+INK_THRESHOLD = 0.2  # of the stretched range: what counts as ink for the bounding box
+NOISE_FLOOR = 0.08  # of the stretched range: zeroed as paper texture / sensor noise
+MIN_CONTRAST = 24.0  # gray levels between background and strongest ink, else "no ink"
+
+
+class ImageError(LenetError):
+    """An input image is unreadable, not an image, too large, or holds no ink."""
+
+
+class NotAnImageError(ImageError):
+    pass
+
+
+class ImageTooLargeError(ImageError):
+    pass
+
+
+class NoInkError(ImageError):
+    pass
+
+
+# --------------------------------------------------------------------------- images
+def open_image(source: str | os.PathLike[str] | bytes, name: str | None = None):
+    """Open and decode an image (an animation's first frame), refusing huge ones unread."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise LenetError("reading images needs Pillow: pip install 'lenet[predict]'") from None
+
+    label = name or (str(source) if not isinstance(source, bytes) else "image")
+    try:
+        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise ImageError(f"{label}: cannot read file ({e.strerror or e})") from None
+    with fp:
+        try:
+            with Image.open(fp) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ImageTooLargeError(
+                        f"{label}: image is {w}x{h} = {w * h / 1e6:.1f} megapixels; the limit is "
+                        f"{MAX_PIXELS / 1e6:.0f} megapixels (scale it down first)")
+                img.seek(0)
+                img.load()
+                return img.copy()
+        except Image.DecompressionBombError as e:
+            raise ImageTooLargeError(f"{label}: image too large to decode safely ({e})") from None
+        except UnidentifiedImageError:
+            raise NotAnImageError(f"{label}: not an image (supported: PNG, JPEG, BMP, GIF, "
+                                  "TIFF, WebP)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise ImageError(f"{label}: unreadable or truncated image ({e})") from None
+
+
+def to_grayscale(img) -> np.ndarray:
+    """Any PIL image -> float64 (H, W) in [0, 255], transparency composited on white."""
+    import numpy as np
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode.startswith("I;16"):
+            return arr / 257.0
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0 and hi <= 255:
+            return arr
+        return (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    if (mode == "P" and "transparency" in img.info) or mode in ("LA", "La", "PA", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    return np.asarray(img.convert("L"), dtype=np.float64)
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+
+
+def mnist_preprocess(gray: np.ndarray, name: str = "image") -> np.ndarray:
+    """Grayscale (H, W) of any size -> uint8 (28, 28), white ink on black, as MNIST was made."""
+    import numpy as np
+    from PIL import Image
+
+    gray = np.asarray(gray, dtype=np.float64)
+    if gray.ndim != 2 or gray.size == 0:
+        raise ImageError(f"{name}: expected a 2-D grayscale image, got shape {gray.shape}")
+    if float(np.median(_border(gray))) > 127.5:  # light paper, dark ink: make ink white
+        gray = 255.0 - gray
+    background = float(np.median(_border(gray)))
+    peak = float(gray.max())
+    if peak - background < MIN_CONTRAST:
+        raise NoInkError(f"{name}: no ink found (the image is blank or has too little contrast)")
+    ink = np.clip((gray - background) * (255.0 / (peak - background)), 0.0, 255.0)
+    ink[ink < NOISE_FLOOR * 255.0] = 0.0
+    rows = np.flatnonzero((ink >= INK_THRESHOLD * 255.0).any(axis=1))
+    cols = np.flatnonzero((ink >= INK_THRESHOLD * 255.0).any(axis=0))
+    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    small = Image.fromarray(crop.astype(np.float32), mode="F").resize(
+        (new_w, new_h), Image.Resampling.LANCZOS)
+    digit = np.clip(np.asarray(small, dtype=np.float64), 0.0, 255.0)
+    mass = digit.sum()
+    if mass <= 0:
+        raise NoInkError(f"{name}: no ink left after scaling the digit to {BOX} px")
+    digit *= 255.0 / digit.max()  # every MNIST digit peaks at 254-255; thin strokes fade
+    mass = digit.sum()
+    cy = float((digit.sum(axis=1) * np.arange(new_h)).sum() / mass)
+    cx = float((digit.sum(axis=0) * np.arange(new_w)).sum() / mass)
+    top = min(max(round(CENTRE - cy), 0), SIDE - new_h)
+    left = min(max(round(CENTRE - cx), 0), SIDE - new_w)
+    out = np.zeros((SIDE, SIDE), dtype=np.float64)
+    out[top:top + new_h, left:left + new_w] = digit
+    return np.rint(out).astype(np.uint8)
+
+
+def preprocess_image(source: str | os.PathLike[str] | bytes, name: str | None = None
+                     ) -> np.ndarray:
+    """An image file (path or bytes) -> uint8 (28, 28) white-on-black MNIST-style digit."""
+    label = name or (str(source) if not isinstance(source, bytes) else "image")
+    return mnist_preprocess(to_grayscale(open_image(source, label)), label)
+
+
+def preprocess_pixels(pixels: Any, name: str = "pixels") -> np.ndarray:
+    """784 numbers 0-255 (white ink on black, row-major) -> the MNIST-style 28x28 digit."""
+    import numpy as np
+
+    arr = np.asarray(pixels, dtype=np.float64)
+    if arr.size != SIDE * SIDE:
+        raise ImageError(f"{name}: expected {SIDE * SIDE} pixels, got {arr.size}")
+    arr = arr.reshape(SIDE, SIDE)
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
+        raise ImageError(f"{name}: pixel values must be numbers in 0..255")
+    # Already white-on-black by contract: never invert, even if the border happens to be lit.
+    if float(np.median(_border(arr))) > 127.5:
+        raise ImageError(f"{name}: expected white ink on a black background")
+    return mnist_preprocess(arr, name)
+
+
+# --------------------------------------------------------------------------- the network
+@dataclass
+class Prediction:
+    index: int
+    label: str
+    probabilities: list[float]
+    scores: list[float]
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.index]
+
+    def top(self, k: int, classes: list[str]) -> list[dict[str, Any]]:
+        import numpy as np
+
+        order = np.argsort(-np.asarray(self.probabilities), kind="stable")[:k]
+        return [{"digit": int(i), "label": classes[int(i)],
+                 "probability": float(self.probabilities[int(i)])} for i in order]
+
+
+@dataclass
+class Predictor:
+    """A loaded network plus its metadata; feeds it MNIST-style uint8 digits."""
+
+    model_name: str
+    classes: list[str]
+    preprocessing: Any  # lenet.data.transforms.Preprocessing
+    test_accuracy: float | None
+    dataset: str
+    backend: str = "torch"
+    model: Any = None  # torch nn.Module (torch backend)
+    session: Any = None  # onnxruntime.InferenceSession (onnxruntime backend)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], backend: str | None = None) -> Predictor:
+        """Weights (run dir, .safetensors) or a .onnx file; backend None: onnxruntime for a
+        .onnx file, torch otherwise."""
+        p = Path(path)
+        if backend is None:
+            backend = "onnxruntime" if p.suffix == ".onnx" else "torch"
+        if backend not in ("torch", "onnxruntime"):
+            raise LenetError(f"unknown backend {backend!r}; use torch or onnxruntime")
+        if p.suffix == ".onnx":
+            if backend != "onnxruntime":
+                raise LenetError(f"{p}: an ONNX file needs --backend onnxruntime")
+            from lenet.export import load_onnx
+
+            return load_onnx(p)
+        from lenet import weights
+
+        model, meta = weights.load_model(path)
+        pred = cls(meta.model, list(meta.classes), meta.preprocessing, meta.test_accuracy,
+                   meta.dataset, "torch", model=model, extra=dict(meta.extra))
+        if backend == "onnxruntime":
+            from lenet.export import make_session, to_onnx
+
+            pred.session = make_session(to_onnx(model, meta).SerializeToString())
+            pred.backend = "onnxruntime"
+        return pred
+
+    def scores(self, digits: np.ndarray) -> np.ndarray:
+        """uint8 (N, 28, 28) white-on-black -> float32 (N, classes) raw model scores."""
+        import numpy as np
+        import torch
+
+        x = self.preprocessing(torch.from_numpy(np.ascontiguousarray(digits, dtype=np.uint8)))
+        if self.backend == "onnxruntime":
+            name = self.session.get_inputs()[0].name
+            return np.asarray(self.session.run(None, {name: x.numpy()})[0], dtype=np.float32)
+        with torch.inference_mode():
+            return self.model(x).float().numpy()
+
+    def predict(self, digits: np.ndarray) -> list[Prediction]:
+        import numpy as np
+
+        s = self.scores(digits).astype(np.float64)
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        probs = e / e.sum(axis=1, keepdims=True)
+        out = []
+        for row_s, row_p in zip(s, probs, strict=True):
+            i = int(row_s.argmax())
+            out.append(Prediction(i, self.classes[i] if i < len(self.classes) else str(i),
+                                  row_p.tolist(), row_s.tolist()))
+        return out
+
+    def first_conv_maps(self, digit: np.ndarray) -> dict[str, Any] | None:
+        """Outputs of the model's first convolution for one digit (torch backend only)."""
+        import numpy as np
+        import torch
+        from torch import nn
+
+        if self.model is None:
+            return None
+        conv = next(((n, m) for n, m in self.model.named_modules()
+                     if isinstance(m, nn.Conv2d)), None)
+        if conv is None:
+            return None
+        name, module = conv
+        x = self.preprocessing(torch.from_numpy(np.ascontiguousarray(digit[None], np.uint8)))
+        with torch.inference_mode():
+            maps = module(x)[0].float().numpy()
+        return {"layer": name, "shape": list(maps.shape), "maps": maps}
+
+    def info(self) -> dict[str, Any]:
+        return {"model": self.model_name, "dataset": self.dataset, "classes": self.classes,
+                "test_accuracy": self.test_accuracy, "backend": self.backend,
+                "preprocessing": self.preprocessing.to_dict(),
+                "input_size": self.preprocessing.input_size}
+
+
+# --------------------------------------------------------------------------- inputs
+def expand_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, directories (their image files, recursively, sorted) and globs -> paths.
+
+    Returns (paths, problems) where problems are (argument, message) for arguments that match
+    nothing. Files named explicitly are kept whatever their extension (so a non-image gets its
+    own clear message); inside directories only image extensions are taken.
+    """
+    paths: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*")
+                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                problems.append((item, "directory holds no image files "
+                                       f"({', '.join(IMAGE_EXTENSIONS)})"))
+            paths.extend(found)
+        elif p.exists():
+            paths.append(p)
+        elif glob.has_magic(item):
+            found = sorted(Path(f) for f in glob.glob(item, recursive=True) if Path(f).is_file())
+            if not found:
+                problems.append((item, "pattern matches no files"))
+            paths.extend(found)
+        else:
+            problems.append((item, "no such file or directory"))
+    return paths, problems
+
+
+def _save_name(path: Path, used: set[str]) -> str:
+    stem = path.stem or "image"
+    name, n = f"{stem}.png", 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.png"
+    used.add(name)
+    return name
+
+
+def png_bytes(digit: np.ndarray) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(digit, dtype=np.uint8), mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
+                  save_dir: str | None = None) -> list[dict[str, Any]]:
+    """One result dict per input file: the prediction, or {"path", "error"}; never raises for
+    a bad image."""
+    import numpy as np
+
+    from lenet import atomic
+
+    paths, problems = expand_inputs(items)
+    results: list[dict[str, Any]] = [{"path": a, "error": m} for a, m in problems]
+    ok: list[tuple[int, Path, np.ndarray]] = []
+    for path in paths:
+        try:
+            digit = preprocess_image(path)
+        except ImageError as e:
+            results.append({"path": str(path), "error": str(e).removeprefix(f"{path}: ")})
+            continue
+        results.append({"path": str(path)})
+        ok.append((len(results) - 1, path, digit))
+    used: set[str] = set()
+    for start in range(0, len(ok), 512):
+        chunk = ok[start:start + 512]
+        preds = predictor.predict(np.stack([d for _, _, d in chunk]))
+        for (i, path, digit), pred in zip(chunk, preds, strict=True):
+            r = results[i]
+            r.update({"digit": pred.index, "label": pred.label,
+                      "confidence": pred.confidence, "top_k": pred.top(top_k, predictor.classes)})
+            if save_dir is not None:
+                target = Path(save_dir) / _save_name(path, used)
+                atomic.write_bytes(target, png_bytes(digit))
+                r["preprocessed"] = str(target)
+    return results
+
+
+def format_line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"{r['path']}\terror: {r['error']}"
+    top = " ".join(f"{t['label']}={t['probability']:.4f}" for t in r["top_k"])
+    return f"{r['path']}\t{r['label']}\t{r['confidence']:.4f}\t{top}"
+
+
+# --------------------------------------------------------------------------- CLI
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register `lenet predict`."""
+    p = sub.add_parser(
+        "predict", help="recognize digits in image files (PNG, JPEG, BMP, GIF, TIFF)",
+        description="Recognize handwritten digits in image files of any size and mode, "
+                    "preprocessed exactly as MNIST was made (invert if the paper is light, crop "
+                    "to the ink, scale to 20 px, centre by mass in 28x28). One line per file: "
+                    "path, digit, confidence, top-k. Exit status 1 if any file failed.")
+    p.add_argument("weights", metavar="WEIGHTS",
+                   help="run directory, .safetensors file, or a .onnx file from `lenet export`")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="image files, directories (searched recursively) or glob patterns")
+    p.add_argument("--json", action="store_true", help="print one JSON array")
+    p.add_argument("--top-k", type=int, default=3, metavar="K",
+                   help="how many ranked classes to list (default 3)")
+    p.add_argument("--save-preprocessed", metavar="DIR",
+                   help="write the 28x28 image the network saw for each file, as PNG")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
+                   help="default: onnxruntime for a .onnx file, torch otherwise; onnxruntime "
+                        "with safetensors weights exports them to ONNX in memory first")
+    p.set_defaults(handler=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from lenet.errors import ConfigError
+
+    predictor = Predictor.load(args.weights, backend=args.backend)
+    if not 1 <= args.top_k <= len(predictor.classes):
+        raise ConfigError(f"--top-k {args.top_k}: expected 1..{len(predictor.classes)}")
+    results = predict_files(predictor, args.inputs, args.top_k, args.save_preprocessed)
+    failed = [r for r in results if "error" in r]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if "error" not in r:
+                print(format_line(r))
+    for r in failed:
+        print(f"lenet: error: {r['path']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0

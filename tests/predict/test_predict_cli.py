@@ -1,0 +1,110 @@
+"""`lenet predict` on real MNIST digits re-rendered the way people write them: dark ink on light
+paper, 3x larger, off-centre on a bigger canvas, in several formats and modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.predict.helpers import run_cli
+
+N = 200
+
+
+def _render(digit: np.ndarray, i: int, rng: np.random.Generator, out: Path) -> Path:
+    big = Image.fromarray(255 - digit, "L").resize((84, 84), Image.Resampling.BILINEAR)
+    canvas = Image.new("L", (240, 180), 255)
+    canvas.paste(big, (int(rng.integers(0, 240 - 84)), int(rng.integers(0, 180 - 84))))
+    kind = i % 4
+    if kind == 0:
+        path = out / f"d{i:03d}.png"
+        canvas.convert("RGB").save(path)
+    elif kind == 1:
+        path = out / f"d{i:03d}.jpg"
+        canvas.convert("RGB").save(path, quality=90)
+    elif kind == 2:  # ink as alpha over transparent pixels
+        rgba = np.zeros((180, 240, 4), np.uint8)
+        rgba[..., 3] = 255 - np.asarray(canvas)
+        path = out / f"d{i:03d}.png"
+        Image.fromarray(rgba).save(path)
+    else:
+        path = out / f"d{i:03d}.bmp"
+        canvas.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, mnist_test) -> tuple[Path, np.ndarray, np.ndarray]:
+    images, labels = mnist_test
+    out = tmp_path_factory.mktemp("rendered")
+    rng = np.random.default_rng(5)
+    for i in range(N):
+        _render(images[i], i, rng, out)
+    return out, images[:N], labels[:N]
+
+
+def test_rerendered_digits_are_recognized(run_dir, rendered, tmp_path, capsys, monkeypatch):
+    from lenet.predict import Predictor
+
+    folder, images, labels = rendered
+    original_acc = float((Predictor.load(run_dir).scores(images).argmax(1) == labels).mean())
+    seen_dir = tmp_path / "seen"
+    rc = run_cli(["predict", str(run_dir), str(folder), "--json", "--top-k", "3",
+                  "--save-preprocessed", str(seen_dir)], monkeypatch)
+    assert rc == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == N and all("error" not in r for r in results)
+    by_index = {int(Path(r["path"]).stem[1:]): r for r in results}
+    predicted = np.array([by_index[i]["digit"] for i in range(N)])
+    acc = float((predicted == labels).mean())
+    print(f"accuracy: originals {original_acc:.3f}, re-rendered {acc:.3f}")
+    assert original_acc > 0.85
+    assert acc >= original_acc - 0.03
+    r0 = by_index[0]
+    assert [t["probability"] for t in r0["top_k"]] == sorted(
+        (t["probability"] for t in r0["top_k"]), reverse=True)
+    assert r0["confidence"] == r0["top_k"][0]["probability"] and len(r0["top_k"]) == 3
+    # What the network saw is (nearly) the original MNIST digit again.
+    corr = []
+    for i in range(N):
+        seen = np.asarray(Image.open(by_index[i]["preprocessed"]), np.float64)
+        assert seen.shape == (28, 28)
+        corr.append(np.corrcoef(seen.ravel(), images[i].ravel().astype(np.float64))[0, 1])
+    print(f"mean correlation with the original digit: {np.mean(corr):.3f}")
+    assert float(np.mean(corr)) > 0.85
+
+
+def test_text_output_globs_and_per_file_errors(run_dir, rendered, tmp_path, capsys,
+                                               monkeypatch):
+    folder, _, _ = rendered
+    (tmp_path / "notes.txt").write_text("not an image")
+    Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
+    (tmp_path / "cut.png").write_bytes((folder / "d000.png").read_bytes()[:200])
+    rc = run_cli(["predict", str(run_dir), str(folder / "d00[0-3].*"),
+                  str(tmp_path / "notes.txt"), str(tmp_path / "blank.png"),
+                  str(tmp_path / "cut.png"), str(tmp_path / "missing.png")], monkeypatch)
+    out, err = capsys.readouterr()
+    assert rc == 1  # some files failed, the others were still predicted
+    lines = out.strip().splitlines()
+    assert len(lines) == 4
+    for line in lines:
+        path, label, conf, top = line.split("\t")
+        assert Path(path).name.startswith("d00") and label in "0123456789"
+        assert 0.0 < float(conf) <= 1.0 and top.count("=") == 3
+    assert "notes.txt: not an image" in err
+    assert "blank.png: no ink found" in err
+    assert "cut.png: unreadable or truncated" in err
+    assert "missing.png: no such file" in err
+    assert "Traceback" not in err
+
+
+def test_bad_weights_and_top_k_exit_2(run_dir, rendered, tmp_path, capsys, monkeypatch):
+    folder, _, _ = rendered
+    assert run_cli(["predict", str(tmp_path / "nope"), str(folder)], monkeypatch) == 2
+    assert "lenet: error:" in capsys.readouterr().err
+    assert run_cli(["predict", str(run_dir), str(folder), "--top-k", "11"], monkeypatch) == 2
+    assert "--top-k 11" in capsys.readouterr().err
