@@ -63,3 +63,12 @@ def test_user_mistakes_get_one_clear_line_and_status_2(args: list[str], message:
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_data_info_reports_counts_and_checksums(mnist_ready) -> None:
+    (info,) = json.loads(lenet("data", "info", "mnist", "--json").stdout)
+    assert info["samples"] == {"train": 60_000, "test": 10_000}
+    assert set(info["files"].values()) == {"ok"}
+    assert sum(info["label_histogram"]["test"].values()) == 10_000
+    text = lenet("data", "info", "mnist").stdout
+    assert "t10k-images-idx3-ubyte" in text and "60,000" in text

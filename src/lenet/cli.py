@@ -249,15 +249,19 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def _format_info(d: dict[str, Any]) -> str:
-    lines = [f"{d.get('name')}: {d.get('location')}"]
-    for key, value in d.items():
-        if key in ("name", "location"):
-            continue
-        if isinstance(value, dict):
-            inner = ", ".join(f"{k}: {v}" for k, v in value.items())
-            lines.append(f"  {key}: {inner}")
-        else:
-            lines.append(f"  {key}: {value}")
+    lines = [f"{d['name']}: {d['location']}"]
+    for file, status in d.get("files", {}).items():
+        lines.append(f"  {file:<26} {status}")
+    samples, hist = d.get("samples") or {}, d.get("label_histogram") or {}
+    if not samples:
+        lines.append(f"  not fetched yet: run `lenet data fetch {d['name']}`")
+        return "\n".join(lines)
+    splits = list(samples)
+    lines.append(f"  {'class':<14}" + "".join(f"{s:>9}" for s in splits))
+    classes = next(iter(hist.values()), {})
+    for c in classes:
+        lines.append(f"  {c:<14}" + "".join(f"{hist[s].get(c, 0):>9,}" for s in splits))
+    lines.append(f"  {'total':<14}" + "".join(f"{samples[s]:>9,}" for s in splits))
     return "\n".join(lines)
 
 
