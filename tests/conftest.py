@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 
@@ -24,3 +27,19 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, mnist_ready: None):
                          "test_subset": 2000, "batch_size": 64, "scheduler": "none",
                          "lr": 0.002, "seed": 1, "run_dir": str(run_dir)})
     return train(cfg, log=lambda s: None)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real lenet5 run dir (1 epoch on 5,000 digits) for the predict and serve tests."""
+    from tests.predict.helpers import trained_run
+
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_ready: None) -> tuple[np.ndarray, np.ndarray]:
+    from lenet import data
+
+    images, labels = data.load("mnist", "test")
+    return images.numpy(), labels.numpy()

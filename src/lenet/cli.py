@@ -77,6 +77,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_train)
 
 
+def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides that parsed `lenet train` arguments ask for (None = not given)."""
+    from lenet.errors import ConfigError
+
+    overrides = {dest: getattr(args, dest) for _, dest, *_ in _TRAIN_FLAGS + _TRAIN_SWITCHES}
+    overrides["tensorboard"] = args.tensorboard
+    for item in args.sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip().replace("-", "_")] = value
+    return overrides
+
+
 # Keys that may change when resuming: where and how long, never what is trained.
 _RESUME_OVERRIDABLE = {"epochs", "device", "data_dir", "tensorboard"}
 
@@ -85,18 +99,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
     from lenet.config import resolve
-    from lenet.errors import ConfigError
     from lenet.train import train
 
     if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch_with_torchrun(args.nproc)
-    overrides = {dest: getattr(args, dest) for _, dest, *_ in _TRAIN_FLAGS + _TRAIN_SWITCHES}
-    overrides["tensorboard"] = args.tensorboard
-    for item in args.sets:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key.strip().replace("-", "_")] = value
+    overrides = train_overrides(args)
     if args.resume:
         cfg = _resume_config(args.resume, args.config, overrides)
         result = train(cfg, resume=True)

@@ -274,14 +274,7 @@ def _train_overrides(args: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
     parser = _ArgsError(prog="lenet")
     cli._add_train(parser.add_subparsers(parser_class=_ArgsError))
     ns = parser.parse_args(["train", *args])
-    overrides = {dest: getattr(ns, dest) for _, dest, *_ in cli._TRAIN_FLAGS + cli._TRAIN_SWITCHES}
-    overrides["tensorboard"] = ns.tensorboard
-    for item in ns.sets:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key.strip().replace("-", "_")] = value
-    return ns.config, overrides
+    return ns.config, cli.train_overrides(ns)
 
 
 def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
