@@ -312,9 +312,11 @@ def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None
     progress = (sys.stderr.isatty() and dist_env.is_main) if progress is None else progress
     t_start = time.perf_counter()
     device = dist_env.setup(pick(cfg.device))
+    threads = torch.get_num_threads()  # per-pattern training drops to one (_make_step)
     try:
         return _train(cfg, log, progress, resume, device, dist_env, t_start)
     finally:
+        torch.set_num_threads(threads)
         dist_env.close()
 
 
@@ -542,7 +544,11 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
     def native_conv_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Per-pattern training: at batch 1 oneDNN's per-call overhead dominates the tiny
         # convolutions, and ATen's native kernels make a LeNet step ~1.6x faster (the switch
-        # covers forward and backward, both of which run inside `fn`).
+        # covers forward and backward, both of which run inside `fn`). Ops this small gain
+        # nothing from intra-op threads, and on a busy CPU a waiting second thread makes every
+        # op ~5x slower, so one thread (restored when train() returns).
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
         enabled = torch.backends.mkldnn.enabled
         torch.backends.mkldnn.enabled = False
         try:

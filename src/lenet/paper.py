@@ -1,0 +1,160 @@
+"""``lenet paper``: train the 1998 paper's MNIST rows and put our errors next to its Fig. 9.
+
+Each row is a shipped recipe (plus ``distort`` for the distorted rows), trained with
+:func:`lenet.train.train` once per seed. The table (Markdown and JSON) goes to the run dir:
+method | paper test error % | ours mean ± std | parameters | training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lenet import atomic
+from lenet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # what --only selects
+    method: str  # as the paper's Fig. 9 names it
+    recipe: str
+    paper_error: float  # percent
+    distort: bool = False
+    train_error: bool = False  # report the training error after pass 19 instead of test error
+
+
+ROWS: tuple[Row, ...] = (
+    Row("linear", "linear classifier", "linear", 12.0),
+    Row("mlp-300", "28x28-300-10", "mlp-300", 4.7),
+    Row("mlp-300-distort", "28x28-300-10 [distortions]", "mlp-300", 3.6, distort=True),
+    Row("mlp-1000", "28x28-1000-10", "mlp-1000", 4.5),
+    Row("mlp-1000-distort", "28x28-1000-10 [distortions]", "mlp-1000", 3.8, distort=True),
+    Row("mlp-300-100", "28x28-300-100-10", "mlp-300-100", 3.05),
+    Row("mlp-300-100-distort", "28x28-300-100-10 [distortions]", "mlp-300-100", 2.5,
+        distort=True),
+    Row("mlp-500-150", "28x28-500-150-10", "mlp-500-150", 2.95),
+    Row("mlp-500-150-distort", "28x28-500-150-10 [distortions]", "mlp-500-150", 2.45,
+        distort=True),
+    Row("lenet1", "LeNet-1 [16x16]", "lenet1", 1.7),
+    Row("lenet4", "LeNet-4", "lenet4", 1.1),
+    Row("lenet5", "LeNet-5", "lenet5-1998", 0.95),
+    Row("lenet5-train", "LeNet-5 training error, pass 19", "lenet5-1998", 0.35,
+        train_error=True),
+    Row("lenet5-distort", "LeNet-5 [distortions]", "lenet5-1998-distort", 0.8, distort=True),
+)
+_BY_NAME = {r.name: r for r in ROWS}
+
+
+def select(only: list[str] | None) -> list[Row]:
+    if not only:
+        return list(ROWS)
+    unknown = [n for n in only if n not in _BY_NAME]
+    if unknown:
+        raise ConfigError(f"unknown paper row(s) {', '.join(unknown)}; rows: "
+                          + ", ".join(_BY_NAME))
+    return [_BY_NAME[n] for n in only]
+
+
+def _error_of(row: Row, result: Any) -> float:
+    if row.train_error:
+        # The running training error of pass 19 (or the last pass when fewer were run).
+        m = result.history[min(18, len(result.history) - 1)]
+        return 100.0 * (1.0 - m.train_accuracy)
+    return 100.0 * (1.0 - result.test.accuracy)
+
+
+def run(rows: list[Row], *, seeds: int = 1, epochs: int | None = None,
+        train_subset: int | None = None, test_subset: int | None = None,
+        device: str | None = None, run_dir: str | Path | None = None,
+        log=None) -> dict[str, Any]:
+    """Train every row `seeds` times; return (and write) the comparison table."""
+    from lenet.config import resolve
+    from lenet.train import train
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    out = Path(run_dir) if run_dir else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-paper"
+    out.mkdir(parents=True, exist_ok=True)
+    cache: dict[tuple[str, bool, int], Any] = {}  # lenet5 and lenet5-train share their runs
+    table = []
+    for row in rows:
+        errors, seconds, params = [], [], None
+        for seed in range(seeds):
+            key = (row.recipe, row.distort, seed)
+            if key not in cache:
+                overrides = {"seed": seed, "epochs": epochs, "train_subset": train_subset,
+                             "test_subset": test_subset, "device": device,
+                             "distort": True if row.distort else None, "tensorboard": False,
+                             "run_dir": str(out / f"{row.recipe}{'-distort' * row.distort}"
+                                                  f"-seed{seed}")}
+                cache[key] = train(resolve(row.recipe, overrides), log=log, progress=False)
+            result = cache[key]
+            errors.append(_error_of(row, result))
+            seconds.append(result.train_seconds)
+            params = result.params
+        table.append({
+            "row": row.name, "method": row.method, "paper_error": row.paper_error,
+            "errors": errors, "mean": statistics.fmean(errors),
+            "std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
+            "params": params, "train_seconds": statistics.fmean(seconds),
+        })
+    report = {"seeds": seeds, "epochs": epochs, "train_subset": train_subset,
+              "test_subset": test_subset, "rows": table}
+    atomic.write_text(out / "paper.json", json.dumps(report, indent=2) + "\n")
+    atomic.write_text(out / "paper.md", format_markdown(report))
+    report["run_dir"] = str(out)
+    return report
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    lines = ["| method | paper test error % | ours mean ± std | parameters | training time |",
+             "|---|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['method']} | {r['paper_error']:g} | {r['mean']:.2f} ± {r['std']:.2f}"
+                     f" | {r['params']:,} | {r['train_seconds']:.0f} s |")
+    notes = [f"seeds: {report['seeds']}"]
+    if report.get("epochs"):
+        notes.append(f"epochs: {report['epochs']}")
+    if report.get("train_subset"):
+        notes.append(f"training digits: {report['train_subset']}")
+    if report.get("test_subset"):
+        notes.append(f"test digits: {report['test_subset']}")
+    return "\n".join(lines) + "\n\n" + ", ".join(notes) + "\n"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``lenet paper`` on the CLI's subparsers object."""
+    p = subparsers.add_parser(
+        "paper", help="reproduce the 1998 paper's MNIST table (Fig. 9)",
+        description="Train the paper's networks and compare test errors with Fig. 9. Rows: "
+                    + ", ".join(_BY_NAME))
+    p.add_argument("--only", nargs="+", metavar="NAME", help="train only these rows")
+    p.add_argument("--seeds", type=int, default=1, help="runs per row (mean ± std)")
+    p.add_argument("--epochs", type=int, help="override every recipe's passes")
+    p.add_argument("--train-subset", type=int, help="train on the first N digits only")
+    p.add_argument("--test-subset", type=int, help="test on the first N digits only")
+    p.add_argument("--device", help="auto, cpu, cuda or mps")
+    p.add_argument("--run-dir", help="where to write (default runs/<time>-paper)")
+    p.add_argument("--json", action="store_true", help="print the JSON report on stdout")
+    p.set_defaults(handler=cmd_paper)
+    return p
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+    report = run(select(args.only), seeds=args.seeds, epochs=args.epochs,
+                 train_subset=args.train_subset, test_subset=args.test_subset,
+                 device=args.device, run_dir=args.run_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_markdown(report), end="")
+        print(f"written to {report['run_dir']}/paper.md and paper.json")
+    return 0
