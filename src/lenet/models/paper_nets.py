@@ -103,5 +103,6 @@ def _mlp_builder(hidden: tuple[int, ...]):
 for _name, (_hidden, _description) in _MLPS.items():
     register(ModelSpec(
         name=_name, build=_mlp_builder(_hidden), preprocessing=PAPER_INPUT,
-        source="LeCun et al. 1998 Fig. 9: fully connected net, tanh hidden units",
+        source="LeCun et al. 1998 Fig. 9: " + (
+            "fully connected net, tanh hidden units" if _hidden else "linear classifier"),
         description=_description, tags=("paper",)))
