@@ -137,18 +137,51 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     # Fused kernels update every parameter in one call instead of one small op per tensor;
     # for a 10-tensor model that per-op overhead is a visible share of each step.
     fused = {"fused": True} if params and params[0].device.type in ("cpu", "cuda") else {}
+    optim = (lambda cls: cls) if cfg.compile else _eager
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay, **fused)
+        return optim(torch.optim.SGD)(params, lr=cfg.lr, momentum=cfg.momentum,
+                                      nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
+                                      **fused)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+        return optim(torch.optim.Adam)(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+        return optim(torch.optim.AdamW)(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                        **fused)
     if cfg.optimizer == "sdlm":
         from lenet.optim.sdlm import SDLM
 
         return SDLM(params, lr=cfg.lr, rbf_j=cfg.rbf_j, seed=cfg.seed)
     raise TrainingError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+_EAGER: dict[type, type] = {}
+
+
+def _eager(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """`cls` without its torch.compile guards, for eager training (not with `compile`).
+
+    torch.optim wraps step, zero_grad, add_param_group and (load_)state_dict so that dynamo
+    never traces them, and those wrappers import torch._dynamo on first use: about 1.2 s of a
+    ~5 s `lenet train --config lenet5-fast` process. Outside torch.compile the wrapped
+    functions (kept by functools.wraps as ``__wrapped__``) compute exactly the same, with the
+    same state_dict; a torch version without ``__wrapped__`` simply keeps its guarded methods.
+    """
+    if cls in _EAGER:
+        return _EAGER[cls]
+    import inspect
+
+    raw_step = inspect.unwrap(cls.step)
+
+    def step(self: torch.optim.Optimizer, closure: Callable | None = None) -> Any:
+        with torch.set_grad_enabled(self.defaults.get("differentiable", False)):
+            return raw_step(self, closure)
+
+    names = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+    body = {n: inspect.unwrap(getattr(torch.optim.Optimizer, n)) for n in names}
+    body["step"] = step
+    _EAGER[cls] = type(cls.__name__, (cls,), {**body, "__qualname__": cls.__qualname__,
+                                              "__doc__": cls.__doc__})
+    return _EAGER[cls]
 
 
 class Schedule:

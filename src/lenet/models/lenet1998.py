@@ -28,7 +28,9 @@ trains with the paper's Eq. 9 loss (``rbf-map`` in :mod:`lenet.losses`). For the
 diagonal Levenberg-Marquardt optimizer (:mod:`lenet.optim.sdlm`) it splits itself into
 :meth:`LeNet1998.curvature_features` (input -> the 84 F6 states) and
 :meth:`LeNet1998.curvature_head` (the RBF layer), so that the RBF layer counts as part of the loss,
-as in the paper's Appendix C.
+as in the paper's Appendix C, and lists the layers of the former in
+:meth:`LeNet1998.curvature_layers`, which lets SDLM back-propagate second derivatives with squared
+weights layer by layer as the paper does (:func:`lenet.optim.sdlm.paper_diagonal`).
 """
 
 from __future__ import annotations
@@ -241,6 +243,13 @@ class LeNet1998(nn.Module):
 
     def curvature_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.output(features)
+
+    def curvature_layers(self) -> list[nn.Module]:
+        """:meth:`curvature_features` as a list of layers, applied in order, for SDLM's
+        squared-weight back-propagation (:func:`lenet.optim.sdlm.paper_diagonal`)."""
+        sq = Squash()
+        return [self.c1, sq, self.s2, sq, self.c3, sq, self.s4, sq, self.c5, sq, nn.Flatten(),
+                self.f6, sq]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.curvature_features(x))

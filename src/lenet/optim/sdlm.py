@@ -6,7 +6,20 @@ larger batches work too, with the batch-mean gradient). h_kk is re-estimated on 
 patterns (the trainer passes 500) before every pass and held fixed during the pass; μ = 0.02 as
 in the paper's MNIST experiments.
 
-How h_kk is computed here: the exact diagonal of the Gauss-Newton matrix,
+How h_kk is computed (``SDLM(hessian=...)``; ``"auto"``, the default, picks ``"paper"`` for a
+model that lists its layers in ``curvature_layers()`` (``lenet5-1998``) and ``"gauss-newton"``
+otherwise):
+
+``"paper"`` (:func:`paper_diagonal`), Appendix C as written: second derivatives are
+back-propagated with squared weights, ∂²E/∂a_i² = f'(a_i)² Σ_k u_ki² ∂²E/∂a_k² (off-diagonal
+terms dropped at every layer), and h_kk = Σ_{(i,j)∈V_k} ∂²E/∂a_i² x_j² sums non-negative terms
+over every connection sharing weight k (x_j = 1 for a bias). Each layer runs its own op twice,
+batched over the 500 patterns: once with squared inputs (vjp in the weights: the h terms), once
+with squared weights (vjp in the input: the recursion). One forward and one backward pass; the
+seed is the diagonal of the loss Hessian in z, see below.
+
+``"gauss-newton"`` (:func:`gauss_newton_diagonal`): the exact diagonal of the Gauss-Newton
+matrix,
 
     h = (1/P) Σ_p diag(J_pᵀ H_p J_p),
 
@@ -29,19 +42,23 @@ Where the recursion is seeded (what z and H_p are):
   2·I: the paper's seed ∂²E/∂x_j² = 2. For Eq. 9 (``rbf-map``) it is
   2 p₀ I + 4 Dᵀ (diag(p) - p pᵀ) D, with p the softmax over (-j, -y_0..-y_9) restricted to the ten
   classes, p₀ the "rubbish" class's share and D the (10, 84) matrix of rows x - w_i: positive
-  semi-definite, so nothing is clamped. Its diagonal tends to 2 p₀ when the pattern is far from
-  every code (then Eq. 9 behaves like Eq. 8, and the first term dominates).
+  semi-definite. Gauss-Newton uses all of it; the paper's recursion, which keeps only diagonals,
+  is seeded with its diagonal 2 p₀ + 4 (Σ_i p_i d_ij² - (Σ_i p_i d_ij)²) > 0, d_ij = x_j - w_ij
+  (the paper leaves the Eq. 9 seed
+  unspecified; this is the exact ∂²E/∂x_j², and it tends to Eq. 8's 2 when p₀ -> 1).
 - Any other model: z are the scores and H_p is the Hessian of its loss in the scores (for
-  cross-entropy diag(p) - p pᵀ).
+  cross-entropy diag(p) - p pᵀ; the paper estimator's seed is then p - p²).
 
-Relation to the paper's squared-weight back-propagation (∂²E/∂a_i² = f'(a_i)² Σ_k u_ki² ∂²E/∂a_k²,
-then h_kk = Σ_{connections of k} ∂²E/∂a_i² x_j²): that recursion is this same Gauss-Newton
-quantity after two further approximations, dropping the off-diagonal terms of ∂²E/∂a² at every
-layer and the cross terms between the connections that share a weight. We keep both, which gives
-the exact Gauss-Newton diagonal the paper approximates. Exactly, it costs one vector-Jacobian
-product per output column (84 for lenet5-1998) and pattern, ~40 s on 500 patterns on one CPU
-core; :class:`SDLM` by default uses 4 random-sign probes per pattern instead (an unbiased
-estimate of the same diagonal, ~3-4 s per pass), see :func:`gauss_newton_diagonal`.
+The two differ by the paper's dropped terms: the off-diagonal ∂²E/∂a² terms at every layer and the
+cross terms between the connections that share a weight (Gauss-Newton squares the summed
+per-connection Jacobian, the paper sums the squares). Neither is uniformly larger: for
+``lenet5-1998`` at the paper's initialization on 500 MNIST digits they agree in F6 and C5, and the
+paper's h is 3-15x smaller below (C1 weights: mean 4e-6 vs 4e-5). All of them are far below
+μ = 0.02 there, so both give every weight below C5 nearly the same step η/μ. The exact
+Gauss-Newton diagonal costs one vector-Jacobian product per output column (84 for lenet5-1998)
+and pattern, ~40 s on 500 patterns on one CPU core; by default it uses 4 random-sign probes per
+pattern instead (an unbiased estimate of the same diagonal, ~3-4 s per pass), see
+:func:`gauss_newton_diagonal`.
 """
 
 from __future__ import annotations
@@ -51,11 +68,12 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, hessian, vmap
+from torch.func import functional_call, grad, hessian, vjp, vmap
 
 from lenet.losses import make_loss
 
 MU = 0.02
+HESSIANS = ("auto", "paper", "gauss-newton")
 
 
 class _Body(nn.Module):
@@ -154,10 +172,114 @@ def gauss_newton_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch
     return {k.removeprefix("model."): v / n for k, v in total.items()}
 
 
+def _paper_layer_kind(layer: nn.Module) -> str:
+    """How :func:`paper_diagonal` treats ``layer``: "linear", "flatten" or "pointwise"."""
+    from lenet.models.lenet1998 import SparseConv2d, Subsampling
+
+    if isinstance(layer, nn.Conv2d | nn.Linear | SparseConv2d | Subsampling):
+        return "linear"
+    if isinstance(layer, nn.Flatten):
+        return "flatten"
+    if next(layer.parameters(), None) is None:
+        return "pointwise"
+    raise NotImplementedError(
+        f"paper_diagonal: no squared-weight rule for {type(layer).__name__}; use "
+        "hessian='gauss-newton'")
+
+
+def paper_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                   loss: str | Callable = "cross-entropy", *, rbf_j: float = 1.0
+                   ) -> dict[str, torch.Tensor]:
+    """The paper's h_kk (Appendix C), averaged over the patterns, per trainable parameter name.
+
+    ``model.curvature_layers()`` lists, in order, the modules whose composition is the part
+    below the curvature point (``curvature_features``, or the whole model): parametrized
+    layers of a whitelisted kind (Conv2d, Linear, SparseConv2d, Subsampling: each connection
+    u_ij is one parameter entry, a_i = sum_j u_ij x_j + b_i), nn.Flatten, and parameter-free
+    pointwise functions (the squashing; anything shape-preserving without parameters is taken
+    to be pointwise). One batched forward pass records each layer's input, then, all patterns
+    at once:
+
+    - seed: s = diag(∂²E_p/∂z²), the diagonal of the loss Hessian in z, clamped at 0 (2 per
+      F6 state for Eq. 8, positive for Eq. 9: see the module docstring);
+    - pointwise f: s <- f'(a)² s, f' by autograd (the function is elementwise);
+    - linear layer with input x: h(weights) += vjp_W[op(x², W)](s) = Σ_{(i,j)∈V_k} s_i x_j² and
+      h(bias) += Σ_i s_i (bias input 1), both from the layer's own op with x squared; then
+      s <- vjp_x[op(·, W²)](s) = Σ_k u_ki² s_k, the same op with every weight squared.
+
+    Every term is ≥ 0, the off-diagonal terms of ∂²E/∂a² are dropped at every layer, and a shared
+    weight's h sums over its connections, as in the paper. The sums are over the batch; dividing
+    by the pattern count gives the mean of the per-pattern h.
+    """
+    loss_fn = make_loss(loss, rbf_j=rbf_j) if isinstance(loss, str) else loss
+    if not supports_paper_diagonal(model):
+        raise ValueError(f"paper_diagonal: {type(model).__name__} has no curvature_layers(); "
+                         "use hessian='gauss-newton'")
+    head = _head(model)
+    layers = list(model.curvature_layers())
+    kinds = [_paper_layer_kind(layer) for layer in layers]
+    module_names = {id(m): n for n, m in model.named_modules()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            states = [inputs]
+            for layer in layers:
+                states.append(layer(states[-1]))
+            z = states.pop()
+
+        def pattern_loss(zp: torch.Tensor, yp: torch.Tensor) -> torch.Tensor:
+            return loss_fn(head(zp[None]), yp[None])
+
+        flat = z.reshape(len(z), -1)
+        hess = vmap(hessian(lambda zp, yp: pattern_loss(zp.view(z.shape[1:]), yp)))(
+            flat, targets)
+        s = hess.diagonal(dim1=1, dim2=2).clamp(min=0).reshape(z.shape)
+
+        h: dict[str, torch.Tensor] = {}
+        for depth in range(len(layers) - 1, -1, -1):
+            layer, kind, x = layers[depth], kinds[depth], states[depth]
+            if kind == "flatten":
+                s = s.reshape(x.shape)
+            elif kind == "pointwise":
+                with torch.enable_grad():
+                    a = x.detach().requires_grad_(True)
+                    (slope,) = torch.autograd.grad(layer(a).sum(), a)
+                s = slope.square() * s
+            else:
+                params = dict(layer.named_parameters())
+                prefix = module_names[id(layer)]
+                x2 = x.square()
+                _, pull_w = vjp(lambda pr, x2=x2, layer=layer: functional_call(layer, pr, (x2,)),
+                                {k: v.detach() for k, v in params.items()})
+                for k, v in pull_w(s)[0].items():
+                    if params[k].requires_grad:
+                        name = f"{prefix}.{k}" if prefix else k
+                        h[name] = h.get(name, 0) + v
+                if depth > 0:
+                    squared = {k: v.detach().square() for k, v in params.items()}
+                    _, pull_x = vjp(lambda xx, layer=layer, sq=squared:
+                                    functional_call(layer, sq, (xx,)), x)
+                    (s,) = pull_x(s)
+    finally:
+        model.train(was_training)
+    n = max(len(targets), 1)
+    return {k: v / n for k, v in h.items()}
+
+
+def supports_paper_diagonal(model: nn.Module) -> bool:
+    """Whether the model lists its layers for :func:`paper_diagonal` (``curvature_layers``)."""
+    return callable(getattr(model, "curvature_layers", None))
+
+
 class SDLM(torch.optim.Optimizer):
     """ε_k = lr / (mu + h_kk), h re-estimated by :meth:`before_epoch`, one update per call.
 
-    ``probes``: random-sign probes per pattern for the curvature estimate (None: exact, M
+    ``hessian``: how h_kk is estimated. ``"paper"``: the paper's squared-weight back-propagation
+    (:func:`paper_diagonal`; the model must list ``curvature_layers``); ``"gauss-newton"``: the
+    exact Gauss-Newton diagonal (:func:`gauss_newton_diagonal`); ``"auto"`` (default): the
+    paper's where the model supports it (``lenet5-1998``), Gauss-Newton otherwise.
+    ``probes``: random-sign probes per pattern for the Gauss-Newton estimate (None: exact, M
     products per pattern; 4 by default, about 4 s on 500 patterns for lenet5-1998 on one CPU
     core). ``threads``: intra-op threads while estimating (None: leave as is).
 
@@ -167,11 +289,14 @@ class SDLM(torch.optim.Optimizer):
 
     def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict], lr: float = 5e-4,
                  mu: float = MU, rbf_j: float = 1.0, probes: int | None = 4, chunk: int = 64,
-                 seed: int = 0, threads: int | None = 1) -> None:
+                 seed: int = 0, threads: int | None = 1, hessian: str = "auto") -> None:
         if lr <= 0 or mu <= 0:
             raise ValueError(f"SDLM needs lr > 0 and mu > 0, got lr={lr}, mu={mu}")
+        if hessian not in HESSIANS:
+            raise ValueError(f"SDLM: hessian must be one of {', '.join(HESSIANS)}, got {hessian!r}")
         super().__init__(params, {"lr": lr, "mu": mu})
         self.rbf_j = rbf_j
+        self.hessian = hessian
         self.probes = probes
         self.threads = threads
         self.chunk = chunk
@@ -187,9 +312,12 @@ class SDLM(torch.optim.Optimizer):
         # One intra-op thread by default: the estimate is many small per-pattern products, and
         # on a shared CPU it ran 3x faster with one thread than with two.
         with torch.enable_grad(), _threads(self.threads):
-            h = gauss_newton_diagonal(model, inputs, targets, loss, rbf_j=self.rbf_j,
-                                      probes=self.probes, chunk=self.chunk,
-                                      generator=self._generator)
+            if self.estimator(model) == "paper":
+                h = paper_diagonal(model, inputs, targets, loss, rbf_j=self.rbf_j)
+            else:
+                h = gauss_newton_diagonal(model, inputs, targets, loss, rbf_j=self.rbf_j,
+                                          probes=self.probes, chunk=self.chunk,
+                                          generator=self._generator)
         by_id = {id(p): n for n, p in model.named_parameters()}
         for group in self.param_groups:
             for p in group["params"]:
@@ -199,6 +327,12 @@ class SDLM(torch.optim.Optimizer):
                                      "not a trainable parameter of this model")
                 self.state[p]["h"] = h[name]
         self._version += 1
+
+    def estimator(self, model: nn.Module) -> str:
+        """The curvature estimate used for this model: "paper" or "gauss-newton"."""
+        if self.hessian == "auto":
+            return "paper" if supports_paper_diagonal(model) else "gauss-newton"
+        return self.hessian
 
     def step_sizes(self, group: dict) -> list[torch.Tensor]:
         """-ε_k for every parameter of the group, recomputed only when lr, mu or h change."""
