@@ -35,8 +35,9 @@ browser:
 test: lint browser
 	$(BIN)/python -m pytest -q
 
+# Speed, side by side in one run: `lenet bench` (training, time to 99 %, peak, inference).
 bench: install
-	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/lenet bench --out runs/bench/bench.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

@@ -602,10 +602,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     result = _finite(run(s, args.device, log))
     table = markdown(result)
     if args.out:
+        from lenet import atomic
+
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        out.with_suffix(".md").write_text(table)
+        atomic.write_text(out, json.dumps(result, indent=2) + "\n")
+        atomic.write_text(out.with_suffix(".md"), table)
         log(f"wrote {out} and {out.with_suffix('.md')}")
     if args.json:
         print(json.dumps(result, indent=2))

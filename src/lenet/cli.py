@@ -280,11 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_evaluate, _add_viz, _add_models, _add_data, _add_sweep):
         add(sub)
-    from lenet import export, paper, predict, serve
+    from lenet import bench, export, paper, predict, serve
 
     for module in (predict, export, serve):
         module.add_parsers(sub)
     paper.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 

@@ -95,7 +95,7 @@ def open_image(source: str | os.PathLike[str] | bytes, name: str | None = None):
             raise ImageError(f"{label}: unreadable or truncated image ({e})") from None
 
 
-def to_grayscale(img) -> np.ndarray:
+def to_grayscale(img, name: str = "image") -> np.ndarray:
     """Any PIL image -> float64 (H, W) in [0, 255], transparency composited on white."""
     import numpy as np
     from PIL import Image
@@ -103,6 +103,8 @@ def to_grayscale(img) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():  # a float TIFF (mode F) can hold NaN or Infinity
+            raise ImageError(f"{name}: the image holds non-finite values (NaN or Infinity)")
         if mode.startswith("I;16"):
             return arr / 257.0
         lo, hi = float(arr.min()), float(arr.max())
@@ -166,7 +168,7 @@ def preprocess_image(source: str | os.PathLike[str] | bytes, name: str | None = 
                      ) -> np.ndarray:
     """An image file (path or bytes) -> uint8 (28, 28) white-on-black MNIST-style digit."""
     label = name or (str(source) if not isinstance(source, bytes) else "image")
-    return mnist_preprocess(to_grayscale(open_image(source, label)), label)
+    return mnist_preprocess(to_grayscale(open_image(source, label), label), label)
 
 
 def preprocess_pixels(pixels: Any, name: str = "pixels") -> np.ndarray:

@@ -119,6 +119,15 @@ def test_non_image_and_truncated() -> None:
         preprocess_image(_png(_bar_image())[:300], "cut.png")
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_float_image_with_non_finite_values_is_a_clear_error(bad: float) -> None:
+    arr = np.zeros((40, 40), np.float32)
+    arr[10:30, 18:22] = 200.0
+    arr[0, 0] = bad
+    with pytest.raises(ImageError, match="non-finite"):
+        preprocess_image(_png(Image.fromarray(arr, "F"), "TIFF"), "float.tif")
+
+
 def test_over_50_megapixels_is_refused_before_decoding() -> None:
     big = Image.new("1", (8000, MAX_PIXELS // 8000 + 1), 1)
     data = _png(big)

@@ -77,7 +77,9 @@ register(
     ModelSpec(
         name="lenet5-tanh",
         build=lambda: LeNet5("tanh", "avg", c1_padding=0),
-        preprocessing=Preprocessing(mean=0.0, std=1.0),
+        # The notes' transform: ToTensor then Normalize((0.5,), (0.5,)), so pixels lie in
+        # [-1, 1], centred where tanh is steepest.
+        preprocessing=_HALF,
         source="notebook notes: tanh, average pool, 28x28 unpadded, 16*4*4 -> 120 -> 84 -> 10",
         description="classic-style LeNet-5 with tanh and average pooling",
     )

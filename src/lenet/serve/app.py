@@ -98,7 +98,9 @@ async def _form_file(request: Request, body: bytes) -> bytes:
 def _pixels_from_json(body: bytes) -> list[Any]:
     try:
         doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except RecursionError:
+        raise ApiError(422, "malformed JSON: nested too deeply") from None
+    except ValueError as e:  # bad syntax or encoding, or an integer literal over 4300 digits
         raise ApiError(422, f"malformed JSON: {e}") from None
     if not isinstance(doc, dict) or "pixels" not in doc:
         raise ApiError(422, 'expected a JSON object {"pixels": [784 numbers 0-255]}')
@@ -108,6 +110,10 @@ def _pixels_from_json(body: bytes) -> list[Any]:
         raise ApiError(422, '"pixels" must be a flat list of numbers 0-255')
     if len(pixels) != 784:
         raise ApiError(422, f'"pixels" must hold 784 numbers (28x28, row-major), got {len(pixels)}')
+    # Compared as Python numbers: NaN and Infinity fail, and an integer too big for a float
+    # never reaches numpy (whose float conversion would raise OverflowError).
+    if not all(0 <= v <= 255 for v in pixels):
+        raise ApiError(422, '"pixels": pixel values must be numbers in 0..255 (no NaN or Infinity)')
     return pixels
 
 
