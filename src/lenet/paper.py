@@ -1,13 +1,15 @@
 """``lenet paper``: train the 1998 paper's MNIST rows and put our errors next to its Fig. 9.
 
-Each row is a shipped recipe (plus ``distort`` for the distorted rows), trained with
-:func:`lenet.train.train` once per seed. The table (Markdown and JSON) goes to the run dir:
+Each row is a shipped recipe (plus ``distort`` for the distorted rows), trained once per seed
+by `lenet sweep` (:func:`lenet.sweep.run_sweep`): every run its own process, ``--jobs`` at a time.
+The table (Markdown and JSON) goes to the run dir:
 method | paper test error % | ours mean ± std | parameters | training time.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import sys
@@ -62,49 +64,64 @@ def select(only: list[str] | None) -> list[Row]:
     return [_BY_NAME[n] for n in only]
 
 
-def _error_of(row: Row, result: Any) -> float:
+def _train_error(run_dir: Path) -> float:
+    """The running training error of pass 19 (or of the last pass when fewer were run)."""
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return 100.0 * (1.0 - float(rows[min(18, len(rows) - 1)]["train_accuracy"]))
+
+
+def _error_of(row: Row, run: Any) -> float:
     if row.train_error:
-        # The running training error of pass 19 (or the last pass when fewer were run).
-        m = result.history[min(18, len(result.history) - 1)]
-        return 100.0 * (1.0 - m.train_accuracy)
-    return 100.0 * (1.0 - result.test.accuracy)
+        return _train_error(run.run_dir)
+    return 100.0 * (1.0 - run.result["test_accuracy"])
 
 
 def run(rows: list[Row], *, seeds: int = 1, epochs: int | None = None,
         train_subset: int | None = None, test_subset: int | None = None,
-        device: str | None = None, run_dir: str | Path | None = None,
-        log=None) -> dict[str, Any]:
-    """Train every row `seeds` times; return (and write) the comparison table."""
-    from lenet.config import resolve
-    from lenet.train import train
+        device: str | None = None, run_dir: str | Path | None = None, jobs: int = 1,
+        timeout: float | None = None, log=None) -> dict[str, Any]:
+    """Train every row `seeds` times with `lenet sweep`; return (and write) the comparison table.
+
+    Each distinct recipe (with or without distortions) is one sweep, in ``run_dir/<recipe>/``:
+    seeds 0..seeds-1, ``jobs`` runs at a time, each its own ``lenet train`` process, so a failed
+    run is reported with its log and the other runs and rows go on.
+    """
+    from lenet.sweep import run_sweep
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(run_dir) if run_dir else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-paper"
     out.mkdir(parents=True, exist_ok=True)
-    cache: dict[tuple[str, bool, int], Any] = {}  # lenet5 and lenet5-train share their runs
+    extra = ["--no-tensorboard"]
+    for flag, value in (("--epochs", epochs), ("--train-subset", train_subset),
+                        ("--test-subset", test_subset), ("--device", device)):
+        if value is not None:
+            extra += [flag, str(value)]
+    sweeps: dict[tuple[str, bool], Any] = {}  # lenet5 and lenet5-train share their runs
     table = []
     for row in rows:
-        errors, seconds, params = [], [], None
-        for seed in range(seeds):
-            key = (row.recipe, row.distort, seed)
-            if key not in cache:
-                overrides = {"seed": seed, "epochs": epochs, "train_subset": train_subset,
-                             "test_subset": test_subset, "device": device,
-                             "distort": True if row.distort else None, "tensorboard": False,
-                             "run_dir": str(out / f"{row.recipe}{'-distort' * row.distort}"
-                                                  f"-seed{seed}")}
-                cache[key] = train(resolve(row.recipe, overrides), log=log, progress=False)
-            result = cache[key]
-            errors.append(_error_of(row, result))
-            seconds.append(result.train_seconds)
-            params = result.params
+        key = (row.recipe, row.distort)
+        if key not in sweeps:
+            distorted = row.distort and not row.recipe.endswith("distort")
+            name = f"{row.recipe}{'-distort' * distorted}"
+            sweeps[key] = run_sweep(row.recipe, {}, seeds, jobs, out / name,
+                                    extra_args=extra + ["--distort"] * row.distort,
+                                    timeout=timeout, log=log)
+        runs = sweeps[key].runs
+        ok = [r for r in runs if r.ok]
+        errors = [_error_of(row, r) for r in ok]
         table.append({
             "row": row.name, "method": row.method, "paper_error": row.paper_error,
-            "errors": errors, "mean": statistics.fmean(errors),
-            "std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
-            "params": params, "train_seconds": statistics.fmean(seconds),
+            "errors": errors, "mean": statistics.fmean(errors) if errors else None,
+            "std": statistics.stdev(errors) if len(errors) > 1 else 0.0 if errors else None,
+            "params": ok[0].result["params"] if ok else None,
+            "train_seconds": statistics.fmean(r.result["train_seconds"] for r in ok)
+            if ok else None,
+            "runs": [str(r.run_dir) for r in runs],
+            "failed": [{"seed": r.seed, "log": str(r.log_path), "error": r.error}
+                       for r in runs if not r.ok],
         })
     report = {"seeds": seeds, "epochs": epochs, "train_subset": train_subset,
               "test_subset": test_subset, "rows": table}
@@ -118,8 +135,12 @@ def format_markdown(report: dict[str, Any]) -> str:
     lines = ["| method | paper test error % | ours mean ± std | parameters | training time |",
              "|---|---:|---:|---:|---:|"]
     for r in report["rows"]:
+        if r["mean"] is None:
+            lines.append(f"| {r['method']} | {r['paper_error']:g} | every run failed | – | – |")
+            continue
+        failed = f" ({len(r['failed'])} failed)" if r["failed"] else ""
         lines.append(f"| {r['method']} | {r['paper_error']:g} | {r['mean']:.2f} ± {r['std']:.2f}"
-                     f" | {r['params']:,} | {r['train_seconds']:.0f} s |")
+                     f"{failed} | {r['params']:,} | {r['train_seconds']:.0f} s |")
     notes = [f"seeds: {report['seeds']}"]
     if report.get("epochs"):
         notes.append(f"epochs: {report['epochs']}")
@@ -142,6 +163,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--train-subset", type=int, help="train on the first N digits only")
     p.add_argument("--test-subset", type=int, help="test on the first N digits only")
     p.add_argument("--device", help="auto, cpu, cuda or mps")
+    p.add_argument("-j", "--jobs", type=int, default=1,
+                   help="runs at a time (default 1); each gets cpu_count/jobs threads")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="kill a run (and count it failed) after this long")
     p.add_argument("--run-dir", help="where to write (default runs/<time>-paper)")
     p.add_argument("--json", action="store_true", help="print the JSON report on stdout")
     p.set_defaults(handler=cmd_paper)
@@ -151,10 +176,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def cmd_paper(args: argparse.Namespace) -> int:
     report = run(select(args.only), seeds=args.seeds, epochs=args.epochs,
                  train_subset=args.train_subset, test_subset=args.test_subset,
-                 device=args.device, run_dir=args.run_dir)
+                 device=args.device, run_dir=args.run_dir, jobs=args.jobs, timeout=args.timeout)
+    failed = [f for r in report["rows"] for f in r["failed"]]
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(format_markdown(report), end="")
+        for r in report["rows"]:
+            for f in r["failed"]:
+                print(f"\n{r['method']}, seed {f['seed']} failed (log {f['log']}):\n{f['error']}")
         print(f"written to {report['run_dir']}/paper.md and paper.json")
-    return 0
+    return 1 if failed else 0

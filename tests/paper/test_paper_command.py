@@ -52,10 +52,25 @@ def test_tiny_real_paper_run_writes_markdown_and_json(tmp_path, mnist_ready) -> 
     row = report["rows"][0]
     assert row["params"] == 7_850 and len(row["errors"]) == 2
     assert 0 < row["mean"] < 40  # a linear classifier on 1,000 digits: about 15-20 % error
-    seeds = [json.loads((tmp_path / f"linear-seed{k}" / "config.json").read_text())["seed"]
+    seeds = [json.loads((tmp_path / "linear" / f"base-seed{k}" / "config.json").read_text())["seed"]
              for k in range(2)]
-    assert seeds == [0, 1]  # two seeds, two separate runs
+    assert seeds == [0, 1]  # two seeds, two separate runs of `lenet sweep`
+    assert (tmp_path / "linear" / "summary.json").is_file() and row["failed"] == []
     md = (tmp_path / "paper.md").read_text()
     assert "| linear classifier | 12 |" in md and "± " in md
     saved = json.loads((tmp_path / "paper.json").read_text())
     assert saved["rows"][0]["errors"] == row["errors"]
+
+
+def test_markdown_reports_failed_runs_and_rows_where_every_run_failed() -> None:
+    report = {"seeds": 2, "epochs": 1, "train_subset": None, "test_subset": None, "rows": [
+        {"method": "LeNet-1 [16x16]", "paper_error": 1.7, "errors": [2.5], "mean": 2.5,
+         "std": 0.0, "params": 2_578, "train_seconds": 3.0,
+         "failed": [{"seed": 1, "log": "x/train.log", "error": "boom"}]},
+        {"method": "LeNet-4", "paper_error": 1.1, "errors": [], "mean": None, "std": None,
+         "params": None, "train_seconds": None,
+         "failed": [{"seed": 0, "log": "y", "error": "boom"}, {"seed": 1, "log": "z",
+                                                              "error": "boom"}]}]}
+    md = paper.format_markdown(report)
+    assert "| LeNet-1 [16x16] | 1.7 | 2.50 ± 0.00 (1 failed) | 2,578 | 3 s |" in md
+    assert "| LeNet-4 | 1.1 | every run failed | – | – |" in md
