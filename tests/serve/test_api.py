@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from lenet.serve.app import STATIC, create_app
+from lenet.serve.loadtest import png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +25,7 @@ def client(predictor):
         yield c
 
 
-def _png(arr: np.ndarray, mode: str = "L", size: int | None = None) -> bytes:
-    img = Image.fromarray(arr)
-    if size:
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
-    buf = io.BytesIO()
-    img.convert(mode).save(buf, format="PNG")
-    return buf.getvalue()
+_png = png_bytes
 
 
 def _json_error(r: httpx.Response, status: int) -> str:
