@@ -1,5 +1,5 @@
 """`lenet predict` on real MNIST digits re-rendered the way people write them: dark ink on light
-paper, 3x larger, off-centre on a bigger canvas, in several formats and modes."""
+paper, 3-10x larger, off-centre on a bigger canvas, as PNG, JPEG, RGBA PNG and BMP."""
 
 from __future__ import annotations
 
@@ -12,27 +12,29 @@ from PIL import Image
 
 from tests.predict.helpers import run_cli
 
-N = 200
+N = 1000
 
 
 def _render(digit: np.ndarray, i: int, rng: np.random.Generator, out: Path) -> Path:
-    big = Image.fromarray(255 - digit, "L").resize((84, 84), Image.Resampling.BILINEAR)
-    canvas = Image.new("L", (240, 180), 255)
-    canvas.paste(big, (int(rng.integers(0, 240 - 84)), int(rng.integers(0, 180 - 84))))
+    size = int(rng.integers(3 * 28, 10 * 28 + 1))  # scaled up 3-10x
+    big = Image.fromarray(255 - digit, "L").resize((size, size), Image.Resampling.BILINEAR)
+    w, h = size + int(rng.integers(20, 200)), size + int(rng.integers(20, 200))
+    canvas = Image.new("L", (w, h), 255)
+    canvas.paste(big, (int(rng.integers(0, w - size)), int(rng.integers(0, h - size))))
     kind = i % 4
     if kind == 0:
-        path = out / f"d{i:03d}.png"
+        path = out / f"d{i:04d}.png"
         canvas.convert("RGB").save(path)
     elif kind == 1:
-        path = out / f"d{i:03d}.jpg"
+        path = out / f"d{i:04d}.jpg"
         canvas.convert("RGB").save(path, quality=90)
     elif kind == 2:  # ink as alpha over transparent pixels
-        rgba = np.zeros((180, 240, 4), np.uint8)
+        rgba = np.zeros((h, w, 4), np.uint8)
         rgba[..., 3] = 255 - np.asarray(canvas)
-        path = out / f"d{i:03d}.png"
+        path = out / f"d{i:04d}.png"
         Image.fromarray(rgba).save(path)
     else:
-        path = out / f"d{i:03d}.bmp"
+        path = out / f"d{i:04d}.bmp"
         canvas.save(path)
     return path
 
@@ -63,7 +65,7 @@ def test_rerendered_digits_are_recognized(run_dir, rendered, tmp_path, capsys, m
     acc = float((predicted == labels).mean())
     print(f"accuracy: originals {original_acc:.3f}, re-rendered {acc:.3f}")
     assert original_acc > 0.85
-    assert acc >= original_acc - 0.03
+    assert acc >= original_acc - 0.01  # at most 1 point lost to the re-rendering
     r0 = by_index[0]
     assert [t["probability"] for t in r0["top_k"]] == sorted(
         (t["probability"] for t in r0["top_k"]), reverse=True)
@@ -83,8 +85,8 @@ def test_text_output_globs_and_per_file_errors(run_dir, rendered, tmp_path, caps
     folder, _, _ = rendered
     (tmp_path / "notes.txt").write_text("not an image")
     Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
-    (tmp_path / "cut.png").write_bytes((folder / "d000.png").read_bytes()[:200])
-    rc = run_cli(["predict", str(run_dir), str(folder / "d00[0-3].*"),
+    (tmp_path / "cut.png").write_bytes((folder / "d0000.png").read_bytes()[:200])
+    rc = run_cli(["predict", str(run_dir), str(folder / "d000[0-3].*"),
                   str(tmp_path / "notes.txt"), str(tmp_path / "blank.png"),
                   str(tmp_path / "cut.png"), str(tmp_path / "missing.png")], monkeypatch)
     out, err = capsys.readouterr()
