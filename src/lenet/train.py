@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -427,8 +428,13 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
     bs = cfg.batch_size
     steps_per_epoch = math.ceil(n / bs)
     schedule = Schedule(cfg, steps_per_epoch)
-    step_fn = _make_step(train_model, optimizer, loss_fn, device, cfg)
-    check_every = 1 if device.type == "cpu" else 50  # a finiteness check syncs an accelerator
+    step_fn = _make_step(train_model, optimizer, loss_fn, loss_name, device, cfg)
+    # Per-step bookkeeping (loss sum, hits, the finiteness check, DDP's stop vote) is batched:
+    # every step only queues its loss and predictions, and every `account_every` steps one
+    # stacked check and sum settles them. At batch 1 the per-step version cost ~15 % of the
+    # paper's recipe; on an accelerator each check is also a sync. A non-finite loss is still
+    # reported at its exact step, and no checkpoint is written in between.
+    account_every = 256 if device.type == "cpu" else 64
 
     def save_checkpoint(epoch_done: int, step_in_epoch: int, progress_state: dict) -> Path:
         return checkpoint.save(run_dir, checkpoint.Checkpoint(
@@ -463,6 +469,11 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
             correct = torch.tensor(carried.get("correct", 0) if mid_epoch else 0,
                                    dtype=torch.long, device=device)
             first = start_step_in_epoch if mid_epoch else 0
+            pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+            account = partial(_account, pending, loss_sum, correct, epoch=epoch, lr=cfg.lr,
+                              checkpoints=run_dir / checkpoint.CHECKPOINT_DIR)
+
             bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress, first)
             epoch_lr = schedule.lr(epoch, epoch * steps_per_epoch)
             for k in range(first, steps_per_epoch):
@@ -477,18 +488,17 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
                 if schedule.per_step or k == first:
                     _set_lr(optimizer, schedule.lr(epoch, step))
                 loss, scores = step_fn(x, y)
-                loss_sum += loss.detach().double() * len(y)
-                correct += (scores.detach().argmax(1) == y).sum()
+                pending.append((loss.detach(), scores.detach().argmax(1), y))
                 step += 1
-                if k % check_every == 0 and not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"the training loss became {float(loss.detach())} at epoch "
-                        f"{epoch + 1}, step {k + 1}; try a lower learning rate (now --lr "
-                        f"{cfg.lr:g}). The last good checkpoint is kept in "
-                        f"{run_dir / checkpoint.CHECKPOINT_DIR}")
+                settle = (k + 1) % account_every == 0
+                if settle:
+                    account(last_step=k)
                 if bar is not None:
                     bar.update(1)
-                if _should_stop(stop, dist_env) and k + 1 < steps_per_epoch:
+                # DDP ranks vote on stopping (a collective) only when they settle.
+                if ((settle or dist_env.world == 1) and _should_stop(stop, dist_env, device)
+                        and k + 1 < steps_per_epoch):
+                    account(last_step=k)
                     train_seconds += time.perf_counter() - t0
                     if main:
                         path = save_checkpoint(epoch, k + 1, {
@@ -498,6 +508,7 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
                             f"{path}\nresume with: lenet train --resume {run_dir}")
                     raise TrainingInterrupted(f"training stopped by a signal; resume with "
                                               f"`lenet train --resume {run_dir}`")
+            account(last_step=steps_per_epoch - 1)
             if bar is not None:
                 bar.close()
             dist_env.all_sum(loss_sum, correct)
@@ -522,7 +533,7 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
                 if tb is not None:
                     tb.log_epoch(model, m)
                 save_checkpoint(epoch + 1, 0, {})
-            if _should_stop(stop, dist_env) and epoch + 1 < cfg.epochs:
+            if _should_stop(stop, dist_env, device) and epoch + 1 < cfg.epochs:
                 log(f"interrupted after epoch {epoch + 1}; resume with: "
                     f"lenet train --resume {run_dir}")
                 raise TrainingInterrupted(f"training stopped by a signal; resume with "
@@ -545,10 +556,38 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
     return result
 
 
-def _should_stop(stop: threading.Event, dist_env: Distributed) -> bool:
+def _account(pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+             loss_sum: torch.Tensor, correct: torch.Tensor, *, epoch: int, last_step: int,
+             lr: float, checkpoints: Path) -> None:
+    """Add the pending steps' (mean loss, predictions, labels) to the epoch's sums, in place.
+
+    `last_step` is the 0-based index in the epoch of the last pending step. A non-finite loss
+    raises TrainingError naming the epoch and the exact step where it first appeared.
+    """
+    if not pending:
+        return
+    losses = torch.stack([loss for loss, _, _ in pending])
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        step = last_step + 1 - (len(pending) - 1 - first)
+        raise TrainingError(
+            f"the training loss became {float(losses[first])} at epoch {epoch + 1}, step {step}; "
+            f"try a lower learning rate (now --lr {lr:g}). The last good checkpoint is kept in "
+            f"{checkpoints}")
+    sizes = torch.tensor([len(y) for _, _, y in pending], dtype=torch.float64,
+                         device=losses.device)
+    loss_sum += (losses.double() * sizes).sum()
+    hits = torch.cat([p for _, p, _ in pending]) == torch.cat([y for _, _, y in pending])
+    correct += hits.sum()
+    pending.clear()
+
+
+def _should_stop(stop: threading.Event, dist_env: Distributed, device: torch.device) -> bool:
     if dist_env.world == 1:
         return stop.is_set()
-    flag = torch.tensor([1.0 if stop.is_set() else 0.0])
+    # On the training device: NCCL reduces CUDA tensors only.
+    flag = torch.tensor([1.0 if stop.is_set() else 0.0], device=device)
     dist_env.all_sum(flag)  # every rank stops at the same step, or none does
     return bool(flag.item())
 
@@ -559,7 +598,7 @@ def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 
 
 def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable,
-               device: torch.device, cfg: TrainConfig
+               loss_name: str, device: torch.device, cfg: TrainConfig
                ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
@@ -570,7 +609,16 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
         optimizer.step()
         return loss, scores
 
-    fn = torch.compile(step) if cfg.compile else step
+    fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = step
+    if cfg.compile:
+        fn = torch.compile(step)
+    elif not cfg.bf16 and optimizer.__class__.__name__ == "SDLM":
+        # The paper's per-pattern recipe: the same step with its gradients written out by hand,
+        # ~2x faster than autograd at batch 1 (lenet.optim.pattern_step).
+        from lenet.optim import pattern_step
+
+        if pattern_step.supports(model, optimizer, loss_name):
+            fn = pattern_step.PatternStep(model, optimizer, loss_name, cfg.rbf_j)
     if device.type != "cpu" or cfg.batch_size > 4:
         return fn
 
