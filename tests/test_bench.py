@@ -55,6 +55,10 @@ def test_every_figure_is_there_and_sane(quick: tuple[dict, str, str]) -> None:
         assert 0 <= t["test_accuracy_mean"] <= 1
         assert t["wall_seconds_std"] >= 0
         assert len(t["runs"]) == 1 and t["reached"] in (0, 1)
+    p = r["per_pattern"]
+    for key in ("autograd_us", "hand_written_us", "speedup", "pass_seconds"):
+        assert _positive(p[key]), key
+    assert p["speedup"] == pytest.approx(p["autograd_us"] / p["hand_written_us"])
     ratio = (r["time_to_99_seeds_pipeline"]["wall_seconds_mean"]
              / r["time_to_99_lenet5_fast"]["wall_seconds_mean"])
     assert r["time_to_99_ratio"] == pytest.approx(ratio)
@@ -77,6 +81,6 @@ def test_inference_rows_and_bests(quick: tuple[dict, str, str]) -> None:
 def test_files_written(quick: tuple[dict, str, str]) -> None:
     r, text, md = quick
     assert json.loads(text) == r
-    assert "time-to-99 ratio" in md and "| what | value |" in md
+    assert "time-to-99 ratio" in md and "| what | value |" in md and "hand-written" in md
     for name in r["inference"]:
         assert name in md
