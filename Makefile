@@ -5,7 +5,11 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 CONFIG ?= lenet5
-RUN ?= runs/$(shell date +%Y%m%d-%H%M%S)-$(CONFIG)
+# Simply expanded (:=), so `date` runs once and train and report see the same folder;
+# `make train RUN=...` (command line or environment) still wins.
+ifeq ($(origin RUN),undefined)
+RUN := runs/$(shell date +%Y%m%d-%H%M%S)-$(CONFIG)
+endif
 
 .PHONY: install train test lint browser bench clean
 

@@ -4,7 +4,8 @@ MNIST's digits were made this way (LeCun et al.): size-normalized to fit a 20x20
 aspect ratio, anti-aliased, then centred in a 28x28 field by their centre of mass. A photo or a
 scan only looks like an MNIST digit after the same steps, which :func:`mnist_preprocess` applies:
 
-1. alpha composited on white, then grayscale (any mode: L, RGB, RGBA, P, 1, I;16, CMYK, ...);
+1. alpha composited on white, then grayscale (any mode Pillow converts: L, RGB, RGBA, P, 1,
+   I;16, CMYK, ...; one it cannot, such as LAB, is an :class:`UnsupportedImageError`);
 2. inverted when the background is light (decided from the border pixels), so ink is white;
 3. contrast stretched so the background is 0 and the strongest ink 255, faint noise zeroed;
 4. cropped to the ink's bounding box;
@@ -62,6 +63,10 @@ class NoInkError(ImageError):
     pass
 
 
+class UnsupportedImageError(ImageError):
+    """The file decodes, but its pixel mode cannot be turned into grayscale (e.g. LAB)."""
+
+
 # --------------------------------------------------------------------------- images
 def open_image(source: str | os.PathLike[str] | bytes, name: str | None = None):
     """Open and decode an image (an animation's first frame), refusing huge ones unread."""
@@ -96,7 +101,20 @@ def open_image(source: str | os.PathLike[str] | bytes, name: str | None = None):
 
 
 def to_grayscale(img, name: str = "image") -> np.ndarray:
-    """Any PIL image -> float64 (H, W) in [0, 255], transparency composited on white."""
+    """Any PIL image -> float64 (H, W) in [0, 255], transparency composited on white.
+
+    A mode Pillow cannot convert (LAB, say) is an :class:`UnsupportedImageError` naming it."""
+    try:
+        return _to_grayscale(img, name)
+    except ImageError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, IndexError, SyntaxError, EOFError) as e:
+        raise UnsupportedImageError(
+            f"{name}: unsupported image mode {img.mode} (cannot convert it to grayscale: {e}); "
+            "save it as grayscale or RGB") from None
+
+
+def _to_grayscale(img, name: str) -> np.ndarray:
     import numpy as np
     from PIL import Image
 
@@ -154,6 +172,9 @@ def mnist_preprocess(gray: np.ndarray, name: str = "image") -> np.ndarray:
     if mass <= 0:
         raise NoInkError(f"{name}: no ink left after scaling the digit to {BOX} px")
     digit *= 255.0 / digit.max()  # every MNIST digit peaks at 254-255; thin strokes fade
+    # Rounded to the gray levels it is stored with *before* the centre of mass is measured, so
+    # that the whole-pixel placement below puts the stored digit's centre within 0.5 px of 14.
+    digit = np.rint(digit)
     mass = digit.sum()
     cy = float((digit.sum(axis=1) * np.arange(new_h)).sum() / mass)
     cx = float((digit.sum(axis=0) * np.arange(new_w)).sum() / mass)
@@ -168,7 +189,11 @@ def preprocess_image(source: str | os.PathLike[str] | bytes, name: str | None = 
                      ) -> np.ndarray:
     """An image file (path or bytes) -> uint8 (28, 28) white-on-black MNIST-style digit."""
     label = name or (str(source) if not isinstance(source, bytes) else "image")
-    return mnist_preprocess(to_grayscale(open_image(source, label), label), label)
+    img = open_image(source, label)
+    try:
+        return mnist_preprocess(to_grayscale(img, label), label)
+    finally:
+        img.close()
 
 
 def preprocess_pixels(pixels: Any, name: str = "pixels") -> np.ndarray:
@@ -364,6 +389,10 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
             digit = preprocess_image(path)
         except ImageError as e:
             results.append({"path": str(path), "error": str(e).removeprefix(f"{path}: ")})
+            continue
+        except Exception as e:  # a decoder failure nobody foresaw: this file fails, not the batch
+            results.append({"path": str(path),
+                            "error": f"cannot process this image ({type(e).__name__}: {e})"})
             continue
         results.append({"path": str(path)})
         ok.append((len(results) - 1, path, digit))

@@ -110,3 +110,64 @@ def test_bad_weights_and_top_k_exit_2(run_dir, rendered, tmp_path, capsys, monke
     assert "lenet: error:" in capsys.readouterr().err
     assert run_cli(["predict", str(run_dir), str(folder), "--top-k", "11"], monkeypatch) == 2
     assert "--top-k 11" in capsys.readouterr().err
+
+
+def _digit_image(digit: np.ndarray, mode: str) -> Image.Image:
+    """An MNIST digit as dark ink on light paper, 4x larger, in the given PIL mode."""
+    img = Image.fromarray(255 - digit, "L").resize((112, 112), Image.Resampling.BILINEAR)
+    if mode == "I;16":
+        return Image.fromarray(np.asarray(img, np.uint16) * 257)
+    return img.convert("RGB").convert(mode)
+
+
+def test_an_unconvertible_mode_fails_its_file_only(run_dir, mnist_test, tmp_path, capsys,
+                                                   monkeypatch):
+    images, _ = mnist_test
+    files = {"good.png": ("L", 0), "cmyk.tif": ("CMYK", 1), "deep.tif": ("I;16", 2),
+             "lab.tif": ("LAB", 3)}
+    for name, (mode, i) in files.items():
+        img = _digit_image(images[i], mode)
+        assert img.mode == mode
+        img.save(tmp_path / name)
+    with Image.open(tmp_path / "lab.tif") as im:
+        assert im.mode == "LAB"  # Pillow reads it back as LAB, and cannot make it grayscale
+    rc = run_cli(["predict", str(run_dir), *(str(tmp_path / n) for n in files), "--json"],
+                 monkeypatch)
+    out, err = capsys.readouterr()
+    assert rc == 1  # one file failed; the others were still predicted
+    results = {Path(r["path"]).name: r for r in json.loads(out)}
+    assert set(results) == set(files)
+    from lenet.predict import Predictor
+
+    expected = Predictor.load(run_dir).scores(images[:3]).argmax(1)
+    for name in ("good.png", "cmyk.tif", "deep.tif"):
+        assert "error" not in results[name], results[name]
+        assert results[name]["digit"] == expected[files[name][1]], name
+    assert "unsupported image mode LAB" in results["lab.tif"]["error"]
+    assert f"lenet: error: {tmp_path / 'lab.tif'}: unsupported image mode LAB" in err
+    assert err.count("lenet: error:") == 1 and "Traceback" not in err
+
+
+def test_an_unforeseen_decoder_failure_fails_its_file_only(run_dir, mnist_test, tmp_path,
+                                                           capsys, monkeypatch):
+    import lenet.predict as P
+
+    images, _ = mnist_test
+    for name in ("a.png", "b.png"):
+        _digit_image(images[0], "L").save(tmp_path / name)
+    real = P.mnist_preprocess
+
+    def flaky(gray, name="image"):
+        if name.endswith("b.png"):
+            raise RuntimeError("decoder exploded")
+        return real(gray, name)
+
+    monkeypatch.setattr(P, "mnist_preprocess", flaky)
+    rc = run_cli(["predict", str(run_dir), str(tmp_path / "a.png"), str(tmp_path / "b.png")],
+                 monkeypatch)
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert len(out.strip().splitlines()) == 1 and out.startswith(str(tmp_path / "a.png"))
+    assert f"{tmp_path / 'b.png'}: cannot process this image (RuntimeError: decoder exploded)" \
+        in err
+    assert "Traceback" not in err

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -16,6 +16,7 @@ from lenet.predict import (
     ImageTooLargeError,
     NoInkError,
     NotAnImageError,
+    UnsupportedImageError,
     mnist_preprocess,
     preprocess_image,
     preprocess_pixels,
@@ -44,6 +45,18 @@ def _com(d: np.ndarray) -> tuple[float, float]:
     return float((d.sum(1) * idx).sum() / m), float((d.sum(0) * idx).sum() / m)
 
 
+# The bounds: the ink's bounding box is at most 20 px and its centre of mass within
+# 0.5 px of (14, 14). A whole-pixel placement can be off by exactly half a pixel (a symmetric
+# digit with an even side), so 0.5 is met with equality; 1e-9 absorbs float summation order.
+MAX_BOX = 20
+MAX_COM_OFF = 0.5 + 1e-9
+
+
+def _ink_box(d: np.ndarray) -> int:
+    rows, cols = np.flatnonzero(d.any(1)), np.flatnonzero(d.any(0))
+    return int(max(rows[-1] - rows[0], cols[-1] - cols[0])) + 1
+
+
 def test_dark_on_light_bar_becomes_centred_20px_white_stroke() -> None:
     out = preprocess_image(_png(_bar_image()))
     assert out.shape == (28, 28) and out.dtype == np.uint8
@@ -51,8 +64,9 @@ def test_dark_on_light_bar_becomes_centred_20px_white_stroke() -> None:
     cols = np.flatnonzero((out > 50).any(0))
     assert rows[-1] - rows[0] + 1 in (19, 20, 21)  # longest side scaled to 20 px
     assert cols[-1] - cols[0] + 1 <= 7  # aspect ratio kept: 30x130 -> about 5x20
+    assert _ink_box(out) <= MAX_BOX  # every non-zero pixel, the faintest included
     cy, cx = _com(out)
-    assert abs(cy - 14) <= 0.6 and abs(cx - 14) <= 0.6
+    assert abs(cy - 14) <= MAX_COM_OFF and abs(cx - 14) <= MAX_COM_OFF
     assert out.max() == 255 and out[0].max() == 0 and out[:, 0].max() == 0  # white on black
 
 
@@ -151,6 +165,8 @@ def test_pixels_contract() -> None:
 @settings(max_examples=40, deadline=None)
 @given(h=st.integers(8, 120), w=st.integers(8, 120), seed=st.integers(0, 2**32 - 1),
        light=st.booleans())
+# Centred from its unrounded gray levels, this one was stored 0.503 px off centre.
+@example(h=64, w=8, seed=3153227625, light=False)
 def test_any_inked_image_becomes_an_mnist_style_digit(h, w, seed, light):
     rng = np.random.default_rng(seed)
     arr = np.zeros((h, w))
@@ -161,8 +177,26 @@ def test_any_inked_image_becomes_an_mnist_style_digit(h, w, seed, light):
         arr = 255 - arr
     out = mnist_preprocess(arr)
     assert out.shape == (28, 28) and out.dtype == np.uint8 and out.max() == 255
-    rows = np.flatnonzero(out.any(1))
-    cols = np.flatnonzero(out.any(0))
-    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 24  # 20 px plus resampling ring
+    assert _ink_box(out) <= MAX_BOX  # Lanczos's ring stays inside the 20 px box
     cy, cx = _com(out)
-    assert abs(cy - 14) <= 1.0 and abs(cx - 14) <= 1.0
+    assert abs(cy - 14) <= MAX_COM_OFF and abs(cx - 14) <= MAX_COM_OFF, (cy, cx)
+
+
+def test_real_digits_drawn_large_on_paper_meet_the_bounds(mnist_test) -> None:
+    images, _ = mnist_test
+    worst = 0.0
+    for d in images[:200]:
+        paper = Image.fromarray(255 - d, "L").resize((140, 140), Image.Resampling.BILINEAR)
+        out = preprocess_image(_png(paper))
+        assert _ink_box(out) <= MAX_BOX
+        worst = max(worst, *(abs(c - 14) for c in _com(out)))
+    assert worst <= MAX_COM_OFF, worst
+
+
+def test_an_image_mode_without_grayscale_is_a_clear_error() -> None:
+    data = _png(_bar_image(mode="RGB").convert("LAB"), "TIFF")
+    assert Image.open(io.BytesIO(data)).mode == "LAB"
+    with pytest.raises(UnsupportedImageError, match=r"^lab\.tif: unsupported image mode LAB"):
+        preprocess_image(data, "lab.tif")
+    with pytest.raises(UnsupportedImageError, match="LAB"):
+        to_grayscale(Image.open(io.BytesIO(data)), "lab.tif")

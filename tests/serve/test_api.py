@@ -123,6 +123,41 @@ def test_non_image_is_415(client):
         "/api/predict", content=b"hello", headers={"content-type": "text/plain"}), 415)
 
 
+def _lab_tiff() -> bytes:
+    arr = np.full((40, 40, 3), 255, np.uint8)
+    arr[8:32, 18:22] = 0  # a dark "1"
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").convert("LAB").save(buf, format="TIFF")
+    return buf.getvalue()
+
+
+def test_an_image_mode_without_grayscale_is_415(client):
+    lab = _lab_tiff()
+    assert Image.open(io.BytesIO(lab)).mode == "LAB"
+    for r in (client.post("/api/predict", files={"file": ("lab.tif", lab, "image/tiff")}),
+              client.post("/api/predict", content=lab, headers={"content-type": "image/tiff"})):
+        assert "unsupported image mode LAB" in _json_error(r, 415)
+    # The modes Pillow does convert are still answered.
+    for mode in ("CMYK", "YCbCr"):
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(lab)).convert("RGB").convert(mode).save(buf, format="TIFF")
+        r = client.post("/api/predict", files={"file": (f"{mode}.tif", buf.getvalue(),
+                                                        "image/tiff")})
+        assert r.status_code == 200 and r.json()["digit"] in range(10), (mode, r.text)
+
+
+def test_an_unforeseen_decoder_failure_is_422_not_500(client, monkeypatch):
+    import lenet.predict as P
+
+    def boom(img, name="image"):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(P, "to_grayscale", boom)
+    r = client.post("/api/predict", files={"file": ("d.png", _png(np.eye(28, dtype=np.uint8)
+                                                                  * 255), "image/png")})
+    assert "cannot process this image (RuntimeError: decoder exploded)" in _json_error(r, 422)
+
+
 @pytest.mark.parametrize("body,needle", [
     (b"{not json", "malformed JSON"),
     (b"[1, 2, 3]", "pixels"),
@@ -153,10 +188,11 @@ def test_unknown_route_and_method_are_json(client):
 
 
 class _SlowPredictor:
-    """Wraps the real predictor; each inference takes `delay` seconds and is counted."""
+    """Wraps the real predictor; each inference takes `delay` seconds, or, given `release`,
+    blocks until that event is set; the inferences running at once are counted."""
 
-    def __init__(self, inner, delay: float) -> None:
-        self.inner, self.delay = inner, delay
+    def __init__(self, inner, delay: float, release: threading.Event | None = None) -> None:
+        self.inner, self.delay, self.release = inner, delay, release
         self.running = self.peak = 0
         self.lock = threading.Lock()
 
@@ -168,17 +204,20 @@ class _SlowPredictor:
             self.running += 1
             self.peak = max(self.peak, self.running)
         try:
-            time.sleep(self.delay)
+            if self.release is not None:
+                assert self.release.wait(60), "the test never released the inference"
+            else:
+                time.sleep(self.delay)
             return self.inner.predict(digits)
         finally:
             with self.lock:
                 self.running -= 1
 
 
-def _slow_app(predictor, delay, **kw):
+def _slow_app(predictor, delay, release=None, **kw):
     from lenet.predict import Predictor
 
-    slow = _SlowPredictor(predictor, delay)
+    slow = _SlowPredictor(predictor, delay, release)
     p = Predictor(predictor.model_name, predictor.classes, predictor.preprocessing,
                   predictor.test_accuracy, predictor.dataset, model=predictor.model)
     p.predict = slow.predict  # type: ignore[method-assign]
@@ -187,7 +226,8 @@ def _slow_app(predictor, delay, **kw):
 
 def test_inference_is_off_the_event_loop_and_bounded(predictor, mnist_test):
     images, _ = mnist_test
-    app, slow = _slow_app(predictor, 0.3, max_in_flight=2)
+    release = threading.Event()  # inference blocks until the test lets it go
+    app, slow = _slow_app(predictor, 0.0, release, max_in_flight=2, queue_timeout=60)
     payload = {"pixels": images[0].reshape(-1).tolist()}
 
     async def scenario():
@@ -195,15 +235,23 @@ def test_inference_is_off_the_event_loop_and_bounded(predictor, mnist_test):
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
             posts = [asyncio.create_task(ac.post("/api/predict", json=payload))
                      for _ in range(6)]
-            await asyncio.sleep(0.1)
-            t0 = time.monotonic()
-            health = await ac.get("/healthz")
-            health_s = time.monotonic() - t0
-            done = await asyncio.wait_for(asyncio.gather(*posts), timeout=60)
-            return health, health_s, done
+            try:
+                async def two_running() -> None:
+                    while slow.running < 2:
+                        await asyncio.sleep(0.01)
 
-    health, health_s, done = asyncio.run(scenario())
-    assert health.status_code == 200 and health_s < 0.25  # not stuck behind inference
+                await asyncio.wait_for(two_running(), timeout=30)
+                # Both inference slots are taken and blocked: /healthz must still answer.
+                health = await asyncio.wait_for(ac.get("/healthz"), timeout=30)
+                busy = slow.running
+            finally:
+                release.set()
+            done = await asyncio.wait_for(asyncio.gather(*posts), timeout=60)
+            return health, busy, done
+
+    health, busy, done = asyncio.run(scenario())
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert busy == 2  # it answered while both inferences were still in flight
     assert [r.status_code for r in done] == [200] * 6
     assert slow.peak == 2  # never more than max_in_flight at once
 

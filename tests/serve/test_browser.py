@@ -2,37 +2,38 @@
 
 from __future__ import annotations
 
+import base64
+import itertools
 import math
-import os
-from pathlib import Path
 
+import httpx
 import pytest
+from PIL import Image
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(os.environ.get("LENET_SCREENSHOT_DIR", "/tmp"))
+from tests.viz.chromium import chromium, requires_chromium
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+pytestmark = requires_chromium
 
 
 @pytest.fixture(scope="module")
 def page(live_server):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, timeout=60_000,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking"])
-        try:
-            pg = browser.new_page(viewport={"width": 1100, "height": 720})
-            pg.set_default_timeout(20_000)
-            pg.requested = []
-            pg.on("request", lambda req: pg.requested.append(req.url))
-            pg.goto(live_server + "/")
-            pg.wait_for_selector("body[data-state=ready]")
-            yield pg
-        finally:
-            browser.close()
+    with chromium() as browser:
+        pg = browser.new_page(viewport={"width": 1100, "height": 720})
+        pg.set_default_timeout(20_000)
+        pg.requested = []
+        pg.on("request", lambda req: pg.requested.append(req.url))
+        pg.goto(live_server + "/")
+        pg.wait_for_selector("body[data-state=ready]")
+        yield pg
+
+
+def _polyline(*vertices: tuple[float, float], step: float = 10.0) -> list[tuple[float, float]]:
+    """Points every `step` px along the segments joining the vertices (one pen stroke)."""
+    points = [vertices[0]]
+    for (x0, y0), (x1, y1) in itertools.pairwise(vertices):
+        n = max(1, round(math.hypot(x1 - x0, y1 - y0) / step))
+        points += [(x0 + (x1 - x0) * k / n, y0 + (y1 - y0) * k / n) for k in range(1, n + 1)]
+    return points
 
 
 def _draw(pg, points: list[tuple[float, float]]) -> None:
@@ -45,9 +46,39 @@ def _draw(pg, points: list[tuple[float, float]]) -> None:
     pg.mouse.up()
 
 
-def _prediction(pg) -> str:
-    pg.wait_for_selector("body[data-state=predicted]")
-    return pg.locator("#prediction").inner_text().strip()
+def _shown_answer(pg, server: str, points: list[tuple[float, float]]) -> dict:
+    """Draw one stroke and return the answer for the *finished* drawing, once the page shows it.
+
+    While drawing, the page also sends debounced predictions of the half-drawn digit, and one of
+    them can set data-state=predicted before the final one (sent on mouse-up) returns. So the
+    finished canvas is sent to the API here as well, and the wait is for the page to show
+    exactly that answer: its label and, pixel for pixel, its 28x28 input. The page drops
+    answers to older requests once the mouse-up request is out, so it then stays.
+    """
+    _draw(pg, points)
+    png = base64.b64decode(pg.evaluate(
+        "() => document.getElementById('pad').toDataURL('image/png')").split(",", 1)[1])
+    r = httpx.post(server + "/api/predict", files={"file": ("pad.png", png, "image/png")},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    final = r.json()
+    pg.wait_for_function("""([label, pixels]) => {
+        if (document.body.dataset.state !== 'predicted') return false;
+        if (document.getElementById('prediction').textContent.trim() !== label) return false;
+        const d = document.getElementById('seen').getContext('2d')
+            .getImageData(0, 0, 28, 28).data;
+        for (let i = 0; i < 784; i++) if (d[4 * i] !== pixels[i]) return false;
+        return true; }""", arg=[final["label"], final["preprocessed"]])
+    return final
+
+
+def _preview(pg) -> dict:
+    """The page's 28x28 input canvas: its size, brightest pixel, and how many pixels are lit."""
+    return pg.evaluate("""() => { const c = document.getElementById('seen');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let m = 0, lit = 0;
+        for (let i = 0; i < d.length; i += 4) { m = Math.max(m, d[i]); if (d[i] > 0) lit++; }
+        return {w: c.width, h: c.height, max: m, lit: lit}; }""")
 
 
 def _top_bar_fills_over_half(pg) -> bool:
@@ -66,31 +97,40 @@ def _canvas_is_blank(pg) -> bool:
         return true; }""")
 
 
-def test_draw_a_one_then_a_zero_and_clear(page, live_server):
-    pg = page
-    _draw(pg, [(140, 40 + 10 * i) for i in range(21)])  # a vertical stroke: "1"
-    assert _prediction(pg) == "1"
-    assert pg.locator("#bars .bar").count() == 10 and _top_bar_fills_over_half(pg)
-    assert pg.locator("#maps canvas").count() == 6  # C1's six feature maps
-    seen = pg.evaluate("""() => { const d = document.getElementById('seen').getContext('2d')
-        .getImageData(0, 0, 28, 28).data; let m = 0; for (let i = 0; i < d.length; i += 4)
-        m = Math.max(m, d[i]); return m; }""")
-    assert seen == 255  # the 28x28 input is drawn
-    pg.screenshot(path=str(SHOTS / "lenet-serve-one.png"), full_page=True)
-
+def _clear(pg) -> None:
     pg.click("#clear")
     pg.wait_for_selector("body[data-state=cleared]")
     assert pg.locator("#prediction").inner_text().strip() == "–"
     assert _canvas_is_blank(pg) and pg.locator("#maps canvas").count() == 0
     assert pg.locator(".bar.top").count() == 0
 
-    ring = [(140 + 60 * math.sin(t / 24 * 2 * math.pi), 140 - 95 * math.cos(t / 24 * 2 * math.pi))
-            for t in range(26)]
-    _draw(pg, ring)  # an ellipse: "0"
-    assert _prediction(pg) == "0"
-    pg.screenshot(path=str(SHOTS / "lenet-serve-zero.png"), full_page=True)
+
+_ONE = _polyline((140, 40), (140, 240))  # a vertical stroke
+_SEVEN = _polyline((65, 55), (215, 55), (115, 240))  # the top bar, then down and to the left
+_ZERO = [(140 + 60 * math.sin(t / 24 * 2 * math.pi), 140 - 95 * math.cos(t / 24 * 2 * math.pi))
+         for t in range(26)]  # an ellipse, closed with a little overlap
+
+
+@pytest.mark.parametrize("digit,stroke", [("1", _ONE), ("7", _SEVEN), ("0", _ZERO)])
+def test_draw_a_digit_and_read_it(page, live_server, tmp_path, digit, stroke):
+    pg = page
+    _clear(pg)
+    answer = _shown_answer(pg, live_server, stroke)
+    assert answer["label"] == digit, (answer["label"], answer["confidence"])
+    assert pg.locator("#prediction").inner_text().strip() == digit
+    assert pg.locator("#bars .bar").count() == 10 and _top_bar_fills_over_half(pg)
+    assert pg.locator(".bar.top").get_attribute("data-index") == str(answer["digit"])
+    assert pg.locator("#maps canvas").count() == 6  # C1's six feature maps
+    seen = _preview(pg)
+    assert (seen["w"], seen["h"]) == (28, 28) and seen["max"] == 255
+    assert seen["lit"] == sum(v > 0 for v in answer["preprocessed"]) >= 20  # the digit's ink
+    shot = tmp_path / f"lenet-serve-{digit}.png"
+    pg.screenshot(path=str(shot), full_page=True)
+    with Image.open(shot) as im:
+        assert im.width >= 1100 and im.height >= 700
     # Nothing was fetched from anywhere but the app itself.
     assert pg.requested and all(u.startswith(live_server) for u in pg.requested), pg.requested
+    _clear(pg)
 
 
 def test_docs_page_renders_offline(page, live_server):

@@ -9,9 +9,10 @@
 - ``GET /api/model``, ``GET /healthz``, ``GET /openapi.json``, and ``GET /docs``: a small
   self-contained page rendering the OpenAPI schema (Swagger UI would load from a CDN).
 
-Limits: a body over 2 MB is 413, a non-image 415, malformed JSON or a wrong pixel count 422, and
-every error has a JSON body ``{"detail": ...}``. Decoding and inference run in the threadpool,
-at most ``max_in_flight`` at once; a request that waits longer than ``queue_timeout`` is 503.
+Limits: a body over 2 MB is 413, a non-image or an image mode with no grayscale (LAB) 415,
+malformed JSON or a wrong pixel count 422, and every error has a JSON body ``{"detail": ...}``.
+Decoding and inference run in the threadpool, at most ``max_in_flight`` at once; a request that
+waits longer than ``queue_timeout`` is 503.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from lenet.predict import (
     NoInkError,
     NotAnImageError,
     Predictor,
+    UnsupportedImageError,
     preprocess_image,
     preprocess_pixels,
 )
@@ -158,12 +160,16 @@ def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
         try:
             digit = (preprocess_pixels(payload) if kind == "pixels"
                      else preprocess_image(payload, "upload"))
-        except NotAnImageError as e:
+        except (NotAnImageError, UnsupportedImageError) as e:
             raise ApiError(415, str(e)) from None
         except ImageTooLargeError as e:
             raise ApiError(413, str(e)) from None
         except (NoInkError, ImageError) as e:
             raise ApiError(422, str(e)) from None
+        except Exception as e:  # a decoder failure nobody foresaw: the client's file, not a 500
+            log.warning("cannot process an upload", exc_info=e)
+            raise ApiError(422, f"upload: cannot process this image ({type(e).__name__}: "
+                                f"{e})") from None
         pred = predictor.predict(digit[None])[0]
         return {"digit": pred.index, "label": pred.label, "confidence": pred.confidence,
                 "probabilities": pred.probabilities, "classes": predictor.classes,
@@ -174,7 +180,8 @@ def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
               description="Multipart upload (field `file`), a raw image/* body, or JSON "
                           '`{"pixels": [784 numbers 0-255]}` (white ink on black, row-major).',
               responses={413: {"description": "body over 2 MB or image over 50 megapixels"},
-                         415: {"description": "not an image / unsupported content type"},
+                         415: {"description": "not an image, an unsupported image mode "
+                                              "(LAB) or content type"},
                          422: {"description": "malformed JSON, wrong pixel count, no ink"},
                          503: {"description": "too many requests in flight"}})
     async def predict(request: Request) -> dict[str, Any]:
