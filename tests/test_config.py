@@ -35,7 +35,20 @@ def test_every_shipped_recipe_resolves() -> None:
         ({"epochs": "three"}, "invalid value 'three' for 'epochs'"),
         ({"optimizer": "lbfgs"}, "optimizer must be one of"),
         ({"epochs": 0}, "epochs must be at least 1"),
-        ({"lr": -1}, "lr must be positive"),
+        ({"lr": -1}, "lr must be a positive number"),
+        ({"lr": 0}, "lr must be a positive number"),
+        ({"lr": "nan"}, "lr must be a positive number"),
+        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"batch_size": -5}, "batch_size must be at least 1"),
+        ({"epochs": -1}, "epochs must be at least 1"),
+        ({"scheduler": "exponential"}, "scheduler must be one of none, step"),
+        ({"scheduler": "step", "step_size": 0}, "step_size must be at least 1"),
+        ({"gamma": 0}, "gamma must be a positive decay factor"),
+        ({"optimizer": "sgd", "momentum": -0.9}, "momentum must be 0 or more"),
+        ({"weight_decay": -1e-4}, "weight_decay must be 0 or more"),
+        ({"warmup_fraction": 1.5}, r"warmup_fraction must be in \[0, 1\]"),
+        ({"scheduler": "milestones", "milestones": "2", "lr_values": "0.1,-0.01"},
+         "lr_values must all be positive"),
     ],
 )
 def test_bad_values_name_the_field(overrides: dict, message: str) -> None:
@@ -50,3 +63,39 @@ def test_bad_yaml_file_names_the_file(tmp_path) -> None:
         resolve(str(bad))
     with pytest.raises(ConfigError, match="does not exist"):
         resolve(str(tmp_path / "missing.yaml"))
+
+
+def test_nesterov_without_momentum_is_a_config_error_not_a_torch_traceback() -> None:
+    # `lenet train --optimizer sgd --nesterov` with the default momentum 0.
+    with pytest.raises(ConfigError, match=r"nesterov needs momentum > 0.*--momentum 0\.9"):
+        resolve(None, {"model": "lenet5", "optimizer": "sgd", "nesterov": True})
+    with pytest.raises(ConfigError, match="nesterov needs momentum > 0"):
+        resolve("lenet5-fast", {"momentum": 0})
+    cfg = resolve(None, {"model": "lenet5", "optimizer": "sgd", "nesterov": True,
+                         "momentum": 0.9})
+    assert (cfg.nesterov, cfg.momentum) == (True, 0.9)
+    # Every accepted combination builds its torch optimizer.
+    from lenet.models import create
+    from lenet.train import make_optimizer
+
+    assert make_optimizer(cfg, create("lenet5")).defaults["nesterov"] is True
+
+
+def test_cli_reports_bad_combinations_without_a_traceback(capsys, tmp_path) -> None:
+    from lenet import cli
+
+    # Small and in tmp_path, should a combination ever be accepted and start training.
+    small = ["--train-subset", "64", "--test-subset", "64", "--no-tensorboard",
+             "--run-dir", str(tmp_path / "run")]
+
+    for argv, message in [
+        (["--optimizer", "sgd", "--nesterov"], "nesterov needs momentum > 0"),
+        (["--lr", "-0.1"], "lr must be a positive number"),
+        (["--epochs", "0"], "epochs must be at least 1"),
+        (["--batch-size", "0"], "batch_size must be at least 1"),
+        (["--scheduler", "warm"], "scheduler must be one of"),
+    ]:
+        assert cli.main(["train", "--model", "lenet5", *small, *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("lenet: error: ") and message in err, (argv, err)
+        assert "Traceback" not in err

@@ -2,11 +2,12 @@
 
 import csv
 import json
+import re
 
 import pytest
 import torch
 
-from lenet import weights
+from lenet import checkpoint, weights
 from lenet.config import resolve
 from lenet.errors import LenetError
 from lenet.evaluate import evaluate_weights
@@ -65,8 +66,38 @@ def test_validation_split_is_held_out(tmp_path, mnist_ready) -> None:
 
 
 def test_diverging_run_stops_with_a_clear_error(tmp_path, mnist_ready) -> None:
-    with pytest.raises(LenetError, match="lower learning rate"):
+    # Step 1 runs on the initial weights; its update at lr 1e30 overflows step 2's forward pass.
+    with pytest.raises(LenetError) as e:
         _quick(tmp_path, "nan", optimizer="sgd", lr=1e30)
+    message = str(e.value)
+    assert re.fullmatch(
+        r"the training loss became (nan|inf|-inf) at epoch 1, step 2; try a lower learning rate "
+        r"\(now --lr 1e\+30\)\. The last good checkpoint is kept in .*", message), message
+    assert str(tmp_path / "nan" / checkpoint.CHECKPOINT_DIR) in message
+    assert not (tmp_path / "nan" / weights.WEIGHTS_NAME).exists()
+
+
+def test_divergence_in_a_later_epoch_keeps_the_last_good_checkpoint(tmp_path,
+                                                                   mnist_ready) -> None:
+    # A sane first epoch, then a learning rate that blows up: epoch 2 diverges, deterministically.
+    run = tmp_path / "late"
+    with pytest.raises(LenetError) as e:
+        _quick(tmp_path, "late", optimizer="sgd", epochs=3, scheduler="milestones",
+               milestones=[1], lr_values=[0.01, 1e30])
+    message = str(e.value)
+    assert re.search(r"the training loss became (nan|inf|-inf) at epoch 2, step \d+; try a "
+                     r"lower learning rate", message), message
+    assert f"The last good checkpoint is kept in {run / checkpoint.CHECKPOINT_DIR}" in message
+    # Nothing was written after the divergence: epoch 1's checkpoint is the newest, and intact.
+    kept = sorted(p.name for p in (run / checkpoint.CHECKPOINT_DIR).iterdir())
+    assert kept == ["epoch-0001.safetensors"]
+    warnings: list[str] = []
+    good = checkpoint.latest(run, warn=warnings.append)
+    assert good is not None and not warnings
+    assert (good.epoch, good.step_in_epoch) == (1, 0)
+    assert [m["epoch"] for m in good.state["history"]] == [1]
+    assert all(bool(torch.isfinite(t).all()) for t in good.model.values())
+    assert not (run / weights.WEIGHTS_NAME).exists()
 
 
 def test_schedules() -> None:

@@ -1,16 +1,17 @@
 """Training checkpoints that survive Ctrl-C, kill -9 and tampering, with no pickle anywhere.
 
 A checkpoint is one safetensors file: the model's and the optimizer's tensors, and every RNG
-state as a uint8 tensor; everything else (epoch, step, metrics so far, optimizer hyperparameters)
-is JSON in its metadata, together with the SHA-256 of the tensor payload. It is written
+state as a uint8 tensor; everything else (epoch, step, metrics so far, optimizer hyperparameters,
+the mid-epoch order state) is JSON in its metadata, together with a SHA-256 over that metadata
+and every tensor (:func:`lenet.weights.digest`, the same as for weights files). It is written
 atomically (temp file, fsync, rename), so a crash leaves the previous checkpoint intact; a
-truncated or edited file fails its hash and resume falls back to the one before.
+truncated or edited file (tensors or metadata), a pickle, one written by an older lenet whose
+checksum did not cover the metadata, or one whose metadata is malformed is refused by
+:func:`load`, and :func:`latest` (what `lenet train --resume` uses) falls back to the one before.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,13 @@ from typing import Any
 
 import torch
 
-from lenet import atomic
+from lenet import atomic, weights
 from lenet.errors import WeightsError
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 2  # the newest checkpoints kept; older ones are deleted once a newer one is safe
+METADATA_KEY = "lenet_checkpoint"
+FORMAT = 2  # 2: the digest covers the metadata too (1, unversioned: the tensors only)
 _NAME = re.compile(r"^epoch-(\d{4,})(?:-step-(\d+))?\.safetensors$")
 
 
@@ -56,18 +59,19 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]
         if key.startswith("optim."):
             _, pid, name = key.split(".", 2)
             state.setdefault(int(pid), {})[name] = value
-    for pid, values in meta.get("scalars", {}).items():
+    scalars = meta.get("scalars", {})
+    _check(isinstance(scalars, dict), "optimizer.scalars is not an object")
+    for pid, values in scalars.items():
+        _check(isinstance(values, dict), f"optimizer.scalars[{pid!r}] is not an object")
         state.setdefault(int(pid), {}).update(values)
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for key in sorted(tensors):
-        t = tensors[key]
-        h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    groups = meta["param_groups"]
+    _check(isinstance(groups, list) and all(
+        isinstance(g, dict) and isinstance(g.get("params"), list)
+        and all(isinstance(i, int) for i in g["params"]) for g in groups),
+        "optimizer.param_groups is not a list of groups with integer params")
+    known = {i for g in groups for i in g["params"]}
+    _check(set(state) <= known, "optimizer state for parameters in no param group")
+    return {"state": state, "param_groups": groups}
 
 
 def path_for(run_dir: Path, epoch: int, step_in_epoch: int = 0) -> Path:
@@ -76,17 +80,14 @@ def path_for(run_dir: Path, epoch: int, step_in_epoch: int = 0) -> Path:
 
 
 def save(run_dir: Path, ckpt: Checkpoint) -> Path:
-    from safetensors.torch import save as st_save
-
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in ckpt.model.items()}
     opt_tensors, opt_meta = _flatten_optimizer(ckpt.optimizer)
     tensors.update(opt_tensors)
     tensors.update({f"rng.{k}": v.cpu().contiguous() for k, v in ckpt.rng.items()})
-    meta = {"epoch": ckpt.epoch, "step_in_epoch": ckpt.step_in_epoch,
-            "global_step": ckpt.global_step, "optimizer": opt_meta, "state": ckpt.state,
-            "sha256": _digest(tensors)}
+    meta = {"format": FORMAT, "epoch": ckpt.epoch, "step_in_epoch": ckpt.step_in_epoch,
+            "global_step": ckpt.global_step, "optimizer": opt_meta, "state": ckpt.state}
     path = path_for(run_dir, ckpt.epoch, ckpt.step_in_epoch)
-    atomic.write_bytes(path, st_save(tensors, metadata={"lenet_checkpoint": json.dumps(meta)}))
+    atomic.write_bytes(path, weights.encode(tensors, METADATA_KEY, meta))
     _prune(path.parent, keep=path)
     return path
 
@@ -107,28 +108,79 @@ def _prune(directory: Path, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def load(path: Path) -> Checkpoint:
-    """Read and verify one checkpoint; any damage raises :class:`WeightsError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as st_load
+class _Malformed(Exception):
+    pass
 
-    data = Path(path).read_bytes()
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise _Malformed(what)
+
+
+def _count(meta: dict[str, Any], name: str) -> int:
+    value = meta[name]
+    _check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+           f"{name} is {value!r}, expected a count")
+    return value
+
+
+def _parse(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Checkpoint:
+    """The checkpoint that verified `meta` and `tensors` describe; raises on anything missing,
+    of the wrong type or inconsistent (so that a resume never dies on it half-way)."""
+    _check(meta.get("format") == FORMAT,
+           f"format {meta.get('format')!r}, expected {FORMAT} (written by an older lenet whose "
+           "checksum did not cover the metadata?)")
+    epoch, step_in_epoch = _count(meta, "epoch"), _count(meta, "step_in_epoch")
+    global_step = _count(meta, "global_step")
+    _check(global_step >= step_in_epoch, "global_step is smaller than step_in_epoch")
+    state = meta["state"]
+    _check(isinstance(state, dict), "state is not an object")
+    history = state["history"]
+    _check(isinstance(history, list) and all(isinstance(m, dict) for m in history),
+           "state.history is not a list of objects")
+    _check(isinstance(state.get("train_seconds", 0.0), (int, float)),
+           "state.train_seconds is not a number")
+    progress = state.get("epoch_progress", {})
+    _check(isinstance(progress, dict), "state.epoch_progress is not an object")
+    if step_in_epoch:
+        order = progress.get("order_state")
+        _check(isinstance(order, list) and len(order) > 0
+               and all(isinstance(b, int) and 0 <= b < 256 for b in order),
+               "a mid-epoch checkpoint without its epoch's order_state (a list of bytes)")
+        _check(isinstance(progress.get("loss_sum", 0.0), (int, float))
+               and isinstance(progress.get("correct", 0), int),
+               "state.epoch_progress.loss_sum/correct are not numbers")
+    optimizer = meta["optimizer"]
+    _check(isinstance(optimizer, dict), "optimizer is not an object")
+    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
+    _check(bool(model), "no model tensors")
+    _check(all(v.dtype == torch.uint8 and v.dim() == 1 for v in rng.values()),
+           "RNG states are not byte vectors")
+    _check("torch" in rng and rng["torch"].numel() == torch.get_rng_state().numel(),
+           "the torch RNG state is missing or has the wrong size")
+    return Checkpoint(epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
+                      model=model, optimizer=_unflatten_optimizer(tensors, optimizer),
+                      rng=rng, state=state)
+
+
+def load(path: Path) -> Checkpoint:
+    """Read and verify one checkpoint; any damage raises :class:`WeightsError`.
+
+    Damage is anything that stops a resume: an unreadable, truncated or pickle file, a SHA-256
+    mismatch (tensors or metadata edited), a missing digest, and metadata that verifies but is
+    malformed (a missing field, a wrong type, inconsistent counts).
+    """
     try:
-        tensors = st_load(data)
-        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-        meta = json.loads(header["__metadata__"]["lenet_checkpoint"])
-    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{path}: not a readable lenet checkpoint ({e})") from None
-    if _digest(tensors) != meta.get("sha256"):
-        raise WeightsError(f"{path}: checksum mismatch; the checkpoint was truncated or altered")
-    return Checkpoint(
-        epoch=int(meta["epoch"]), step_in_epoch=int(meta["step_in_epoch"]),
-        global_step=int(meta["global_step"]),
-        model={k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
-        optimizer=_unflatten_optimizer(tensors, meta["optimizer"]),
-        rng={k[4:]: v for k, v in tensors.items() if k.startswith("rng.")},
-        state=meta.get("state", {}),
-    )
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read the checkpoint ({e.strerror})") from None
+    tensors, meta = weights.decode(data, METADATA_KEY, str(path), what="checkpoint")
+    try:
+        return _parse(meta, tensors)
+    except (_Malformed, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        what = str(e) if isinstance(e, _Malformed) else f"{type(e).__name__}: {e}"
+        raise WeightsError(f"{path}: checkpoint metadata is malformed ({what})") from None
 
 
 def latest(run_dir: Path, warn: Any = None) -> Checkpoint | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -166,18 +167,33 @@ def resolve(recipe: str | None = None, overrides: dict[str, Any] | None = None) 
 
 
 def _validate(c: TrainConfig) -> None:
-    for name in ("epochs", "batch_size", "eval_batch_size"):
+    """Combinations that would otherwise fail deep inside torch with a traceback."""
+    for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
         if getattr(c, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(c, name)}")
-    if c.lr <= 0:
-        raise ConfigError(f"lr must be positive, got {c.lr}")
+    if not (math.isfinite(c.lr) and c.lr > 0):
+        raise ConfigError(f"lr must be a positive number, got {c.lr}; for example --lr 0.01")
+    for name in ("momentum", "weight_decay"):
+        value = getattr(c, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{name} must be 0 or more, got {value}")
+    if c.nesterov and c.optimizer == "sgd" and c.momentum <= 0:
+        raise ConfigError(f"nesterov needs momentum > 0 (got momentum {c.momentum:g}); "
+                          "pass --momentum 0.9, or drop --nesterov")
+    if not (math.isfinite(c.gamma) and c.gamma > 0):
+        raise ConfigError(f"gamma must be a positive decay factor, got {c.gamma}; e.g. 0.1")
+    if not 0 <= c.warmup_fraction <= 1:
+        raise ConfigError(f"warmup_fraction must be in [0, 1], got {c.warmup_fraction}")
     for name in ("val_size", "train_subset", "test_subset"):
         if getattr(c, name) < 0:
             raise ConfigError(f"{name} must be 0 or more, got {getattr(c, name)}")
     if not 0 <= c.label_smoothing < 1:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {c.label_smoothing}")
-    if c.scheduler == "milestones" and len(c.lr_values) != len(c.milestones) + 1:
-        raise ConfigError("scheduler milestones needs len(lr_values) == len(milestones) + 1")
+    if c.scheduler == "milestones":
+        if len(c.lr_values) != len(c.milestones) + 1:
+            raise ConfigError("scheduler milestones needs len(lr_values) == len(milestones) + 1")
+        if not all(math.isfinite(v) and v > 0 for v in c.lr_values):
+            raise ConfigError(f"lr_values must all be positive, got {c.lr_values}")
 
 
 def from_json(text: str, source: str) -> TrainConfig:

@@ -3,12 +3,23 @@
 The metadata (``__metadata__["lenet"]``, a JSON string) holds the model name, the exact
 preprocessing, the dataset and its class names, the accuracy measured at the end of training,
 and the lenet and torch versions, so inference can never disagree with training.
+
+Integrity: the metadata also holds ``sha256``, a SHA-256 over the canonical JSON of the rest of
+the metadata and over every tensor (name, dtype, shape and bytes; see :func:`digest`). Reading
+recomputes it, so a flipped bit in a tensor, an edited preprocessing or class list, or a
+truncated file is refused with a :class:`~lenet.errors.WeightsError` instead of silently
+predicting something else. A lenet weights file *without* a digest (written before lenet
+stored one, or with the digest removed) is refused too: its integrity cannot be checked, and
+retraining, or re-saving from an intact copy, gives a file that can. Training checkpoints
+(:mod:`lenet.checkpoint`) use the same format and the same digest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +33,10 @@ from lenet.errors import WeightsError
 
 METADATA_KEY = "lenet"
 WEIGHTS_NAME = "model.safetensors"
+DIGEST_KEY = "sha256"  # in the JSON metadata: the hex SHA-256 of everything else (see digest)
+_KNOWN = ("model", "preprocessing", "dataset", "classes", "test_accuracy", DIGEST_KEY)
+_FIX = ("Copy it again from an intact source, or retrain with `lenet train` (a run directory "
+        "holds its weights in model.safetensors).")
 
 
 @dataclass
@@ -33,8 +48,8 @@ class WeightsMeta:
     test_accuracy: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps({
+    def to_dict(self) -> dict[str, Any]:
+        return {
             "model": self.model,
             "preprocessing": self.preprocessing.to_dict(),
             "dataset": self.dataset,
@@ -42,32 +57,119 @@ class WeightsMeta:
             "test_accuracy": self.test_accuracy,
             "lenet_version": __version__,
             "torch_version": torch.__version__,
-            **self.extra,
-        })
+            **{k: v for k, v in self.extra.items() if k != DIGEST_KEY},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, text: str, source: str) -> WeightsMeta:
+    def from_dict(cls, d: Any, source: str) -> WeightsMeta:
         try:
-            d = json.loads(text)
             return cls(
                 model=str(d["model"]),
                 preprocessing=Preprocessing.from_dict(d["preprocessing"], source=source),
                 dataset=str(d["dataset"]),
                 classes=[str(c) for c in d["classes"]],
                 test_accuracy=d.get("test_accuracy"),
-                extra={k: v for k, v in d.items() if k not in
-                       ("model", "preprocessing", "dataset", "classes", "test_accuracy")},
+                extra={k: v for k, v in d.items() if k not in _KNOWN},
             )
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise WeightsError(f"{source}: lenet metadata is malformed ({e!r}); "
                                "was it written by `lenet train`?") from None
 
+    @classmethod
+    def from_json(cls, text: str, source: str) -> WeightsMeta:
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as e:
+            raise WeightsError(f"{source}: lenet metadata is malformed ({e!r}); "
+                               "was it written by `lenet train`?") from None
+        return cls.from_dict(d, source)
 
-def save(path: str | os.PathLike[str], model: nn.Module, meta: WeightsMeta) -> Path:
+
+def digest(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of `meta` (less its own ``sha256`` field) and of every tensor.
+
+    The metadata enters as canonical JSON (sorted keys, no spaces), so it does not depend on
+    how the JSON text was laid out; each tensor enters, in name order, as its name, dtype,
+    shape and raw bytes, so it does not depend on the file's layout either.
+    """
+    h = hashlib.sha256()
+    body = json.dumps({k: v for k, v in meta.items() if k != DIGEST_KEY}, sort_keys=True,
+                      separators=(",", ":")).encode()
+    h.update(b"lenet-meta:%d;" % len(body))
+    h.update(body)
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # hashed in place, not copied
+    return h.hexdigest()
+
+
+def encode(tensors: dict[str, torch.Tensor], key: str, meta: Mapping[str, Any]) -> bytes:
+    """safetensors bytes whose metadata `key` is `meta` as JSON, with its digest added."""
     from safetensors.torch import save
 
+    plain = json.loads(json.dumps(meta))  # what a reader will parse: str keys, lists, ...
+    plain[DIGEST_KEY] = digest(tensors, plain)
+    return save(tensors, metadata={key: json.dumps(plain)})
+
+
+def decode(data: bytes, key: str, source: str, *, what: str, fix: str = ""
+           ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and verified metadata of a file written by :func:`encode`; never unpickles.
+
+    A pickle, a truncated or foreign file, missing or malformed metadata, a missing digest and
+    a digest mismatch each raise :class:`WeightsError` naming `source` (and ending in `fix`).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    tail = f" {fix}" if fix else ""
+    header_len = int.from_bytes(data[:8], "little")
+    # A safetensors file starts with its header's length (little-endian u64), then the JSON
+    # header: "{" at byte 8. Only a file that cannot be one is checked for a pickle's opening
+    # (PROTO 2-5, or a torch.save zip); that length's first byte may well be 0x80.
+    safetensors_like = 8 + header_len <= len(data) and data[8:9] == b"{"
+    pickle_like = data[:4] == b"PK\x03\x04" or (data[:1] == b"\x80" and data[1:2] in (
+        b"\x02", b"\x03", b"\x04", b"\x05"))
+    if pickle_like and not safetensors_like:
+        raise WeightsError(f"{source}: this is a pickle/torch.save file, not a lenet {what}; "
+                           "lenet never unpickles (it could run arbitrary code)." + tail)
+    try:
+        header = json.loads(data[8:8 + header_len])
+        tensors = load(data)
+    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
+        raise WeightsError(f"{source}: not a valid safetensors file ({e}); it may be truncated "
+                           "or corrupt." + tail) from None
+    text = (header.get("__metadata__") or {}).get(key)
+    if text is None:
+        raise WeightsError(f"{source}: safetensors file without lenet metadata (no {key!r} "
+                           f"entry), so not a lenet {what}." + tail)
+    try:
+        meta = json.loads(text)
+    except ValueError as e:
+        meta = e
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{source}: lenet metadata is malformed (expected a JSON object, "
+                           f"got {meta!r:.80}); the file is damaged or was edited." + tail)
+    stored = meta.get(DIGEST_KEY)
+    if not isinstance(stored, str):
+        raise WeightsError(f"{source}: no SHA-256 digest in its lenet metadata, so damage or "
+                           f"edits cannot be detected; lenet {__version__} refuses such a "
+                           f"{what} (written by an older lenet, or the digest was removed)."
+                           + tail)
+    if digest(tensors, meta) != stored:
+        raise WeightsError(f"{source}: damaged or modified: SHA-256 mismatch (the checksum "
+                           f"written with this {what} no longer matches its tensors and "
+                           "metadata)." + tail)
+    return tensors, meta
+
+
+def save(path: str | os.PathLike[str], model: nn.Module, meta: WeightsMeta) -> Path:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return atomic.write_bytes(path, save(tensors, metadata={METADATA_KEY: meta.to_json()}))
+    return atomic.write_bytes(path, encode(tensors, METADATA_KEY, meta.to_dict()))
 
 
 def resolve_path(path: str | os.PathLike[str]) -> Path:
@@ -82,27 +184,16 @@ def resolve_path(path: str | os.PathLike[str]) -> Path:
 
 
 def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
-    """Read tensors and metadata; a pickle, a truncated file or a foreign file is refused."""
+    """Read and verify tensors and metadata; a pickle, a truncated, edited or foreign file,
+    or one without a digest, is refused with a :class:`WeightsError`."""
     p = resolve_path(path)
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    data = p.read_bytes()
-    if data[:2] == b"\x80\x02" or data[:1] == b"\x80" or data[:2] == b"PK":
-        raise WeightsError(f"{p}: this is a pickle/torch.save file; lenet never unpickles "
-                           "(it could run arbitrary code). Use weights saved by `lenet train`.")
     try:
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8:8 + header_len])
-        tensors = load(data)
-    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{p}: not a valid safetensors file ({e}); it may be truncated or "
-                           "corrupt. Re-export it or retrain.") from None
-    text = (header.get("__metadata__") or {}).get(METADATA_KEY)
-    if text is None:
-        raise WeightsError(f"{p}: safetensors file without lenet metadata; lenet needs the "
-                           "model name and preprocessing that `lenet train` stores")
-    return tensors, WeightsMeta.from_json(text, str(p))
+        data = p.read_bytes()
+    except OSError as e:
+        raise WeightsError(f"{p}: cannot read the weights file ({e.strerror}); check its "
+                           "permissions") from None
+    tensors, meta = decode(data, METADATA_KEY, str(p), what="weights file", fix=_FIX)
+    return tensors, WeightsMeta.from_dict(meta, str(p))
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
