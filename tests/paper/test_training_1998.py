@@ -10,13 +10,14 @@ from lenet.train import train
 
 @pytest.mark.slow
 def test_sdlm_per_pattern_run_learns(tmp_path, mnist_ready) -> None:
-    # Measured: 73.9 % test accuracy on the first 1,000 test digits after one pass over the
-    # first 2,000 training digits (seed 0, CPU; seeds 1 and 2 gave 79.5 % and 77.0 %). The bar
-    # leaves room for numeric differences across machines and thread counts.
+    # Measured with the recipe's first rate (0.00001): 63.5 % test accuracy on the first 1,000
+    # test digits after one pass over the first 2,000 training digits (seed 0, CPU; seeds 1 and
+    # 2 gave 69.3 % and 68.2 %); untrained, the net is at chance (~10 %). The bar leaves room
+    # for numeric differences across machines and thread counts.
     cfg = resolve("lenet5-1998", {"train_subset": 2000, "test_subset": 1000, "epochs": 1,
                                   "seed": 0, "device": "cpu", "run_dir": str(tmp_path),
                                   "tensorboard": False})
     result = train(cfg, log=lambda s: None, progress=False)
     assert result.params == 60_000
-    assert result.test.accuracy > 0.65
+    assert result.test.accuracy > 0.55
     assert result.history[0].train_loss < 84  # below the loss of F6 states all at zero
