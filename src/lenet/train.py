@@ -612,7 +612,7 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
     fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = step
     if cfg.compile:
         fn = torch.compile(step)
-    elif not cfg.bf16 and optimizer.__class__.__name__ == "SDLM":
+    elif not cfg.bf16 and cfg.optimizer == "sdlm":
         # The paper's per-pattern recipe: the same step with its gradients written out by hand,
         # ~2x faster than autograd at batch 1 (lenet.optim.pattern_step).
         from lenet.optim import pattern_step
