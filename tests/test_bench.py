@@ -14,7 +14,7 @@ import pytest
 TOP_LEVEL = ("peak_gflops", "train_mflop_per_image", "epoch_speedup", "time_to_99_ratio",
              "best_train_fraction_of_peak", "best_images_per_s_batch1024",
              "best_latency_us_batch1")
-TRAIN_ROWS = ("seeds_pipeline", "lenet_train", "lenet5_fast")
+TRAIN_ROWS = ("seeds_pipeline", "lenet_train", "lenet_train_batch512_bf16", "lenet5_fast")
 TRAIN_KEYS = ("seconds_per_epoch", "images_per_s", "gflops", "fraction_of_peak")
 TIME_KEYS = ("wall_seconds_mean", "wall_seconds_max", "test_accuracy_mean")
 
@@ -55,6 +55,8 @@ def test_every_figure_is_there_and_sane(quick: tuple[dict, str, str]) -> None:
         assert 0 <= t["test_accuracy_mean"] <= 1
         assert t["wall_seconds_std"] >= 0
         assert len(t["runs"]) == 1 and t["reached"] in (0, 1)
+    large = r["train"]["lenet_train_batch512_bf16"]
+    assert large["batch_size"] == 512 and 0 <= large["test_accuracy_after_1_epoch"] <= 1
     p = r["per_pattern"]
     for key in ("autograd_us", "hand_written_us", "speedup", "pass_seconds"):
         assert _positive(p[key]), key
@@ -68,6 +70,7 @@ def test_inference_rows_and_bests(quick: tuple[dict, str, str]) -> None:
     r, _, _ = quick
     rows = r["inference"]
     assert {"eager", "channels_last", "jit_frozen"} <= set(rows)
+    assert "onnxruntime_1thread_iobinding" in rows  # onnxruntime is in the dev extras
     for name, row in rows.items():
         assert _positive(row["latency_us_batch1"]), name
         assert _positive(row["images_per_s_batch1024"]), name
@@ -84,3 +87,19 @@ def test_files_written(quick: tuple[dict, str, str]) -> None:
     assert "time-to-99 ratio" in md and "| what | value |" in md and "hand-written" in md
     for name in r["inference"]:
         assert name in md
+
+
+def test_seeds_model_is_the_seeds_code_not_ours() -> None:
+    """The seeds' side must not inherit lenet5's training-time tuning: its own module, conv ->
+    ReLU -> pool, with lenet5's exact parameter shapes."""
+    import torch
+
+    from lenet import bench
+    from lenet.models import create
+
+    seeds, ours = bench._seeds_model(), create("lenet5")
+    assert type(seeds).__module__ == "lenet.bench"
+    assert [p.shape for p in seeds.parameters()] == [p.shape for p in ours.parameters()]
+    seeds.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(seeds.eval()(x), ours.eval()(x))

@@ -402,6 +402,7 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
     if ckpt is not None:
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
+        _match_state_layout(optimizer)
         _restore_rng(gens, ckpt.rng)
         history = [EpochMetrics(**m) for m in ckpt.state["history"]]
         start_epoch, start_step_in_epoch, step = ckpt.epoch, ckpt.step_in_epoch, ckpt.global_step
@@ -590,6 +591,19 @@ def _should_stop(stop: threading.Event, dist_env: Distributed, device: torch.dev
     flag = torch.tensor([1.0 if stop.is_set() else 0.0], device=device)
     dist_env.all_sum(flag)  # every rank stops at the same step, or none does
     return bool(flag.item())
+
+
+def _match_state_layout(opt: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor (momentum, Adam's moments) its parameter's memory
+    layout. A checkpoint stores them contiguous; with channels-last weights the fused optimizer
+    kernels walk parameter and state in memory order, so a layout mismatch would pair the wrong
+    elements and a resumed run would silently diverge from the uninterrupted one."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if (isinstance(value, torch.Tensor) and value.shape == p.shape
+                        and value.stride() != p.stride()):
+                    opt.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
