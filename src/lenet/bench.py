@@ -440,36 +440,34 @@ def inference(device: Any, repeats: float) -> dict[str, dict[str, float]]:
 
 
 # --------------------------------------------------------------------------- training speed
-def lenet_train_epoch(s: Settings, run_root: Path, device: str) -> dict[str, float]:
-    """`lenet train` with the Paper Study recipe (lenet5, batch 64), one epoch, in process."""
+def _train_one_epoch(recipe: str, overrides: dict[str, Any], s: Settings, run_dir: Path,
+                     device: str) -> dict[str, float]:
+    """One in-process `lenet train` epoch. Its seconds are training time only, like the seeds'
+    side (_seeds_train_epoch); the epoch with its test pass is reported apart."""
     from lenet.config import resolve
     from lenet.train import train
 
-    cfg = resolve("lenet5", {"epochs": 1, "batch_size": TRAIN_BATCH, "tensorboard": False,
-                             "device": device, "train_subset": s.train_subset,
-                             "test_subset": s.test_subset, "run_dir": str(run_root / "lenet5")})
+    cfg = resolve(recipe, {**overrides, "epochs": 1, "tensorboard": False, "device": device,
+                           "train_subset": s.train_subset, "test_subset": s.test_subset,
+                           "run_dir": str(run_dir)})
     r = train(cfg, log=lambda _: None, progress=False)
     m = r.history[-1]
-    # Training time only, like the seeds' side (_seeds_train_epoch): the epoch's test pass
-    # is reported apart.
     return {"seconds_per_epoch": r.train_seconds, "images_per_s": m.images_per_s,
-            "epoch_with_test_seconds": m.seconds}
+            "epoch_with_test_seconds": m.seconds, "batch_size": cfg.batch_size,
+            "test_accuracy_after_1_epoch": m.test_accuracy}
+
+
+def lenet_train_epoch(s: Settings, run_root: Path, device: str) -> dict[str, float]:
+    """`lenet train` with the Paper Study recipe (lenet5, batch 64), one epoch, in process."""
+    return _train_one_epoch("lenet5", {"batch_size": TRAIN_BATCH}, s, run_root / "lenet5",
+                            device)
 
 
 def lenet_train_large_batch(s: Settings, run_root: Path, device: str) -> dict[str, float]:
     """Throughput at the batch where the CPU is best used: `lenet train --config lenet5-fast
-    --batch-size 512 --lr 0.2 --bf16` (channels-last), one epoch, training time only."""
-    from lenet.config import resolve
-    from lenet.train import train
-
-    cfg = resolve("lenet5-fast", {"epochs": 1, "batch_size": LARGE_BATCH, "lr": 0.2,
-                                  "bf16": True, "tensorboard": False, "device": device,
-                                  "train_subset": s.train_subset, "test_subset": s.test_subset,
-                                  "run_dir": str(run_root / "lenet5-large-batch")})
-    r = train(cfg, log=lambda _: None, progress=False)
-    m = r.history[-1]
-    return {"seconds_per_epoch": r.train_seconds, "images_per_s": m.images_per_s,
-            "batch_size": LARGE_BATCH, "test_accuracy_after_1_epoch": m.test_accuracy}
+    --batch-size 512 --lr 0.2 --bf16` (channels-last), one epoch."""
+    return _train_one_epoch("lenet5-fast", {"batch_size": LARGE_BATCH, "lr": 0.2, "bf16": True},
+                            s, run_root / "lenet5-large-batch", device)
 
 
 def per_pattern(patterns: int) -> dict[str, float]:

@@ -57,10 +57,9 @@ class LeNet5(nn.Module):
             # Max-pooling commutes with a monotone activation, act(max(v)) = max(act(v)), in
             # value and in gradient (the same element of each window gets it), so training runs
             # the activation on the 4x smaller pooled map: ~7 % of a CPU step at batch 64.
+            # S2's pool is max_pool2x2 (the same as self.s2, faster in bf16 channels-last).
             # Evaluation and the visualizations keep the textbook order, whose S2/S4 outputs
             # are the activated maps people expect to see.
-            # S2 = self.s2, except in bf16 + channels-last, where ATen's pool is slow for 6
-            # channels (lenet.models.pooling).
             x = self.act(max_pool2x2(self.c1(x)))
             return self.act(self.s4(self.c3(x)))
         x = self.s2(self.act(self.c1(x)))
