@@ -1,11 +1,13 @@
 """Training speed only: the seeds' pipeline against `lenet train`, same model, same batch.
 
-    python benchmarks/train_speed.py [--epochs 1] [--json]
+    python benchmarks/train_speed.py [--json]
 
 The seeds' pipeline is a Dataset that builds a PIL image per sample (as torchvision's MNIST
-does), ToTensor, Normalize(0.5, 0.5), a shuffling DataLoader, batch 64, Adam; `lenet train`
-runs the default `lenet5` recipe at the same batch. Both are measured in this one process, one
-after the other, so the ratio holds on a busy machine even where absolute seconds do not.
+does), torchvision's ToTensor and Normalize((0.5,), (0.5,)) steps, a shuffling DataLoader,
+batch 64, Adam; `lenet train` runs the default `lenet5` recipe at the same batch. Both are
+measured in this one process, one after the other, each for 3 epochs of which the first is
+warm-up and the fastest other one counts, so the ratio holds on a busy machine even where
+absolute seconds do not.
 `lenet bench` measures this and everything else (time to 99 %, % of peak, inference).
 """
 

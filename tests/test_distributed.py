@@ -32,3 +32,29 @@ def test_two_process_ddp_matches_one_process(tmp_path, mnist_ready) -> None:
     # Gradients averaged over two equal shards equal the whole batch's mean gradient up to
     # float rounding, so the first epoch's loss agrees far inside 1e-4.
     assert abs(float(ddp_rows[0]["train_loss"]) - float(single_rows[0]["train_loss"])) < 1e-4
+
+
+def test_ddp_last_batch_smaller_than_the_ranks_trains_on(tmp_path, mnist_ready) -> None:
+    """1,985 digits at batch 64 leave a last global batch of one digit: one of two ranks would
+    get an empty shard and a NaN loss. That digit sits the epoch out instead."""
+    args = [("1985" if a == "2000" else a) for a in ARGS]  # --train-subset
+    proc = subprocess.run([sys.executable, "-m", "lenet", *args, "--run-dir",
+                           str(tmp_path / "odd"), "--nproc", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((tmp_path / "odd" / "metrics.csv").open()))
+    assert len(rows) == 2
+    for row in rows:
+        assert 0 < float(row["train_loss"]) < 3 and 0.1 < float(row["train_accuracy"]) <= 1
+
+
+def test_ddp_failure_is_one_line_per_process_without_traceback(tmp_path, mnist_ready) -> None:
+    proc = subprocess.run([sys.executable, "-m", "lenet", *ARGS, "--run-dir",
+                           str(tmp_path / "nan"), "--nproc", "2", "--lr", "1e6"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "ChildFailedError" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("lenet: error")]
+    assert len(errors) == 2, proc.stderr
+    assert all("try a lower learning rate" in line for line in errors)
+    assert sorted("(process 1)" in line for line in errors) == [False, True]  # rank 0 untagged

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -96,8 +97,6 @@ _RESUME_OVERRIDABLE = {"epochs", "device", "data_dir", "tensorboard"}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import os
-
     from lenet.config import resolve
     from lenet.train import train
 
@@ -143,8 +142,14 @@ def _resume_config(run_dir: str, config: str | None, overrides: dict[str, Any]):
 
 
 def _relaunch_with_torchrun(nproc: int) -> int:
-    """`lenet train --nproc N ...` is `torchrun --standalone --nproc_per_node N -m lenet ...`."""
-    import subprocess
+    """`lenet train --nproc N ...` is `torchrun --standalone --nproc_per_node N -m lenet ...`,
+    run in this process so that a failed rank ends in its own one-line error (each rank prints
+    its message) instead of torchrun's traceback."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as torchrun
 
     rest: list[str] = []
     args = iter(sys.argv[1:])
@@ -153,9 +158,25 @@ def _relaunch_with_torchrun(nproc: int) -> int:
             next(args, None)  # drop its value too
         elif not a.startswith("--nproc="):
             rest.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", "-m", "lenet", *rest]
-    return subprocess.run(cmd, check=False).returncode
+    launch = get_args_parser().parse_args(["--standalone", f"--nproc_per_node={nproc}",
+                                           "-m", "lenet", *rest])
+    # Each process gets an equal share of the cores (torchrun's own default is one thread and a
+    # warning); a value the user set is kept.
+    from lenet.device import threads_per_job
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_job(nproc)))
+    # torchrun's agent logs each failed worker at ERROR level; the workers have said why.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        torchrun(launch)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        if failure.exitcode < 0:  # killed by a signal: no message of its own
+            print(f"lenet: error: process {rank} of {nproc} was killed by signal "
+                  f"{-failure.exitcode}", file=sys.stderr)
+            return 1
+        return failure.exitcode
+    return 0
 
 
 # --------------------------------------------------------------------------- evaluate, report
@@ -295,7 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except LenetError as e:
-        print(f"lenet: error: {e}", file=sys.stderr)
+        rank = os.environ.get("RANK", "0")  # set by torchrun (`--nproc`)
+        where = "" if rank == "0" else f" (process {rank})"
+        sys.stderr.write(f"lenet: error{where}: {e}\n")  # one write: ranks share stderr
         return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
         print("lenet: interrupted", file=sys.stderr)

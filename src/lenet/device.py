@@ -1,13 +1,20 @@
-"""Pick the training device: ``auto`` prefers CUDA, then Apple's MPS, then the CPU."""
+"""Where to train: ``pick`` the device (``auto`` prefers CUDA, then Apple's MPS, then the CPU),
+and how many CPU cores this process has to share among its threads and jobs."""
 
 from __future__ import annotations
 
-import torch
+import os
+from typing import TYPE_CHECKING
 
 from lenet.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 
 def pick(name: str = "auto") -> torch.device:
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -23,3 +30,16 @@ def pick(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
     return torch.device(name)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def threads_per_job(jobs: int) -> int:
+    """Intra-op threads for each of `jobs` processes sharing this machine's cores."""
+    return max(1, available_cores() // jobs)

@@ -113,26 +113,21 @@ def make_session(model: bytes | str | os.PathLike[str], threads: int | None = No
     except ImportError:
         raise ExportError("--backend onnxruntime needs onnxruntime: "
                           "pip install 'lenet[onnx]'") from None
+    from lenet.device import available_cores
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     # All graph optimizations (their NCHWc layout transform fuses conv, ReLU and pooling) and
     # one intra-op thread per available core: on a 2-core CPU that is ~10 % more digits/s at
     # batch 1024 and ~15 % lower batch-1 latency than ORT's own default (see `lenet bench`).
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or min(8, _cores())
+    opts.intra_op_num_threads = threads or min(8, available_cores())
     src = model if isinstance(model, bytes) else str(model)
     try:
         return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for bad files
         raise ExportError(f"{'ONNX model' if isinstance(model, bytes) else model}: ONNX Runtime "
                           f"cannot load it ({str(e).splitlines()[0]})") from None
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -324,14 +324,6 @@ def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
 
 
 # --------------------------------------------------------------------------- running
-def threads_per_job(jobs: int) -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity call
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // jobs)
-
-
 def _tail(path: Path, lines: int = TAIL_LINES) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -452,6 +444,8 @@ def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, ou
         raise ConfigError(f"{taken[0]} already exists ({len(taken)} of the sweep's run "
                           f"directories do); choose another --out or delete them")
     out_dir.mkdir(parents=True, exist_ok=True)
+
+    from lenet.device import threads_per_job
 
     threads = str(threads_per_job(jobs))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}

@@ -428,6 +428,15 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
     n = len(train_split.labels)
     bs = cfg.batch_size
     steps_per_epoch = math.ceil(n / bs)
+    if 0 < n % bs < dist_env.world:
+        # A last global batch smaller than the number of ranks would leave some rank an empty
+        # shard: a NaN mean loss, poisoned into every rank by DDP's gradient average. Those
+        # few digits sit the epoch out (a new permutation brings them back next epoch).
+        steps_per_epoch -= 1
+    if steps_per_epoch == 0:
+        raise TrainingError(f"{n} training digits cannot be shared among {dist_env.world} "
+                            f"processes; use more data or fewer processes (--nproc)")
+    seen = min(n, steps_per_epoch * bs)  # digits trained on per epoch
     schedule = Schedule(cfg, steps_per_epoch)
     step_fn = _make_step(train_model, optimizer, loss_fn, loss_name, device, cfg)
     # Per-step bookkeeping (loss sum, hits, the finiteness check, DDP's stop vote) is batched:
@@ -513,7 +522,7 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
             if bar is not None:
                 bar.close()
             dist_env.all_sum(loss_sum, correct)
-            train_loss = float(loss_sum) / n
+            train_loss = float(loss_sum) / seen
             if not math.isfinite(train_loss):
                 raise TrainingError(f"the training loss became {train_loss} in epoch "
                                     f"{epoch + 1}; try a lower learning rate (now --lr {cfg.lr:g})")
@@ -523,8 +532,8 @@ def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: tor
                                     cfg.eval_batch_size)
             val = (evaluate_tensors(model, val_split.inputs, val_split.labels, eval_loss_fn,
                                     cfg.eval_batch_size) if val_split is not None else None)
-            done = n - (first * bs if mid_epoch else 0)
-            m = EpochMetrics(epoch + 1, train_loss, int(correct) / n, test.accuracy, test.loss,
+            done = seen - (first * bs if mid_epoch else 0)
+            m = EpochMetrics(epoch + 1, train_loss, int(correct) / seen, test.accuracy, test.loss,
                              val.accuracy if val else None, epoch_lr,
                              time.perf_counter() - t0, done / epoch_seconds)
             history.append(m)
