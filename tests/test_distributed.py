@@ -58,3 +58,32 @@ def test_ddp_failure_is_one_line_per_process_without_traceback(tmp_path, mnist_r
     assert len(errors) == 2, proc.stderr
     assert all("try a lower learning rate" in line for line in errors)
     assert sorted("(process 1)" in line for line in errors) == [False, True]  # rank 0 untagged
+
+
+def test_ddp_ctrl_c_stops_every_process_with_a_resume_hint(tmp_path, mnist_ready) -> None:
+    """Ctrl-C reaches the whole process group: each rank stops and rank 0 keeps a checkpoint;
+    the launcher exits 130 without a traceback of its own."""
+    import os
+    import signal
+
+    # 20 epochs of 20,000 digits: long enough to interrupt; without --json, epochs are logged.
+    args = [{"2": "20", "2000": "20000"}.get(a, a) for a in ARGS if a != "--json"]
+    proc = subprocess.Popen([sys.executable, "-m", "lenet", *args, "--run-dir",
+                             str(tmp_path / "int"), "--nproc", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        seen = []
+        for line in proc.stderr:  # bounded by the test's timeout
+            seen.append(line)
+            if line.split()[:2] == ["epoch", "1/20"]:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"lenet train --resume {tmp_path / 'int'}" in stderr
+    assert list((tmp_path / "int" / "checkpoints").glob("*.safetensors"))

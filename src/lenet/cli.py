@@ -147,6 +147,7 @@ def _relaunch_with_torchrun(nproc: int) -> int:
     its message) instead of torchrun's traceback."""
     import logging
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser
     from torch.distributed.run import run as torchrun
@@ -169,6 +170,8 @@ def _relaunch_with_torchrun(nproc: int) -> int:
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     try:
         torchrun(launch)
+    except SignalException as e:  # Ctrl-C or a kill: the workers said where they stopped
+        return 128 + int(e.sigval)
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
         if failure.exitcode < 0:  # killed by a signal: no message of its own
