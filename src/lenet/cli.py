@@ -142,15 +142,15 @@ def _resume_config(run_dir: str, config: str | None, overrides: dict[str, Any]):
 
 
 def _relaunch_with_torchrun(nproc: int) -> int:
-    """`lenet train --nproc N ...` is `torchrun --standalone --nproc_per_node N -m lenet ...`,
-    run in this process so that a failed rank ends in its own one-line error (each rank prints
-    its message) instead of torchrun's traceback."""
-    import logging
+    """`lenet train --nproc N ...` is `torchrun --standalone --nproc_per_node N -m lenet ...`.
 
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser
-    from torch.distributed.run import run as torchrun
+    torchrun runs as a child process, as the `torchrun` command does, through
+    :func:`_torchrun_quietly`: a failed or interrupted rank then ends in its own one-line message
+    (each rank prints it) instead of torchrun's traceback.
+    """
+    import subprocess
+
+    from lenet.device import threads_per_job
 
     rest: list[str] = []
     args = iter(sys.argv[1:])
@@ -159,13 +159,35 @@ def _relaunch_with_torchrun(nproc: int) -> int:
             next(args, None)  # drop its value too
         elif not a.startswith("--nproc="):
             rest.append(a)
-    launch = get_args_parser().parse_args(["--standalone", f"--nproc_per_node={nproc}",
-                                           "-m", "lenet", *rest])
     # Each process gets an equal share of the cores (torchrun's own default is one thread and a
     # warning); a value the user set is kept.
-    from lenet.device import threads_per_job
+    env = {**os.environ}
+    env.setdefault("OMP_NUM_THREADS", str(threads_per_job(nproc)))
+    code = "from lenet.cli import _torchrun_quietly; raise SystemExit(_torchrun_quietly())"
+    cmd = [sys.executable, "-c", code, "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "lenet", *rest]
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # the group got the same Ctrl-C: let the workers save and stop
+        try:
+            return proc.wait(timeout=120)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):  # a second Ctrl-C, or stuck
+            proc.kill()
+            return 130
 
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_job(nproc)))
+
+def _torchrun_quietly() -> int:
+    """torchrun's launcher with its arguments from sys.argv; a failed or interrupted worker
+    gives its exit code, without torchrun's traceback (the workers have said why)."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as torchrun
+
+    launch = get_args_parser().parse_args(sys.argv[1:])
     # torchrun's agent logs each failed worker at ERROR level; the workers have said why.
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     try:
@@ -175,8 +197,8 @@ def _relaunch_with_torchrun(nproc: int) -> int:
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
         if failure.exitcode < 0:  # killed by a signal: no message of its own
-            print(f"lenet: error: process {rank} of {nproc} was killed by signal "
-                  f"{-failure.exitcode}", file=sys.stderr)
+            print(f"lenet: error: process {rank} of {launch.nproc_per_node} was killed by "
+                  f"signal {-failure.exitcode}", file=sys.stderr)
             return 1
         return failure.exitcode
     return 0
