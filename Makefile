@@ -27,8 +27,10 @@ train: install
 	$(BIN)/lenet train --config $(CONFIG) --run-dir $(RUN)
 	$(BIN)/lenet report $(RUN)
 
+# Style, complexity (ruff) and who may import whom (import-linter, pyproject.toml).
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 # The web app's browser test drives Debian's chromium; install it when we can (CI runs as root).
 browser:

@@ -13,7 +13,7 @@ code, 5xx and transport errors (dropped connections), and the server's resident 
 warm-up and at the end. `--requests 0` or `--soak-seconds 0` skips a mode.
 
 Prints a Markdown table; `--out` also writes every figure as JSON. The pieces live in
-:mod:`lenet.serve.loadtest`.
+benchmarks/loadtest.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ import sys
 import time
 
 from lenet.atomic import write_text
-from lenet.serve import loadtest
+
+try:
+    from benchmarks import loadtest
+except ImportError:  # run as `python benchmarks/serve_load.py`: this folder is on sys.path
+    import loadtest
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,11 +30,17 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, mnist_ready: None):
 
 
 @pytest.fixture(scope="session")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_dir(tmp_path_factory: pytest.TempPathFactory, mnist_ready: None) -> Path:
     """A real lenet5 run dir (1 epoch on 5,000 digits) for the predict and serve tests."""
-    from tests.predict.helpers import trained_run
+    from lenet.config import resolve
+    from lenet.train import train
 
-    return trained_run(tmp_path_factory)
+    run_dir = tmp_path_factory.mktemp("predict-run")
+    train(resolve(None, {"model": "lenet5", "epochs": 1, "train_subset": 5000,
+                         "test_subset": 1000, "run_dir": str(run_dir),
+                         "tensorboard": False}), log=lambda s: None)
+    assert (run_dir / "model.safetensors").is_file()
+    return run_dir
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +49,13 @@ def mnist_test(mnist_ready: None) -> tuple[np.ndarray, np.ndarray]:
 
     images, labels = data.load("mnist", "test")
     return images.numpy(), labels.numpy()
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory: pytest.TempPathFactory, mnist_ready: None) -> dict:
+    """Tiny real lenet5 and MLP runs that evaluate, report and compare draw on."""
+    from tests.viz.helpers import train_run
+
+    root = tmp_path_factory.mktemp("viz-runs")
+    return {"lenet5": train_run(root, "lenet5", model="lenet5", val_size=200),
+            "mlp": train_run(root, "mlp", model="mlp", epochs=2)}

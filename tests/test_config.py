@@ -99,3 +99,37 @@ def test_cli_reports_bad_combinations_without_a_traceback(capsys, tmp_path) -> N
         err = capsys.readouterr().err
         assert err.startswith("lenet: error: ") and message in err, (argv, err)
         assert "Traceback" not in err
+
+
+def test_train_flags_and_choices_come_from_the_config_keys() -> None:
+    import argparse
+    import dataclasses
+
+    from lenet.config import TrainConfig, add_train_arguments, train_overrides
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    text = p.format_help()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert (flag in text) == f.metadata["flag"], flag  # the rest go through --set
+        if f.metadata["choices"]:
+            assert "{" + ",".join(f.metadata["choices"]) + "}" in text
+    args = p.parse_args(["--lr", "0.1", "--bf16", "--no-tensorboard", "--set", "rbf_j=2",
+                         "--set", "lr=0.2"])
+    overrides = train_overrides(args)
+    assert overrides["lr"] == "0.2" and overrides["bf16"] is True  # --set comes last, wins
+    assert overrides["tensorboard"] is False and overrides["rbf_j"] == "2"
+    assert overrides["epochs"] is None  # not given: the recipe's value stays
+    assert resolve(None, overrides).lr == 0.2
+
+
+def test_resume_config_changes_only_where_and_how_long(tmp_path) -> None:
+    from lenet import rundir
+    from lenet.config import resume_config
+
+    rundir.write_config(tmp_path, resolve("lenet5-fast", {"seed": 3}).to_dict())
+    cfg = resume_config(str(tmp_path), None, {"epochs": 7, "lr": None})
+    assert (cfg.epochs, cfg.seed, cfg.run_dir) == (7, 3, str(tmp_path))
+    with pytest.raises(ConfigError, match="drop lr, config"):
+        resume_config(str(tmp_path), "lenet5", {"lr": 0.5})

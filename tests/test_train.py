@@ -100,6 +100,19 @@ def test_divergence_in_a_later_epoch_keeps_the_last_good_checkpoint(tmp_path,
     assert not (run / weights.WEIGHTS_NAME).exists()
 
 
+def test_resuming_a_finished_run_evaluates_it_again_without_training(tmp_path,
+                                                                     mnist_ready) -> None:
+    done = _quick(tmp_path, "done", seed=4)
+    trained, _ = weights.read(done.run_dir)
+    lines: list[str] = []
+    again = train(done.config, log=lines.append, progress=False, resume=True)
+    assert lines[0] == f"resuming {tmp_path / 'done'} from epoch 1"
+    assert again.history == done.history and again.test == done.test
+    saved, _ = weights.read(again.run_dir)
+    assert saved.keys() == trained.keys()
+    assert all(torch.equal(trained[k], saved[k]) for k in saved)
+
+
 def test_schedules() -> None:
     cfg = resolve(None, {"model": "lenet5", "scheduler": "onecycle", "epochs": 2, "lr": 1.0})
     s = Schedule(cfg, steps_per_epoch=10)

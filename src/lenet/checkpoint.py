@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from lenet import atomic, weights
+from lenet import atomic, rundir, weights
 from lenet.errors import WeightsError
 
-CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_DIR = rundir.CHECKPOINTS  # inside the run directory
 KEEP = 2  # the newest checkpoints kept; older ones are deleted once a newer one is safe
 METADATA_KEY = "lenet_checkpoint"
 FORMAT = 2  # 2: the digest covers the metadata too (1, unversioned: the tensors only)

@@ -1,67 +1,82 @@
 """One readable hyperparameter block: :class:`TrainConfig`, its YAML recipes, and overrides.
 
 Precedence (as in timm and Lightning): dataclass defaults < the recipe file < command-line flags.
-The fully resolved config is saved with every run as ``config.json``.
+The fully resolved config is saved with every run as ``config.json``. Each key's help text and
+allowed values live beside it in :class:`TrainConfig`; `lenet train`'s flags
+(:func:`add_train_arguments`), `lenet sweep` and validation are generated from them.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lenet import rundir
 from lenet.errors import ConfigError
+
+
+def _key(default: Any, help: str = "", *, choices: tuple[str, ...] = (), flag: bool = True
+         ) -> Any:
+    """A config key: its default, and for `lenet train` its flag's help and allowed values.
+
+    ``flag=False`` keys are set with ``--set KEY=VALUE`` only. Lists get a fresh default each."""
+    meta = {"help": help, "choices": choices, "flag": flag}
+    if isinstance(default, list):
+        assert not default, "list keys start empty"
+        return dataclasses.field(default_factory=list, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    model: str = "lenet5"
-    dataset: str = "mnist"
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "adam"  # sgd | adam | adamw | sdlm
-    lr: float = 0.01
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    scheduler: str = "none"  # none | step | cosine | onecycle | milestones
-    step_size: int = 3  # step: epochs between decays
-    gamma: float = 0.1  # step/milestones: decay factor
-    milestones: list[int] = dataclasses.field(default_factory=list)  # epochs where lr decays
-    lr_values: list[float] = dataclasses.field(default_factory=list)  # milestones: lr per phase
-    warmup_fraction: float = 0.25  # onecycle: fraction of steps spent warming up
-    label_smoothing: float = 0.0
-    loss: str = "auto"  # auto (the model's own) | cross-entropy | rbf-map | rbf-mle
-    rbf_j: float = 1.0  # the constant j of the paper's Eq. 9 loss
-    distort: bool = False  # random affine distortions per sample (the paper's, see data.distort)
-    val_size: int = 0  # hold out this many training digits (seeded) for validation
-    train_subset: int = 0  # train on the first N training digits only (0 = all); for quick runs
-    test_subset: int = 0  # evaluate on the first N test digits only (0 = all)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
-    bf16: bool = False  # bf16 autocast for the forward pass
-    channels_last: bool = False
-    compile: bool = False  # torch.compile the training step
-    eval_batch_size: int = 2000
-    data_dir: str | None = None
-    run_dir: str | None = None  # default: runs/<time>-<model>
-    tensorboard: bool = True
+    model: str = _key("lenet5", "registry name (see `lenet models`)")
+    dataset: str = _key("mnist", "mnist or fashion-mnist")
+    epochs: int = _key(10, "passes over the training set")
+    batch_size: int = _key(64, "global batch size")
+    optimizer: str = _key("adam", "optimizer", choices=("sgd", "adam", "adamw", "sdlm"))
+    lr: float = _key(0.01, "peak learning rate")
+    momentum: float = _key(0.0, "SGD momentum")
+    nesterov: bool = _key(False, "Nesterov momentum")
+    weight_decay: float = _key(0.0, "L2 penalty")
+    scheduler: str = _key("none", "learning-rate schedule",
+                          choices=("none", "step", "cosine", "onecycle", "milestones"))
+    step_size: int = _key(3, "step scheduler: epochs between decays")
+    gamma: float = _key(0.1, "step scheduler: decay factor")
+    milestones: list[int] = _key([], "milestones: epochs where lr changes", flag=False)
+    lr_values: list[float] = _key([], "milestones: lr per phase", flag=False)
+    warmup_fraction: float = _key(0.25, "onecycle: fraction of steps warming up", flag=False)
+    label_smoothing: float = _key(0.0, "cross-entropy label smoothing")
+    loss: str = _key("auto", "training criterion (auto: the model's own)",
+                     choices=("auto", "cross-entropy", "rbf-map", "rbf-mle"))
+    rbf_j: float = _key(1.0, "the constant j of the paper's Eq. 9 loss", flag=False)
+    distort: bool = _key(False, "random affine distortions per sample")
+    val_size: int = _key(0, "hold out N training digits (seeded) for validation")
+    train_subset: int = _key(0, "train on the first N digits only (0: all)")
+    test_subset: int = _key(0, "test on the first N digits only (0: all)")
+    seed: int = _key(0, "the same seed gives bit-identical weights on CPU")
+    device: str = _key("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
+    bf16: bool = _key(False, "bf16 autocast for the forward pass")
+    channels_last: bool = _key(False, "channels-last memory format")
+    compile: bool = _key(False, "torch.compile the training step")
+    eval_batch_size: int = _key(2000, "digits per evaluation batch", flag=False)
+    data_dir: str | None = _key(None, "where datasets live (default $LENET_DATA_DIR or cache)")
+    run_dir: str | None = _key(None, "where to save the run (default runs/<time>-<model>)")
+    tensorboard: bool = _key(True, "write TensorBoard event files", flag=False)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
-_CHOICES = {
-    "optimizer": ("sgd", "adam", "adamw", "sdlm"),
-    "scheduler": ("none", "step", "cosine", "onecycle", "milestones"),
-    "loss": ("auto", "cross-entropy", "rbf-map", "rbf-mle"),
-    "device": ("auto", "cpu", "cuda", "mps"),
-}
+_CHOICES = {f.name: f.metadata["choices"] for f in fields(TrainConfig) if f.metadata["choices"]}
+LIST_KEYS = frozenset(f.name for f in fields(TrainConfig) if f.default_factory is list)
+# Keys that may change when resuming: where and how long, never what is trained.
+RESUME_OVERRIDABLE = frozenset({"epochs", "device", "data_dir", "tensorboard"})
 
 
 def config_dir() -> Path:
@@ -171,6 +186,14 @@ def _validate(c: TrainConfig) -> None:
     for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
         if getattr(c, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(c, name)}")
+    for name in ("val_size", "train_subset", "test_subset"):
+        if getattr(c, name) < 0:
+            raise ConfigError(f"{name} must be 0 or more, got {getattr(c, name)}")
+    _validate_optimizer(c)
+    _validate_schedule(c)
+
+
+def _validate_optimizer(c: TrainConfig) -> None:
     if not (math.isfinite(c.lr) and c.lr > 0):
         raise ConfigError(f"lr must be a positive number, got {c.lr}; for example --lr 0.01")
     for name in ("momentum", "weight_decay"):
@@ -180,26 +203,67 @@ def _validate(c: TrainConfig) -> None:
     if c.nesterov and c.optimizer == "sgd" and c.momentum <= 0:
         raise ConfigError(f"nesterov needs momentum > 0 (got momentum {c.momentum:g}); "
                           "pass --momentum 0.9, or drop --nesterov")
+    if not 0 <= c.label_smoothing < 1:
+        raise ConfigError(f"label_smoothing must be in [0, 1), got {c.label_smoothing}")
+
+
+def _validate_schedule(c: TrainConfig) -> None:
     if not (math.isfinite(c.gamma) and c.gamma > 0):
         raise ConfigError(f"gamma must be a positive decay factor, got {c.gamma}; e.g. 0.1")
     if not 0 <= c.warmup_fraction <= 1:
         raise ConfigError(f"warmup_fraction must be in [0, 1], got {c.warmup_fraction}")
-    for name in ("val_size", "train_subset", "test_subset"):
-        if getattr(c, name) < 0:
-            raise ConfigError(f"{name} must be 0 or more, got {getattr(c, name)}")
-    if not 0 <= c.label_smoothing < 1:
-        raise ConfigError(f"label_smoothing must be in [0, 1), got {c.label_smoothing}")
     if c.scheduler == "milestones":
         if len(c.lr_values) != len(c.milestones) + 1:
             raise ConfigError("scheduler milestones needs len(lr_values) == len(milestones) + 1")
         if not all(math.isfinite(v) and v > 0 for v in c.lr_values):
             raise ConfigError(f"lr_values must all be positive, got {c.lr_values}")
 
+# --------------------------------------------------------------------------- command line
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The config flags of `lenet train` on `p`: ``--config``, one flag per :class:`TrainConfig`
+    key that has one (the rest through ``--set KEY=VALUE``), and ``--no-tensorboard``. Every
+    default is None ("not given"), so that :func:`train_overrides` changes only what was asked."""
+    p.add_argument("--config", help="YAML recipe: a path or a shipped name such as lenet5-fast")
+    for f in fields(TrainConfig):
+        if not f.metadata["flag"]:
+            continue
+        flag, text = "--" + f.name.replace("_", "-"), f.metadata["help"]
+        if isinstance(f.default, bool):
+            p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
+                           help=text)
+            continue
+        choices = f.metadata["choices"]
+        p.add_argument(flag, dest=f.name, type=str if f.default is None else type(f.default),
+                       default=None, help=text,
+                       metavar="{" + ",".join(choices) + "}" if choices else None)
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False,
+                   default=None, help="do not write TensorBoard event files")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set warmup_fraction=0.2")
 
-def from_json(text: str, source: str) -> TrainConfig:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{source} is not valid JSON: {e}") from None
-    known = {k: v for k, v in data.items() if k in _FIELDS}
-    return TrainConfig(**known)
+
+def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides that parsed :func:`add_train_arguments` flags ask for (None: not
+    given); ``--set`` items come last and win."""
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.metadata["flag"]}
+    overrides["tensorboard"] = args.tensorboard
+    for item in args.sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip().replace("-", "_")] = value
+    return overrides
+
+
+def resume_config(run_dir: str, recipe: str | None, overrides: dict[str, Any]) -> TrainConfig:
+    """The saved config of `run_dir`, with only :data:`RESUME_OVERRIDABLE` keys changed:
+    a resumed run trains exactly what it started training."""
+    saved = rundir.read_config(run_dir, required=True)
+    given = {k for k, v in overrides.items() if v is not None}
+    bad = sorted(given - RESUME_OVERRIDABLE) + (["config"] if recipe else [])
+    if bad:
+        raise ConfigError(f"--resume continues the saved config; drop {', '.join(bad)} "
+                          f"(only {', '.join(sorted(RESUME_OVERRIDABLE))} may change)")
+    saved.update({k: v for k, v in overrides.items() if v is not None})
+    saved["run_dir"] = str(run_dir)
+    return resolve(None, saved)

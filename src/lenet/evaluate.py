@@ -2,19 +2,27 @@
 
 Training and `lenet evaluate` share :func:`evaluate_tensors`, with the same batch size and
 preprocessing, so evaluating a saved run reproduces its training-time accuracy exactly on CPU.
+
+A weights file is decoded and its digest checked once (:func:`load`); the evaluations take the
+:class:`Loaded` model, so that ``lenet report`` can evaluate it and then draw it.
+:func:`evaluate_weights` is the one-call form for a path.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from lenet import weights
 from lenet.data.transforms import Preprocessing
 from lenet.losses import Loss, make_loss
+from lenet.models import eval_mode
 
 
 @dataclass
@@ -29,28 +37,19 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def predict_scores(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
-    """Scores for already-preprocessed inputs (N, 1, H, W), in batches."""
-    model.eval()
-    return torch.cat([model(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
-
-
-@torch.inference_mode()
 def _evaluate(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, loss_fn: Loss,
               batch_size: int, keep_scores: bool) -> tuple[EvalResult, torch.Tensor | None]:
-    was_training = model.training
-    model.eval()
     correct = torch.zeros((), dtype=torch.long, device=inputs.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
     kept: list[torch.Tensor] = []
-    for i in range(0, len(inputs), batch_size):
-        x, y = inputs[i:i + batch_size], labels[i:i + batch_size]
-        scores = model(x).float()
-        correct += (scores.argmax(1) == y).sum()
-        loss_sum += loss_fn(scores, y).double() * len(y)
-        if keep_scores:
-            kept.append(scores)
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(inputs), batch_size):
+            x, y = inputs[i:i + batch_size], labels[i:i + batch_size]
+            scores = model(x).float()
+            correct += (scores.argmax(1) == y).sum()
+            loss_sum += loss_fn(scores, y).double() * len(y)
+            if keep_scores:
+                kept.append(scores)
     n = len(labels)
     n_correct = int(correct)
     result = EvalResult(accuracy=n_correct / n, loss=float(loss_sum) / n, errors=n - n_correct,
@@ -72,42 +71,70 @@ def evaluate_with_scores(model: nn.Module, inputs: torch.Tensor, labels: torch.T
     return result, scores
 
 
+# --------------------------------------------------------------------------- saved weights
+class Loaded(NamedTuple):
+    """A model read once from its weights file, with the file's metadata."""
+
+    model: nn.Module  # in eval mode, on the device it was loaded to
+    meta: weights.WeightsMeta
+    path: Path  # the weights file itself (a run directory resolved to its model.safetensors)
+
+
+def load(path: str | os.PathLike[str], device: str = "cpu") -> Loaded:
+    """Read and verify a run directory's or a file's weights, and build the model on `device`
+    (``auto`` picks CUDA, then MPS, then the CPU)."""
+    from lenet.device import pick
+
+    model, meta = weights.load_model(path, pick(device))
+    return Loaded(model, meta, weights.resolve_path(path))
+
+
 def evaluate_weights(path: str | os.PathLike[str], dataset: str | None = None,
                      device: str = "cpu", data_dir: str | None = None,
                      batch_size: int | None = None, test_subset: int = 0) -> dict:
     """Evaluate a run directory or weights file on a test set (default: its own dataset)."""
-    setup = _setup(path, dataset, device, data_dir, batch_size, test_subset)
-    result = evaluate_tensors(setup.model, setup.inputs, setup.labels, setup.loss_fn,
+    return evaluate_loaded(load(path, device), dataset, data_dir, batch_size, test_subset)
+
+
+def evaluate_loaded(loaded: Loaded, dataset: str | None = None, data_dir: str | None = None,
+                    batch_size: int | None = None, test_subset: int = 0) -> dict:
+    """:func:`evaluate_weights` for a model already loaded, on the device it lies on."""
+    setup = _setup(loaded, dataset, data_dir, batch_size, test_subset)
+    result = evaluate_tensors(loaded.model, setup.inputs, setup.labels, setup.loss_fn,
                               setup.batch_size)
     return setup.header(result)
 
 
 @dataclass
 class _Setup:
-    path: str
-    model: nn.Module
-    meta: Any  # weights.WeightsMeta
+    loaded: Loaded
     dataset: str
     images: torch.Tensor  # (N, 28, 28) uint8, on the CPU
-    labels: torch.Tensor  # (N,) int64, on the device
+    labels: torch.Tensor  # (N,) int64, on the model's device
     inputs: torch.Tensor
     loss_name: str
     loss_fn: Loss
     batch_size: int
 
     def header(self, result: EvalResult) -> dict:
-        return {"weights": self.path, "model": self.meta.model, "dataset": self.dataset,
+        meta = self.loaded.meta
+        return {"weights": str(self.loaded.path), "model": meta.model, "dataset": self.dataset,
                 "loss_name": self.loss_name, **result.to_dict(),
-                "training_test_accuracy": self.meta.test_accuracy}
+                "training_test_accuracy": meta.test_accuracy}
 
 
-def _setup(path: str | os.PathLike[str], dataset: str | None, device: str,
-           data_dir: str | None, batch_size: int | None, test_subset: int) -> _Setup:
-    from lenet import data, weights
-    from lenet.device import pick
+def _device(model: nn.Module) -> torch.device:
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
-    dev = pick(device)
-    model, meta = weights.load_model(path, dev)
+
+def _setup(loaded: Loaded, dataset: str | None, data_dir: str | None,
+           batch_size: int | None, test_subset: int) -> _Setup:
+    from lenet import data
+
+    meta = loaded.meta
+    dev = _device(loaded.model)
     name = dataset or meta.dataset
     images, labels = data.load(name, "test", data_dir=data_dir)
     if test_subset:
@@ -117,16 +144,12 @@ def _setup(path: str | os.PathLike[str], dataset: str | None, device: str,
     loss_name = meta.extra.get("loss", "cross-entropy")
     loss_fn = make_loss(loss_name, rbf_j=float(meta.extra.get("rbf_j", 1.0)))
     bs = batch_size or int(meta.extra.get("eval_batch_size", 2000))
-    return _Setup(str(weights.resolve_path(path)), model, meta, name, images, labels.to(dev),
-                  inputs, loss_name, loss_fn, bs)
+    return _Setup(loaded, name, images, labels.to(dev), inputs, loss_name, loss_fn, bs)
 
 
-def run_test_subset(path: str | os.PathLike[str], dataset: str | None = None) -> int:
+def run_test_subset(meta: weights.WeightsMeta, dataset: str | None = None) -> int:
     """The test subset the run was trained with (0: all), so that evaluating it reproduces the
     training-time accuracy; 0 when evaluating on another dataset."""
-    from lenet import weights
-
-    _, meta = weights.read(path)
     if dataset is not None and dataset != meta.dataset:
         return 0
     return int((meta.extra.get("config") or {}).get("test_subset") or 0)
@@ -145,19 +168,18 @@ class DetailedEval:
     run_test_subset: int = 0  # the test subset the run was trained with (0: all or unknown)
 
 
-def evaluate_detailed(path: str | os.PathLike[str], dataset: str | None = None,
-                      device: str = "cpu", data_dir: str | None = None,
+def evaluate_detailed(loaded: Loaded, dataset: str | None = None, data_dir: str | None = None,
                       batch_size: int | None = None, test_subset: int | None = None
                       ) -> DetailedEval:
-    """:func:`evaluate_weights` plus predictions and confidences from the same forward pass.
+    """:func:`evaluate_loaded` plus predictions and confidences from the same forward pass.
 
     `test_subset` None means the subset the run was trained with (see :func:`run_test_subset`).
     """
-    own_subset = run_test_subset(path, dataset)
+    own_subset = run_test_subset(loaded.meta, dataset)
     if test_subset is None:
         test_subset = own_subset
-    setup = _setup(path, dataset, device, data_dir, batch_size, test_subset)
-    result, scores = evaluate_with_scores(setup.model, setup.inputs, setup.labels,
+    setup = _setup(loaded, dataset, data_dir, batch_size, test_subset)
+    result, scores = evaluate_with_scores(loaded.model, setup.inputs, setup.labels,
                                           setup.loss_fn, setup.batch_size)
     pred = scores.argmax(1)  # exactly what the accuracy counted
     conf = torch.softmax(scores.double(), dim=1).gather(1, pred[:, None]).squeeze(1)
@@ -167,10 +189,11 @@ def evaluate_detailed(path: str | os.PathLike[str], dataset: str | None = None,
 
 
 def _class_names(setup: _Setup, n: int) -> list[str]:
-    if setup.dataset == setup.meta.dataset and len(setup.meta.classes) == n:
-        return list(setup.meta.classes)
+    meta = setup.loaded.meta
+    if setup.dataset == meta.dataset and len(meta.classes) == n:
+        return list(meta.classes)
     from lenet.data import DATASETS
 
     spec = DATASETS.get(setup.dataset)
-    names = list(getattr(spec, "classes", []) or [])
+    names = list(spec.classes) if spec is not None else []
     return names if len(names) == n else [str(i) for i in range(n)]

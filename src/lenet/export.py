@@ -1,4 +1,4 @@
-"""`lenet export`: saved weights -> a standalone ONNX model.
+"""Saved weights -> a standalone ONNX model (`lenet export`), and ONNX Runtime sessions.
 
 The graph takes the *preprocessed* float input (N, 1, H, W) with a dynamic batch dimension N and
 returns the model's raw scores (N, classes); argmax predicts, softmax gives probabilities. What
@@ -13,7 +13,6 @@ the input must be is stored in the model's ``metadata_props``, so a consumer nev
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -106,8 +105,8 @@ def export_onnx(weights_path: str | os.PathLike[str], output: str | os.PathLike[
 
 def make_session(model: bytes | str | os.PathLike[str], threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session for `model`. `threads`: intra-op threads, by default one per
-    available core (up to 8), which suits batches; 1 gives the lowest single-digit latency
-    (~19 µs against ~26 µs with 2 threads on a 2-core CPU: no fork and join per operator)."""
+    available core (up to 8), which suits batches; 1 gives the lowest single-digit latency (no
+    fork and join per operator)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -118,8 +117,8 @@ def make_session(model: bytes | str | os.PathLike[str], threads: int | None = No
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     # All graph optimizations (their NCHWc layout transform fuses conv, ReLU and pooling) and
-    # one intra-op thread per available core: on a 2-core CPU that is ~10 % more digits/s at
-    # batch 1024 and ~15 % lower batch-1 latency than ORT's own default (see `lenet bench`).
+    # one intra-op thread per available core: more digits/s on large batches and a lower
+    # batch-1 latency than ORT's own defaults (`lenet bench` measures both; BENCHMARKS.md).
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads or min(8, available_cores())
     src = model if isinstance(model, bytes) else str(model)
@@ -138,45 +137,3 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     except Exception as e:  # protobuf decode errors have no common public base class
         raise ExportError(f"{path}: not a valid ONNX file ({e})") from None
     return {p.key: p.value for p in proto.metadata_props}
-
-
-def load_onnx(path: str | os.PathLike[str]) -> Any:
-    """A .onnx file written by `lenet export` -> a :class:`lenet.predict.Predictor`."""
-    from lenet.data.transforms import Preprocessing
-    from lenet.predict import Predictor
-
-    p = Path(path)
-    if not p.is_file():
-        raise ExportError(f"{p}: no such ONNX file (make one with `lenet export`)")
-    props = read_metadata(p)
-    try:
-        prep = Preprocessing.from_dict(json.loads(props["lenet.preprocessing"]), source=str(p))
-        classes = [str(c) for c in json.loads(props["lenet.classes"])]
-        model = props["lenet.model"]
-        accuracy = json.loads(props.get("lenet.test_accuracy", "null"))
-    except (KeyError, json.JSONDecodeError) as e:
-        raise ExportError(f"{p}: ONNX file without lenet metadata ({e!r}); export it with "
-                          "`lenet export`") from None
-    return Predictor(model, classes, prep, accuracy, props.get("lenet.dataset", "mnist"),
-                     backend="onnxruntime", session=make_session(p))
-
-
-# --------------------------------------------------------------------------- CLI
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register `lenet export`."""
-    p = sub.add_parser("export", help="export saved weights to ONNX",
-                       description="Export a run directory or weights file to ONNX (dynamic "
-                                   "batch; preprocessing, model name and classes in the "
-                                   "metadata_props), checked with onnx.checker, written "
-                                   "atomically.")
-    p.add_argument("weights", metavar="WEIGHTS", help="run directory or .safetensors file")
-    p.add_argument("--format", choices=("onnx",), default="onnx")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="where to write (default: next to the weights, with suffix .onnx)")
-    p.set_defaults(handler=_cmd_export)
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    path = export_onnx(args.weights, args.output)
-    print(f"wrote {path}")
-    return 0

@@ -8,17 +8,12 @@ method | paper test error % | ours mean ± std | parameters | training time.
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
-import statistics
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lenet import atomic
+from lenet import atomic, console, rundir
 from lenet.errors import ConfigError
 
 
@@ -66,8 +61,7 @@ def select(only: list[str] | None) -> list[Row]:
 
 def _train_error(run_dir: Path) -> float:
     """The running training error of pass 19 (or of the last pass when fewer were run)."""
-    with open(run_dir / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = rundir.read_metrics(run_dir)
     return 100.0 * (1.0 - float(rows[min(18, len(rows) - 1)]["train_accuracy"]))
 
 
@@ -80,7 +74,7 @@ def _error_of(row: Row, run: Any) -> float:
 def run(rows: list[Row], *, seeds: int = 1, epochs: int | None = None,
         train_subset: int | None = None, test_subset: int | None = None,
         device: str | None = None, run_dir: str | Path | None = None, jobs: int = 1,
-        timeout: float | None = None, log=None) -> dict[str, Any]:
+        timeout: float | None = None, log: console.Log | None = None) -> dict[str, Any]:
     """Train every row `seeds` times with `lenet sweep`; return (and write) the comparison table.
 
     Each distinct recipe (with or without distortions) is one sweep, in ``run_dir/<recipe>/``:
@@ -91,8 +85,8 @@ def run(rows: list[Row], *, seeds: int = 1, epochs: int | None = None,
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-    out = Path(run_dir) if run_dir else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-paper"
+    log = log or console.log
+    out = Path(run_dir) if run_dir else rundir.default("paper")
     out.mkdir(parents=True, exist_ok=True)
     extra = ["--no-tensorboard"]
     for flag, value in (("--epochs", epochs), ("--train-subset", train_subset),
@@ -109,26 +103,31 @@ def run(rows: list[Row], *, seeds: int = 1, epochs: int | None = None,
             sweeps[key] = run_sweep(row.recipe, {}, seeds, jobs, out / name,
                                     extra_args=extra + ["--distort"] * row.distort,
                                     timeout=timeout, log=log)
-        runs = sweeps[key].runs
-        ok = [r for r in runs if r.ok]
-        errors = [_error_of(row, r) for r in ok]
-        table.append({
-            "row": row.name, "method": row.method, "paper_error": row.paper_error,
-            "errors": errors, "mean": statistics.fmean(errors) if errors else None,
-            "std": statistics.stdev(errors) if len(errors) > 1 else 0.0 if errors else None,
-            "params": ok[0].result["params"] if ok else None,
-            "train_seconds": statistics.fmean(r.result["train_seconds"] for r in ok)
-            if ok else None,
-            "runs": [str(r.run_dir) for r in runs],
-            "failed": [{"seed": r.seed, "log": str(r.log_path), "error": r.error}
-                       for r in runs if not r.ok],
-        })
+        table.append(_row_result(row, sweeps[key].runs))
     report = {"seeds": seeds, "epochs": epochs, "train_subset": train_subset,
               "test_subset": test_subset, "rows": table}
     atomic.write_text(out / "paper.json", json.dumps(report, indent=2) + "\n")
     atomic.write_text(out / "paper.md", format_markdown(report))
     report["run_dir"] = str(out)
     return report
+
+
+def _row_result(row: Row, runs: list[Any]) -> dict[str, Any]:
+    """One row of the table from its sweep's runs: our errors beside the paper's."""
+    from lenet.sweep import mean_std
+
+    ok = [r for r in runs if r.ok]
+    errors = [_error_of(row, r) for r in ok]
+    mean, std = mean_std(errors)
+    return {
+        "row": row.name, "method": row.method, "paper_error": row.paper_error,
+        "errors": errors, "mean": mean, "std": std,
+        "params": ok[0].result["params"] if ok else None,
+        "train_seconds": mean_std([r.result["train_seconds"] for r in ok])[0],
+        "runs": [str(r.run_dir) for r in runs],
+        "failed": [{"seed": r.seed, "log": str(r.log_path), "error": r.error}
+                   for r in runs if not r.ok],
+    }
 
 
 def format_markdown(report: dict[str, Any]) -> str:
@@ -139,7 +138,8 @@ def format_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {r['method']} | {r['paper_error']:g} | every run failed | – | – |")
             continue
         failed = f" ({len(r['failed'])} failed)" if r["failed"] else ""
-        lines.append(f"| {r['method']} | {r['paper_error']:g} | {r['mean']:.2f} ± {r['std']:.2f}"
+        spread = f" ± {r['std']:.2f}" if r["std"] is not None else ""
+        lines.append(f"| {r['method']} | {r['paper_error']:g} | {r['mean']:.2f}{spread}"
                      f"{failed} | {r['params']:,} | {r['train_seconds']:.0f} s |")
     notes = [f"seeds: {report['seeds']}"]
     if report.get("epochs"):
@@ -149,41 +149,3 @@ def format_markdown(report: dict[str, Any]) -> str:
     if report.get("test_subset"):
         notes.append(f"test digits: {report['test_subset']}")
     return "\n".join(lines) + "\n\n" + ", ".join(notes) + "\n"
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``lenet paper`` on the CLI's subparsers object."""
-    p = subparsers.add_parser(
-        "paper", help="reproduce the 1998 paper's MNIST table (Fig. 9)",
-        description="Train the paper's networks and compare test errors with Fig. 9. Rows: "
-                    + ", ".join(_BY_NAME))
-    p.add_argument("--only", nargs="+", metavar="NAME", help="train only these rows")
-    p.add_argument("--seeds", type=int, default=1, help="runs per row (mean ± std)")
-    p.add_argument("--epochs", type=int, help="override every recipe's passes")
-    p.add_argument("--train-subset", type=int, help="train on the first N digits only")
-    p.add_argument("--test-subset", type=int, help="test on the first N digits only")
-    p.add_argument("--device", help="auto, cpu, cuda or mps")
-    p.add_argument("-j", "--jobs", type=int, default=1,
-                   help="runs at a time (default 1); each gets cpu_count/jobs threads")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="kill a run (and count it failed) after this long")
-    p.add_argument("--run-dir", help="where to write (default runs/<time>-paper)")
-    p.add_argument("--json", action="store_true", help="print the JSON report on stdout")
-    p.set_defaults(handler=cmd_paper)
-    return p
-
-
-def cmd_paper(args: argparse.Namespace) -> int:
-    report = run(select(args.only), seeds=args.seeds, epochs=args.epochs,
-                 train_subset=args.train_subset, test_subset=args.test_subset,
-                 device=args.device, run_dir=args.run_dir, jobs=args.jobs, timeout=args.timeout)
-    failed = [f for r in report["rows"] for f in r["failed"]]
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_markdown(report), end="")
-        for r in report["rows"]:
-            for f in r["failed"]:
-                print(f"\n{r['method']}, seed {f['seed']} failed (log {f['log']}):\n{f['error']}")
-        print(f"written to {report['run_dir']}/paper.md and paper.json")
-    return 1 if failed else 0

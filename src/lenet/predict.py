@@ -22,12 +22,10 @@ weights, the model is exported to ONNX in memory first (nothing is written next 
 
 from __future__ import annotations
 
-import argparse
 import glob
 import io
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,9 +256,7 @@ class Predictor:
         if p.suffix == ".onnx":
             if backend != "onnxruntime":
                 raise LenetError(f"{p}: an ONNX file needs --backend onnxruntime")
-            from lenet.export import load_onnx
-
-            return load_onnx(p)
+            return cls.from_onnx(p)
         from lenet import weights
 
         model, meta = weights.load_model(path)
@@ -272,6 +268,29 @@ class Predictor:
             pred.session = make_session(to_onnx(model, meta).SerializeToString())
             pred.backend = "onnxruntime"
         return pred
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike[str]) -> Predictor:
+        """A .onnx file written by `lenet export`, run by ONNX Runtime; what its input must be
+        is read from the file's lenet metadata (see :mod:`lenet.export`)."""
+        from lenet.data.transforms import Preprocessing
+        from lenet.export import ExportError, make_session, read_metadata
+
+        p = Path(path)
+        if not p.is_file():
+            raise ExportError(f"{p}: no such ONNX file (make one with `lenet export`)")
+        props = read_metadata(p)
+        try:
+            prep = Preprocessing.from_dict(json.loads(props["lenet.preprocessing"]),
+                                           source=str(p))
+            classes = [str(c) for c in json.loads(props["lenet.classes"])]
+            model = props["lenet.model"]
+            accuracy = json.loads(props.get("lenet.test_accuracy", "null"))
+        except (KeyError, json.JSONDecodeError) as e:
+            raise ExportError(f"{p}: ONNX file without lenet metadata ({e!r}); export it with "
+                              "`lenet export`") from None
+        return cls(model, classes, prep, accuracy, props.get("lenet.dataset", "mnist"),
+                   backend="onnxruntime", session=make_session(p))
 
     def scores(self, digits: np.ndarray) -> np.ndarray:
         """uint8 (N, 28, 28) white-on-black -> float32 (N, classes) raw model scores."""
@@ -409,53 +428,3 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
                 atomic.write_bytes(target, png_bytes(digit))
                 r["preprocessed"] = str(target)
     return results
-
-
-def format_line(r: dict[str, Any]) -> str:
-    if "error" in r:
-        return f"{r['path']}\terror: {r['error']}"
-    top = " ".join(f"{t['label']}={t['probability']:.4f}" for t in r["top_k"])
-    return f"{r['path']}\t{r['label']}\t{r['confidence']:.4f}\t{top}"
-
-
-# --------------------------------------------------------------------------- CLI
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register `lenet predict`."""
-    p = sub.add_parser(
-        "predict", help="recognize digits in image files (PNG, JPEG, BMP, GIF, TIFF)",
-        description="Recognize handwritten digits in image files of any size and mode, "
-                    "preprocessed exactly as MNIST was made (invert if the paper is light, crop "
-                    "to the ink, scale to 20 px, centre by mass in 28x28). One line per file: "
-                    "path, digit, confidence, top-k. Exit status 1 if any file failed.")
-    p.add_argument("weights", metavar="WEIGHTS",
-                   help="run directory, .safetensors file, or a .onnx file from `lenet export`")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, directories (searched recursively) or glob patterns")
-    p.add_argument("--json", action="store_true", help="print one JSON array")
-    p.add_argument("--top-k", type=int, default=3, metavar="K",
-                   help="how many ranked classes to list (default 3)")
-    p.add_argument("--save-preprocessed", metavar="DIR",
-                   help="write the 28x28 image the network saw for each file, as PNG")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
-                   help="default: onnxruntime for a .onnx file, torch otherwise; onnxruntime "
-                        "with safetensors weights exports them to ONNX in memory first")
-    p.set_defaults(handler=_cmd_predict)
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from lenet.errors import ConfigError
-
-    predictor = Predictor.load(args.weights, backend=args.backend)
-    if not 1 <= args.top_k <= len(predictor.classes):
-        raise ConfigError(f"--top-k {args.top_k}: expected 1..{len(predictor.classes)}")
-    results = predict_files(predictor, args.inputs, args.top_k, args.save_preprocessed)
-    failed = [r for r in results if "error" in r]
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for r in results:
-            if "error" not in r:
-                print(format_line(r))
-    for r in failed:
-        print(f"lenet: error: {r['path']}: {r['error']}", file=sys.stderr)
-    return 1 if failed else 0

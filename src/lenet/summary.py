@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from lenet.models import eval_mode
+from lenet.models.interfaces import CountsConnections
+
 
 @dataclass
 class LayerRow:
@@ -25,7 +28,7 @@ class LayerRow:
 
 def _connections(module: nn.Module, out: torch.Tensor) -> int:
     units = math.prod(out.shape[1:])
-    if hasattr(module, "connections"):
+    if isinstance(module, CountsConnections):
         return int(module.connections(tuple(out.shape[1:])))
     if isinstance(module, nn.Conv2d):
         per_unit = module.weight[0].numel() + (module.bias is not None)
@@ -39,7 +42,7 @@ def _connections(module: nn.Module, out: torch.Tensor) -> int:
 
 
 def _is_layer(module: nn.Module) -> bool:
-    if hasattr(module, "connections"):
+    if isinstance(module, CountsConnections):
         return True
     has_children = any(True for _ in module.children())
     return not has_children and isinstance(module, (nn.Conv2d, nn.Linear, nn.MaxPool2d,
@@ -49,7 +52,7 @@ def _is_layer(module: nn.Module) -> bool:
 def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
     rows: list[LayerRow] = []
     hooks = []
-    counted: set[int] = set()
+    counted: set[str] = set()
 
     def hook(name: str):
         def fn(module: nn.Module, _inputs, out: torch.Tensor) -> None:
@@ -59,20 +62,17 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
         return fn
 
     for name, module in model.named_modules():
-        # A custom layer (one with `connections`) is counted whole, not by its parts.
-        if _is_layer(module) and not any(name.startswith(p + ".") for p in map(str, counted)):
+        # A custom layer (one that counts its connections) is counted whole, not by its parts.
+        if _is_layer(module) and not any(name.startswith(p + ".") for p in counted):
             hooks.append(module.register_forward_hook(hook(name)))
-            if hasattr(module, "connections"):
-                counted.add(name)  # type: ignore[arg-type]
-    was_training = model.training
-    model.eval()
+            if isinstance(module, CountsConnections):
+                counted.add(name)
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(1, 1, input_size, input_size))
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     return rows
 
 

@@ -8,10 +8,10 @@ inside that run: the others go on, and the sweep exits 1 at the end if any run f
 executed by a pool of ``--jobs`` workers; each process gets ``cpu_count // jobs`` threads (through
 ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``) so that the workers do not fight over the cores.
 
-What a sweep leaves in ``--out``:
+What a sweep leaves in its folder (``--run-dir``):
 
-- ``<point>-seed<S>/``: the run directory of each run, with its log ``train.log`` (the run's
-  stderr) next to the usual ``config.json``, ``metrics.csv`` and weights;
+- ``<point>-seed<S>/``: the run directory of each run (:mod:`lenet.rundir`), with its log
+  ``train.log`` (the run's stderr) next to the usual ``config.json``, ``metrics.csv`` and weights;
 - ``summary.md`` and ``summary.json``: the table (and every run's figures), written atomically.
 
 Values are split on commas. For list-valued keys (``milestones``, ``lr_values``) the items of one
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import itertools
 import json
 import math
@@ -41,25 +40,31 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lenet import atomic
-from lenet.errors import ConfigError, LenetError
+from lenet import atomic, console, rundir
+from lenet.errors import ConfigError
 
-LOG_NAME = "train.log"
 TAIL_LINES = 20
 # Train arguments the sweep sets itself, per run.
 _RESERVED_ARGS = ("--config", "--seed", "--run-dir", "--json", "--resume")
 _RESERVED_KEYS = ("seed", "run_dir")
 
-Log = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------- results
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation; the std of fewer than two values is None (there is
+    no spread to report), the mean of none is None."""
+    if not values:
+        return None, None
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
 @dataclass
 class Run:
     """One `lenet train` process of the sweep."""
@@ -109,14 +114,12 @@ class Point:
 
     @property
     def mean(self) -> float | None:
-        acc = self.accuracies
-        return statistics.mean(acc) if acc else None
+        return mean_std(self.accuracies)[0]
 
     @property
     def std(self) -> float | None:
         """Sample standard deviation; None with fewer than two successful runs."""
-        acc = self.accuracies
-        return statistics.stdev(acc) if len(acc) > 1 else None
+        return mean_std(self.accuracies)[1]
 
     @property
     def min(self) -> float | None:
@@ -224,16 +227,11 @@ def parse_grid(sets: Sequence[str]) -> dict[str, list[str]]:
     return grid
 
 
-def _list_keys() -> set[str]:
-    from lenet.config import TrainConfig
-
-    return {f.name for f in dataclasses.fields(TrainConfig)
-            if isinstance(f.default_factory, type) and issubclass(f.default_factory, list)}
-
-
-def _train_value(key: str, value: str, list_keys: set[str]) -> str:
+def _train_value(key: str, value: str) -> str:
     """A grid value as `lenet train --set` takes it (lists there are comma-separated)."""
-    return value.replace(";", ",").replace(":", ",") if key in list_keys else value
+    from lenet.config import LIST_KEYS
+
+    return value.replace(";", ",").replace(":", ",") if key in LIST_KEYS else value
 
 
 def _as_text(value: Any) -> str:
@@ -269,12 +267,12 @@ class _ArgsError(argparse.ArgumentParser):
 
 def _train_overrides(args: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
     """The (recipe, overrides) that `lenet train ARGS` would resolve, without training."""
-    from lenet import cli
+    from lenet.config import add_train_arguments, train_overrides
 
-    parser = _ArgsError(prog="lenet")
-    cli._add_train(parser.add_subparsers(parser_class=_ArgsError))
-    ns = parser.parse_args(["train", *args])
-    return ns.config, cli.train_overrides(ns)
+    parser = _ArgsError(prog="lenet train")
+    add_train_arguments(parser)
+    ns = parser.parse_args(list(args))
+    return ns.config, train_overrides(ns)
 
 
 def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
@@ -286,7 +284,7 @@ def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     for key in grid:
         if key in _RESERVED_KEYS:
-            flag = "--seeds" if key == "seed" else "--out"
+            flag = "--seeds" if key == "seed" else "--run-dir"
             raise ConfigError(f"--set {key}: the sweep sets {key} itself (use {flag})")
         if not grid[key]:
             raise ConfigError(f"--set {key}: no values")
@@ -297,7 +295,6 @@ def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
     for key in _RESERVED_KEYS:
         if extra.get(key) is not None:
             raise ConfigError(f"extra train arguments set {key}: the sweep sets it itself")
-    list_keys = _list_keys()
     out_dir = Path(out_dir).absolute()
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     axes = [k for k, values in grid.items() if len(values) > 1]
@@ -305,7 +302,7 @@ def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
     points = []
     for name, params in zip(names, combos, strict=True):
         sets = [a for k, v in params.items()
-                for a in ("--set", f"{k}={_train_value(k, v, list_keys)}")]
+                for a in ("--set", f"{k}={_train_value(k, v)}")]
         train_args = ["--config", recipe, *extra_args, *sets]
         config, overrides = _train_overrides(train_args)
         try:
@@ -318,7 +315,7 @@ def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
             run_dir = out_dir / f"{name}-seed{seed}"
             command = [sys.executable, "-m", "lenet", "train", *train_args,
                        "--seed", str(seed), "--run-dir", str(run_dir), "--json"]
-            point.runs.append(Run(name, params, seed, run_dir, run_dir / LOG_NAME, command))
+            point.runs.append(Run(name, params, seed, run_dir, run_dir / rundir.LOG, command))
         points.append(point)
     return points
 
@@ -419,7 +416,7 @@ def _describe(r: Run, done: int, total: int) -> str:
 
 def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, out_dir: Path,
               extra_args: Sequence[str] = (), timeout: float | None = None,
-              log: Log | None = None) -> SweepResult:
+              log: console.Log | None = None) -> SweepResult:
     """Run every point of ``grid`` (key -> values, as strings) with seeds ``0..seeds-1``.
 
     Values may be strings or numbers; a value of a list key (``milestones``, ``lr_values``) is a
@@ -430,7 +427,7 @@ def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, ou
     raise: they are in ``result.failed``, each with the tail of its log. ``log`` gets one line
     per finished run (default: stderr). Writes ``summary.md`` and ``summary.json`` in ``out_dir``.
     """
-    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    log = log or console.log
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
@@ -442,7 +439,7 @@ def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, ou
     taken = [str(r.run_dir) for r in runs if r.run_dir.exists()]
     if taken:
         raise ConfigError(f"{taken[0]} already exists ({len(taken)} of the sweep's run "
-                          f"directories do); choose another --out or delete them")
+                          f"directories do); choose another --run-dir or delete them")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     from lenet.device import threads_per_job
@@ -468,64 +465,3 @@ def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, ou
     atomic.write_text(out_dir / "summary.json", json.dumps(result.to_dict(), indent=2) + "\n")
     atomic.write_text(out_dir / "summary.md", result.markdown())
     return result
-
-
-# --------------------------------------------------------------------------- command line
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register the ``sweep`` subcommand (its handler is in ``handler``, as in lenet.cli)."""
-    p = subparsers.add_parser(
-        "sweep", help="a grid of training runs over seeds: mean ± std test accuracy",
-        description="Run `lenet train` over the grid of every --set KEY=V1,V2,... times seeds "
-                    "0..K-1, each run its own process, and tabulate test accuracy per point. "
-                    "Lists (milestones, lr_values) separate their items with ':' or ';', "
-                    "e.g. --set milestones=3:6,5:8. "
-                    "Exits 1 if any run failed.")
-    p.add_argument("--config", default="lenet5",
-                   help="YAML recipe: a path or a shipped name (default lenet5)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per point (default 3)")
-    p.add_argument("--set", dest="sets", action="append", default=[],
-                   metavar="KEY=V1[,V2...]", help="a grid axis, e.g. --set lr=0.001,0.003")
-    p.add_argument("-j", "--jobs", type=int, default=1,
-                   help="runs at a time (default 1); each gets cpu_count/jobs threads")
-    p.add_argument("--out", default=None,
-                   help="where runs and summary go (default runs/sweep-<time>)")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="kill a run (and count it failed) after this long")
-    p.add_argument("--json", action="store_true",
-                   help="print the summary as JSON on stdout instead of the table")
-    p.set_defaults(handler=_cmd_sweep)
-    return p
-
-
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else Path("runs") / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run_sweep(args.config, parse_grid(args.sets), args.seeds, args.jobs, out,
-                       timeout=args.timeout)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(result.table())
-        if result.failed:
-            print(f"\n{len(result.failed)} of {len(result.runs)} runs failed:\n")
-            print(result.failures())
-        print(f"\nsummary: {result.out_dir / 'summary.md'}, {result.out_dir / 'summary.json'}")
-    return 0 if result.ok else 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m lenet.sweep ...` (the same as `lenet sweep ...`)."""
-    parser = argparse.ArgumentParser(prog="lenet")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.handler(args)
-    except LenetError as e:
-        print(f"lenet: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lenet: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -2,15 +2,16 @@
 
 No DataLoader and no per-sample Python in the hot path: the digits are loaded once as uint8,
 preprocessed once on the device (or per batch when distortions are on), and every batch is a
-gather from that tensor. What a run leaves behind (``runs/<time>-<model>/``):
+gather from that tensor. A run leaves its run directory behind (:mod:`lenet.rundir`): the
+resolved config, one metrics row per epoch, the weights at the start and the end (with the
+preprocessing and the final test accuracy in their metadata), the last two checkpoints (from
+which ``lenet train --resume RUN_DIR`` continues bit-identically on CPU) and TensorBoard event
+files (``tensorboard --logdir runs``).
 
-- ``config.json``: the fully resolved :class:`~lenet.config.TrainConfig`;
-- ``metrics.csv``: one row per epoch;
-- ``initial.safetensors`` and ``model.safetensors``: weights at the start and the end, with the
-  preprocessing and the final test accuracy in their metadata;
-- ``checkpoints/``: the last two checkpoints (model, optimizer, every RNG state, metrics), from
-  which ``lenet train --resume RUN_DIR`` continues bit-identically on CPU;
-- TensorBoard event files (``tensorboard --logdir runs``).
+:func:`train` runs in phases over one :class:`_Run` state: :func:`_setup` (data, model,
+optimizer, generators), :func:`_resume` (the newest intact checkpoint, if asked),
+:func:`_start` (the run directory, DDP, the step function), :func:`_run_epoch` once per epoch,
+and :func:`_finish` (the final weights and the result).
 
 Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process trains on its own shard of each
 global batch under DistributedDataParallel; only rank 0 logs and writes.
@@ -18,9 +19,6 @@ global batch under DistributedDataParallel; only rank 0 logs and writes.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import signal
@@ -29,22 +27,24 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from functools import partial
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
 
-from lenet import atomic, checkpoint, weights
+from lenet import checkpoint, console, rundir, weights
 from lenet.config import TrainConfig
+from lenet.console import Log
 from lenet.errors import LenetError
 from lenet.evaluate import EvalResult, evaluate_tensors
 from lenet.losses import make_loss
 from lenet.models import count_parameters, get_spec
+from lenet.optim import EpochHook
+from lenet.optim.eager import eager
 
-Log = Callable[[str], None]
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class TrainingError(LenetError):
@@ -68,6 +68,9 @@ class EpochMetrics:
     lr: float
     seconds: float
     images_per_s: float
+
+
+METRICS_COLUMNS = tuple(f.name for f in fields(EpochMetrics))
 
 
 @dataclass
@@ -106,10 +109,6 @@ class Split:
     inputs: torch.Tensor | None = None  # (N, 1, H, W) float, absent when distorting per batch
 
 
-def default_run_dir(model: str) -> Path:
-    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{model}"
-
-
 def load_splits(cfg: TrainConfig, device: torch.device) -> tuple[Split, Split | None, Split]:
     """Train, optional validation (seeded, carved from the training set) and test splits."""
     from lenet import data
@@ -138,7 +137,8 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     # Fused kernels update every parameter in one call instead of one small op per tensor;
     # for a 10-tensor model that per-op overhead is a visible share of each step.
     fused = {"fused": True} if params and params[0].device.type in ("cpu", "cuda") else {}
-    optim = (lambda cls: cls) if cfg.compile else _eager
+    # torch.compile needs torch's guarded optimizer methods; an eager run skips them.
+    optim = (lambda cls: cls) if cfg.compile else eager
     if cfg.optimizer == "sgd":
         return optim(torch.optim.SGD)(params, lr=cfg.lr, momentum=cfg.momentum,
                                       nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
@@ -153,36 +153,6 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
         return SDLM(params, lr=cfg.lr, rbf_j=cfg.rbf_j, seed=cfg.seed)
     raise TrainingError(f"unknown optimizer {cfg.optimizer!r}")
-
-
-_EAGER: dict[type, type] = {}
-
-
-def _eager(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
-    """`cls` without its torch.compile guards, for eager training (not with `compile`).
-
-    torch.optim wraps step, zero_grad, add_param_group and (load_)state_dict so that dynamo
-    never traces them, and those wrappers import torch._dynamo on first use: about 1.2 s of a
-    ~5 s `lenet train --config lenet5-fast` process. Outside torch.compile the wrapped
-    functions (kept by functools.wraps as ``__wrapped__``) compute exactly the same, with the
-    same state_dict; a torch version without ``__wrapped__`` simply keeps its guarded methods.
-    """
-    if cls in _EAGER:
-        return _EAGER[cls]
-    import inspect
-
-    raw_step = inspect.unwrap(cls.step)
-
-    def step(self: torch.optim.Optimizer, closure: Callable | None = None) -> Any:
-        with torch.set_grad_enabled(self.defaults.get("differentiable", False)):
-            return raw_step(self, closure)
-
-    names = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
-    body = {n: inspect.unwrap(getattr(torch.optim.Optimizer, n)) for n in names}
-    body["step"] = step
-    _EAGER[cls] = type(cls.__name__, (cls,), {**body, "__qualname__": cls.__qualname__,
-                                              "__doc__": cls.__doc__})
-    return _EAGER[cls]
 
 
 class Schedule:
@@ -296,14 +266,405 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(s, h)
 
 
-def _metrics_csv(history: list[EpochMetrics]) -> str:
-    buf = io.StringIO()
-    names = list(EpochMetrics.__dataclass_fields__)
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(names)
-    for m in history:
-        writer.writerow(["" if getattr(m, n) is None else getattr(m, n) for n in names])
-    return buf.getvalue()
+@dataclass
+class _Data:
+    """The splits on the device, and how a training batch is made from them."""
+
+    train: Split
+    val: Split | None
+    test: Split
+    prep: Callable[[torch.Tensor], torch.Tensor]
+    distort: Callable | None  # per-batch distortions (the inputs are then made per batch)
+    channels_last: bool
+
+    def batch(self, idx: torch.Tensor, augment: torch.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.distort is None:
+            x = self.train.inputs[idx]
+        else:
+            x = self.prep(self.distort(self.train.images[idx], augment))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.train.labels[idx]
+
+    def sample(self, gens: dict[str, torch.Generator], count: int = 500
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`count` random training digits for an :class:`~lenet.optim.EpochHook`."""
+        split = self.train
+        idx = torch.randperm(len(split.labels), generator=gens["order"])[:count]
+        idx = idx.to(split.labels.device)
+        if split.inputs is not None:
+            return split.inputs[idx], split.labels[idx]
+        return self.prep(self.distort(split.images[idx], gens["augment"])), split.labels[idx]
+
+
+def _load_data(cfg: TrainConfig, prep: Callable[[torch.Tensor], torch.Tensor],
+               device: torch.device) -> _Data:
+    train_split, val_split, test_split = load_splits(cfg, device)
+    distort = None
+    if cfg.distort:
+        from lenet.data.distort import Distortion
+
+        distort = Distortion()
+    else:
+        train_split.inputs = prep(train_split.images)
+    for split in (val_split, test_split):
+        if split is not None:
+            split.inputs = prep(split.images)
+    return _Data(train_split, val_split, test_split, prep, distort, cfg.channels_last)
+
+
+@dataclass
+class _Resume:
+    """Where an interrupted epoch stopped; the first epoch of the resumed run starts there."""
+
+    step: int  # steps of the epoch already done
+    order_state: list[int]  # the epoch-order generator's state when the epoch began
+    loss_sum: float
+    correct: int
+
+
+@dataclass
+class _Run:
+    """What a training run carries from phase to phase."""
+
+    cfg: TrainConfig
+    log: Log
+    progress: bool
+    device: torch.device
+    dist: Distributed
+    data: _Data
+    model: nn.Module
+    params: int
+    optimizer: torch.optim.Optimizer
+    # The epoch order comes from its own CPU generator so that the same seed gives the same
+    # batches on every device; distortions draw from a device generator of their own.
+    gens: dict[str, torch.Generator]
+    loss_name: str
+    loss_fn: Callable
+    eval_loss_fn: Callable
+    run_dir: Path
+    history: list[EpochMetrics] = field(default_factory=list)
+    epoch: int = 0  # completed epochs
+    step: int = 0  # global step
+    train_seconds: float = 0.0
+    resume_at: _Resume | None = None  # consumed by the first epoch
+
+    @property
+    def main(self) -> bool:
+        return self.dist.is_main
+
+    def weights_meta(self, accuracy: float | None, epoch: int) -> weights.WeightsMeta:
+        from lenet.data import DATASETS
+
+        cfg = self.cfg
+        return weights.WeightsMeta(
+            cfg.model, self.data.prep, cfg.dataset, list(DATASETS[cfg.dataset].classes),
+            accuracy, {"loss": self.loss_name, "rbf_j": cfg.rbf_j,
+                       "eval_batch_size": cfg.eval_batch_size, "config": cfg.to_dict(),
+                       "epoch": epoch})
+
+
+@dataclass
+class _Loop:
+    """How every epoch steps, fixed once the run has started."""
+
+    step_fn: Step
+    schedule: Schedule
+    steps: int  # per epoch
+    seen: int  # digits trained on per epoch
+    # Per-step bookkeeping (loss sum, hits, the finiteness check, DDP's stop vote) is batched:
+    # every step only queues its loss and predictions, and every `account_every` steps one
+    # stacked check and sum settles them. At batch 1 a per-step check is a visible share of
+    # the paper's recipe; on an accelerator each check is also a sync. A non-finite loss is
+    # still reported at its exact step, and no checkpoint is written in between.
+    account_every: int
+    tb: Any  # TensorBoardLogger | None
+
+
+@dataclass
+class _Epoch:
+    """The epoch in progress: its order, where it starts, and its running sums."""
+
+    index: int  # counts from 0
+    first: int  # the first step to run (> 0 when resuming mid-epoch)
+    order_state: torch.Tensor
+    perm: torch.Tensor
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    started: float
+    pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+    def progress(self) -> dict[str, Any]:
+        """What a mid-epoch checkpoint keeps of it (:class:`_Resume` when read back)."""
+        return {"order_state": self.order_state.tolist(), "loss_sum": float(self.loss_sum),
+                "correct": int(self.correct)}
+
+
+def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None,
+          resume: bool = False) -> RunResult:
+    """Train `cfg.model` on `cfg.dataset`, evaluate it on the test set, save the run.
+
+    With ``resume=True``, `cfg.run_dir` must be an earlier run's directory: training continues
+    from its newest intact checkpoint (or from the start if it has none).
+    """
+    from lenet.device import pick
+
+    dist = Distributed.from_env()
+    if log is None:
+        log = console.log if dist.is_main else console.silent
+    progress = (sys.stderr.isatty() and dist.is_main) if progress is None else progress
+    t_start = time.perf_counter()
+    device = dist.setup(pick(cfg.device))
+    threads = torch.get_num_threads()  # per-pattern training drops to one (_make_step)
+    try:
+        run = _setup(cfg, log, progress, device, dist)
+        loop = _start(run, resumed=_resume(run) if resume else False)
+        test: EvalResult | None = None
+        with _stop_on_signals() as stop:
+            for epoch in range(run.epoch, cfg.epochs):
+                test = _run_epoch(run, loop, epoch, stop)
+        return _finish(run, loop, test, t_start)
+    finally:
+        torch.set_num_threads(threads)
+        dist.close()
+
+
+def _setup(cfg: TrainConfig, log: Log, progress: bool, device: torch.device,
+           dist: Distributed) -> _Run:
+    """Seed, put the data on the device, build the model, its optimizer and the generators."""
+    torch.manual_seed(cfg.seed)
+    spec = get_spec(cfg.model)
+    loss_name = spec.loss if cfg.loss == "auto" else cfg.loss
+    loss_fn = make_loss(loss_name, label_smoothing=cfg.label_smoothing, rbf_j=cfg.rbf_j)
+    eval_loss_fn = make_loss(loss_name, rbf_j=cfg.rbf_j)
+    data = _load_data(cfg, spec.preprocessing, device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = spec.build().to(device, memory_format=memory_format)
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else rundir.default(cfg.model)
+    run_dir = Path(dist.broadcast(str(run_dir)))  # ranks may disagree on the clock
+    optimizer = make_optimizer(cfg, model)
+    gens = {"order": torch.Generator().manual_seed(cfg.seed),
+            "augment": torch.Generator(device=device).manual_seed(cfg.seed + 1)}
+    return _Run(cfg, log, progress, device, dist, data, model, count_parameters(model),
+                optimizer, gens, loss_name, loss_fn, eval_loss_fn, run_dir)
+
+
+def _resume(run: _Run) -> bool:
+    """Continue from the newest intact checkpoint of the run directory; whether there was one."""
+    ckpt = checkpoint.latest(run.run_dir, warn=run.log)
+    if ckpt is None:
+        run.log(f"no intact checkpoint in {run.run_dir}; starting it from the beginning")
+        return False
+    run.model.load_state_dict(ckpt.model)
+    run.optimizer.load_state_dict(ckpt.optimizer)
+    _match_state_layout(run.optimizer)
+    _restore_rng(run.gens, ckpt.rng)
+    run.history = [EpochMetrics(**m) for m in ckpt.state["history"]]
+    run.epoch, run.step = ckpt.epoch, ckpt.global_step
+    run.train_seconds = float(ckpt.state.get("train_seconds", 0.0))
+    if ckpt.step_in_epoch:
+        carried = ckpt.state.get("epoch_progress", {})
+        run.resume_at = _Resume(ckpt.step_in_epoch, carried["order_state"],
+                                carried.get("loss_sum", 0.0), carried.get("correct", 0))
+    run.log(f"resuming {run.run_dir} from epoch {ckpt.epoch}"
+            + (f", step {ckpt.step_in_epoch}" if ckpt.step_in_epoch else ""))
+    return True
+
+
+def _start(run: _Run, resumed: bool) -> _Loop:
+    """Write the run directory's config (and initial weights), wrap the model for DDP, and fix
+    how every epoch steps."""
+    cfg, dist = run.cfg, run.dist
+    if run.main:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        rundir.write_config(run.run_dir, cfg.to_dict())
+        if not resumed:
+            weights.save(run.run_dir / rundir.INITIAL, run.model, run.weights_meta(None, 0))
+    tb = _tensorboard(run.run_dir) if cfg.tensorboard and run.main else None
+    train_model: nn.Module = run.model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(
+            run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    n, bs = len(run.data.train.labels), cfg.batch_size
+    steps = math.ceil(n / bs)
+    if 0 < n % bs < dist.world:
+        # A last global batch smaller than the number of ranks would leave some rank an empty
+        # shard: a NaN mean loss, poisoned into every rank by DDP's gradient average. Those
+        # few digits sit the epoch out (a new permutation brings them back next epoch).
+        steps -= 1
+    if steps == 0:
+        raise TrainingError(f"{n} training digits cannot be shared among {dist.world} "
+                            f"processes; use more data or fewer processes (--nproc)")
+    step_fn = _make_step(train_model, run.optimizer, run.loss_fn, run.loss_name, run.device, cfg)
+    if run.epoch == 0 and run.resume_at is None:
+        run.log(f"training {cfg.model} ({run.params:,} parameters) on {cfg.dataset}: {n:,} "
+                f"digits, {cfg.epochs} epochs, batch {bs}, {cfg.optimizer} lr {cfg.lr:g}, "
+                f"device {run.device}"
+                + (f" x {dist.world} processes" if dist.world > 1 else "")
+                + f"; run dir {run.run_dir}")
+    return _Loop(step_fn, Schedule(cfg, steps), steps, min(n, steps * bs),
+                 256 if run.device.type == "cpu" else 64, tb)
+
+
+def _run_epoch(run: _Run, loop: _Loop, epoch: int, stop: threading.Event) -> EvalResult:
+    """One pass over the training digits (the rest of one when resuming mid-epoch), then its
+    evaluation, metrics row and checkpoint; returns the test result."""
+    ep = _begin_epoch(run, epoch)
+    stopped_at = _steps(run, loop, ep, stop)
+    if stopped_at is not None:
+        run.train_seconds += time.perf_counter() - ep.started
+        path = _save(run, epoch, stopped_at, ep.progress()) if run.main else None
+        _interrupted(run, f"at epoch {epoch + 1}, step {stopped_at}", path)
+    return _end_epoch(run, loop, ep, stop)
+
+
+def _begin_epoch(run: _Run, epoch: int) -> _Epoch:
+    started = time.perf_counter()
+    run.model.train()
+    at, run.resume_at = run.resume_at, None
+    order = run.gens["order"]
+    if at is not None:
+        # Re-create this epoch's order from the generator state saved at its start.
+        order.set_state(torch.tensor(at.order_state, dtype=torch.uint8))
+    elif isinstance(run.optimizer, EpochHook):
+        # SDLM re-estimates its per-parameter step sizes on a sample before every pass.
+        run.optimizer.before_epoch(run.model, run.data.sample(run.gens), run.loss_name)
+    order_state = order.get_state()
+    perm = torch.randperm(len(run.data.train.labels), generator=order).to(run.device)
+    loss_sum = torch.tensor(at.loss_sum if at else 0.0, dtype=torch.float64, device=run.device)
+    correct = torch.tensor(at.correct if at else 0, dtype=torch.long, device=run.device)
+    return _Epoch(epoch, at.step if at else 0, order_state, perm, loss_sum, correct, started)
+
+
+def _steps(run: _Run, loop: _Loop, ep: _Epoch, stop: threading.Event) -> int | None:
+    """Run the epoch's steps from `ep.first`. Returns None when the epoch is done, or the steps
+    done so far when a signal stopped it early (its sums settled)."""
+    bs, steps, dist, schedule = run.cfg.batch_size, loop.steps, run.dist, loop.schedule
+    augment, step = run.gens["augment"], run.step
+    bar = _progress(steps, f"epoch {ep.index + 1}/{run.cfg.epochs}", run.progress, ep.first)
+    try:
+        for k in range(ep.first, steps):
+            x, y = run.data.batch(dist.shard(ep.perm[k * bs:(k + 1) * bs]), augment)
+            if schedule.per_step or k == ep.first:
+                _set_lr(run.optimizer, schedule.lr(ep.index, step))
+            loss, scores = loop.step_fn(x, y)
+            ep.pending.append((loss.detach(), scores.detach().argmax(1), y))
+            step += 1
+            settle = (k + 1) % loop.account_every == 0
+            if settle:
+                _settle(run, ep, last_step=k)
+            if bar is not None:
+                bar.update(1)
+            # DDP ranks vote on stopping (a collective) only when they settle.
+            if ((settle or dist.world == 1) and _should_stop(stop, dist, run.device)
+                    and k + 1 < steps):
+                _settle(run, ep, last_step=k)
+                return k + 1
+        _settle(run, ep, last_step=steps - 1)
+        return None
+    finally:
+        run.step = step
+        if bar is not None:
+            bar.close()
+
+
+def _settle(run: _Run, ep: _Epoch, last_step: int) -> None:
+    """Add the pending steps' (mean loss, predictions, labels) to the epoch's sums, in place.
+
+    `last_step` is the 0-based index in the epoch of the last pending step. A non-finite loss
+    raises TrainingError naming the epoch and the exact step where it first appeared.
+    """
+    pending = ep.pending
+    if not pending:
+        return
+    losses = torch.stack([loss for loss, _, _ in pending])
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        step = last_step + 1 - (len(pending) - 1 - first)
+        raise TrainingError(
+            f"the training loss became {float(losses[first])} at epoch {ep.index + 1}, step "
+            f"{step}; try a lower learning rate (now --lr {run.cfg.lr:g}). The last good "
+            f"checkpoint is kept in {run.run_dir / checkpoint.CHECKPOINT_DIR}")
+    sizes = torch.tensor([len(y) for _, _, y in pending], dtype=torch.float64,
+                         device=losses.device)
+    ep.loss_sum += (losses.double() * sizes).sum()
+    hits = torch.cat([p for _, p, _ in pending]) == torch.cat([y for _, _, y in pending])
+    ep.correct += hits.sum()
+    pending.clear()
+
+
+def _end_epoch(run: _Run, loop: _Loop, ep: _Epoch, stop: threading.Event) -> EvalResult:
+    """Sum the ranks, check the loss, evaluate, log and save the finished epoch."""
+    cfg = run.cfg
+    run.dist.all_sum(ep.loss_sum, ep.correct)
+    train_loss = float(ep.loss_sum) / loop.seen
+    if not math.isfinite(train_loss):
+        raise TrainingError(f"the training loss became {train_loss} in epoch {ep.index + 1}; "
+                            f"try a lower learning rate (now --lr {cfg.lr:g})")
+    seconds = time.perf_counter() - ep.started
+    run.train_seconds += seconds
+    test = _evaluate(run, run.data.test)
+    val = _evaluate(run, run.data.val) if run.data.val is not None else None
+    m = EpochMetrics(ep.index + 1, train_loss, int(ep.correct) / loop.seen, test.accuracy,
+                     test.loss, val.accuracy if val is not None else None,
+                     loop.schedule.lr(ep.index, ep.index * loop.steps),
+                     time.perf_counter() - ep.started,
+                     (loop.seen - ep.first * cfg.batch_size) / seconds)
+    run.history.append(m)
+    run.log(_format_epoch(m, cfg.epochs))
+    if run.main:
+        rundir.write_metrics(run.run_dir, METRICS_COLUMNS, [asdict(h) for h in run.history])
+        if loop.tb is not None:
+            loop.tb.log_epoch(run.model, m)
+        _save(run, ep.index + 1, 0, {})
+    if _should_stop(stop, run.dist, run.device) and ep.index + 1 < cfg.epochs:
+        _interrupted(run, f"after epoch {ep.index + 1}", None)
+    return test
+
+
+def _evaluate(run: _Run, split: Split) -> EvalResult:
+    return evaluate_tensors(run.model, split.inputs, split.labels, run.eval_loss_fn,
+                            run.cfg.eval_batch_size)
+
+
+def _save(run: _Run, epoch_done: int, step_in_epoch: int, progress: dict[str, Any]) -> Path:
+    return checkpoint.save(run.run_dir, checkpoint.Checkpoint(
+        epoch=epoch_done, step_in_epoch=step_in_epoch, global_step=run.step,
+        model=run.model.state_dict(), optimizer=run.optimizer.state_dict(),
+        rng=_rng_states(run.gens),
+        state={"history": [asdict(m) for m in run.history], "train_seconds": run.train_seconds,
+               "epoch_progress": progress}))
+
+
+def _interrupted(run: _Run, where: str, saved: Path | None) -> NoReturn:
+    """Stop on a signal: say where, and how to resume (checkpoint `saved` written just now)."""
+    written = f"checkpoint {saved}\n" if saved is not None else ""
+    run.log(f"interrupted {where}; {written}resume with: lenet train --resume {run.run_dir}")
+    raise TrainingInterrupted(f"training stopped by a signal; resume with "
+                              f"`lenet train --resume {run.run_dir}`")
+
+
+def _finish(run: _Run, loop: _Loop, test: EvalResult | None, t_start: float) -> RunResult:
+    """Save the final weights, close TensorBoard, and report."""
+    cfg = run.cfg
+    if test is None:  # resumed a run whose last epoch had already finished
+        test = _evaluate(run, run.data.test)
+    result = RunResult(cfg, run.run_dir, run.params, test, run.train_seconds, run.history)
+    if run.main:
+        weights.save(run.run_dir / rundir.WEIGHTS, run.model,
+                     run.weights_meta(test.accuracy, cfg.epochs))
+        if loop.tb is not None:
+            loop.tb.close(cfg.to_dict(), {k: v for k, v in result.summary().items()
+                                          if k in ("test_accuracy", "test_loss",
+                                                   "best_test_accuracy", "train_seconds")})
+    run.log(f"test accuracy {test.accuracy:.4f} ({test.errors} errors of {test.total}), "
+            f"{run.train_seconds:.1f}s training, {time.perf_counter() - t_start:.1f}s in all; "
+            f"saved {run.run_dir / rundir.WEIGHTS}")
+    return result
 
 
 def _format_epoch(m: EpochMetrics, epochs: int) -> str:
@@ -328,269 +689,6 @@ def _restore_rng(gens: dict[str, torch.Generator], states: dict[str, torch.Tenso
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state(states["cuda"])
-
-
-def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None,
-          resume: bool = False) -> RunResult:
-    """Train `cfg.model` on `cfg.dataset`, evaluate it on the test set, save the run.
-
-    With ``resume=True``, `cfg.run_dir` must be an earlier run's directory: training continues
-    from its newest intact checkpoint (or from the start if it has none).
-    """
-    from lenet.device import pick
-
-    dist_env = Distributed.from_env()
-    if log is None:
-        log = (lambda s: print(s, file=sys.stderr, flush=True)) if dist_env.is_main else (
-            lambda s: None)
-    progress = (sys.stderr.isatty() and dist_env.is_main) if progress is None else progress
-    t_start = time.perf_counter()
-    device = dist_env.setup(pick(cfg.device))
-    threads = torch.get_num_threads()  # per-pattern training drops to one (_make_step)
-    try:
-        return _train(cfg, log, progress, resume, device, dist_env, t_start)
-    finally:
-        torch.set_num_threads(threads)
-        dist_env.close()
-
-
-def _train(cfg: TrainConfig, log: Log, progress: bool, resume: bool, device: torch.device,
-           dist_env: Distributed, t_start: float) -> RunResult:
-    main = dist_env.is_main
-    torch.manual_seed(cfg.seed)
-    spec = get_spec(cfg.model)
-    prep = spec.preprocessing
-    loss_name = spec.loss if cfg.loss == "auto" else cfg.loss
-    loss_fn = make_loss(loss_name, label_smoothing=cfg.label_smoothing, rbf_j=cfg.rbf_j)
-    eval_loss_fn = make_loss(loss_name, rbf_j=cfg.rbf_j)
-
-    train_split, val_split, test_split = load_splits(cfg, device)
-    distort = None
-    if cfg.distort:
-        from lenet.data.distort import Distortion
-
-        distort = Distortion()
-    else:
-        train_split.inputs = prep(train_split.images)
-    for split in (val_split, test_split):
-        if split is not None:
-            split.inputs = prep(split.images)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-
-    model = spec.build().to(device, memory_format=memory_format)
-    params = count_parameters(model)
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg.model)
-    run_dir = Path(dist_env.broadcast(str(run_dir)))  # ranks may disagree on the clock
-    classes = _classes(cfg.dataset)
-    meta_extra = {"loss": loss_name, "rbf_j": cfg.rbf_j, "eval_batch_size": cfg.eval_batch_size,
-                  "config": cfg.to_dict()}
-
-    def meta(acc: float | None, **extra: Any) -> weights.WeightsMeta:
-        return weights.WeightsMeta(cfg.model, prep, cfg.dataset, classes, acc,
-                                   {**meta_extra, **extra})
-
-    optimizer = make_optimizer(cfg, model)
-    # The epoch order comes from its own CPU generator so that the same seed gives the same
-    # batches on every device; distortions draw from a device generator of their own.
-    gens = {"order": torch.Generator().manual_seed(cfg.seed),
-            "augment": torch.Generator(device=device).manual_seed(cfg.seed + 1)}
-    history: list[EpochMetrics] = []
-    start_epoch, start_step_in_epoch, step = 0, 0, 0
-    carried: dict[str, Any] = {}
-    train_seconds = 0.0
-    ckpt = checkpoint.latest(run_dir, warn=log) if resume else None
-    if ckpt is not None:
-        model.load_state_dict(ckpt.model)
-        optimizer.load_state_dict(ckpt.optimizer)
-        _match_state_layout(optimizer)
-        _restore_rng(gens, ckpt.rng)
-        history = [EpochMetrics(**m) for m in ckpt.state["history"]]
-        start_epoch, start_step_in_epoch, step = ckpt.epoch, ckpt.step_in_epoch, ckpt.global_step
-        carried = ckpt.state.get("epoch_progress", {})
-        train_seconds = float(ckpt.state.get("train_seconds", 0.0))
-        log(f"resuming {run_dir} from epoch {ckpt.epoch}"
-            + (f", step {ckpt.step_in_epoch}" if ckpt.step_in_epoch else ""))
-    elif resume:
-        log(f"no intact checkpoint in {run_dir}; starting it from the beginning")
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-        if ckpt is None:
-            weights.save(run_dir / "initial.safetensors", model, meta(None, epoch=0))
-    tb = _tensorboard(run_dir) if cfg.tensorboard and main else None
-
-    train_model: nn.Module = model
-    if dist_env.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    n = len(train_split.labels)
-    bs = cfg.batch_size
-    steps_per_epoch = math.ceil(n / bs)
-    if 0 < n % bs < dist_env.world:
-        # A last global batch smaller than the number of ranks would leave some rank an empty
-        # shard: a NaN mean loss, poisoned into every rank by DDP's gradient average. Those
-        # few digits sit the epoch out (a new permutation brings them back next epoch).
-        steps_per_epoch -= 1
-    if steps_per_epoch == 0:
-        raise TrainingError(f"{n} training digits cannot be shared among {dist_env.world} "
-                            f"processes; use more data or fewer processes (--nproc)")
-    seen = min(n, steps_per_epoch * bs)  # digits trained on per epoch
-    schedule = Schedule(cfg, steps_per_epoch)
-    step_fn = _make_step(train_model, optimizer, loss_fn, loss_name, device, cfg)
-    # Per-step bookkeeping (loss sum, hits, the finiteness check, DDP's stop vote) is batched:
-    # every step only queues its loss and predictions, and every `account_every` steps one
-    # stacked check and sum settles them. At batch 1 the per-step version cost ~15 % of the
-    # paper's recipe; on an accelerator each check is also a sync. A non-finite loss is still
-    # reported at its exact step, and no checkpoint is written in between.
-    account_every = 256 if device.type == "cpu" else 64
-
-    def save_checkpoint(epoch_done: int, step_in_epoch: int, progress_state: dict) -> Path:
-        return checkpoint.save(run_dir, checkpoint.Checkpoint(
-            epoch=epoch_done, step_in_epoch=step_in_epoch, global_step=step,
-            model=model.state_dict(), optimizer=optimizer.state_dict(),
-            rng=_rng_states(gens),
-            state={"history": [asdict(m) for m in history], "train_seconds": train_seconds,
-                   "epoch_progress": progress_state}))
-
-    if start_epoch == 0 and start_step_in_epoch == 0:
-        log(f"training {cfg.model} ({params:,} parameters) on {cfg.dataset}: {n:,} digits, "
-            f"{cfg.epochs} epochs, batch {bs}, {cfg.optimizer} lr {cfg.lr:g}, device {device}"
-            + (f" x {dist_env.world} processes" if dist_env.world > 1 else "")
-            + f"; run dir {run_dir}")
-    test: EvalResult | None = None
-    with _stop_on_signals() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
-            t0 = time.perf_counter()
-            model.train()
-            mid_epoch = epoch == start_epoch and start_step_in_epoch > 0
-            if mid_epoch:
-                # Re-create this epoch's order from the generator state saved at its start.
-                gens["order"].set_state(torch.tensor(carried["order_state"], dtype=torch.uint8))
-            elif hasattr(optimizer, "before_epoch"):
-                # SDLM re-estimates its per-parameter step sizes on a sample before every pass.
-                optimizer.before_epoch(model, _sample_inputs(train_split, prep, distort, gens),
-                                       loss_name)
-            order_state = gens["order"].get_state()
-            perm = torch.randperm(n, generator=gens["order"]).to(device)
-            loss_sum = torch.tensor(carried.get("loss_sum", 0.0) if mid_epoch else 0.0,
-                                    dtype=torch.float64, device=device)
-            correct = torch.tensor(carried.get("correct", 0) if mid_epoch else 0,
-                                   dtype=torch.long, device=device)
-            first = start_step_in_epoch if mid_epoch else 0
-            pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-
-            account = partial(_account, pending, loss_sum, correct, epoch=epoch, lr=cfg.lr,
-                              checkpoints=run_dir / checkpoint.CHECKPOINT_DIR)
-
-            bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress, first)
-            epoch_lr = schedule.lr(epoch, epoch * steps_per_epoch)
-            for k in range(first, steps_per_epoch):
-                idx = dist_env.shard(perm[k * bs:(k + 1) * bs])
-                if distort is None:
-                    x = train_split.inputs[idx]
-                else:
-                    x = prep(distort(train_split.images[idx], gens["augment"]))
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = train_split.labels[idx]
-                if schedule.per_step or k == first:
-                    _set_lr(optimizer, schedule.lr(epoch, step))
-                loss, scores = step_fn(x, y)
-                pending.append((loss.detach(), scores.detach().argmax(1), y))
-                step += 1
-                settle = (k + 1) % account_every == 0
-                if settle:
-                    account(last_step=k)
-                if bar is not None:
-                    bar.update(1)
-                # DDP ranks vote on stopping (a collective) only when they settle.
-                if ((settle or dist_env.world == 1) and _should_stop(stop, dist_env, device)
-                        and k + 1 < steps_per_epoch):
-                    account(last_step=k)
-                    train_seconds += time.perf_counter() - t0
-                    if main:
-                        path = save_checkpoint(epoch, k + 1, {
-                            "order_state": order_state.tolist(), "loss_sum": float(loss_sum),
-                            "correct": int(correct)})
-                        log(f"interrupted at epoch {epoch + 1}, step {k + 1}; checkpoint "
-                            f"{path}\nresume with: lenet train --resume {run_dir}")
-                    raise TrainingInterrupted(f"training stopped by a signal; resume with "
-                                              f"`lenet train --resume {run_dir}`")
-            account(last_step=steps_per_epoch - 1)
-            if bar is not None:
-                bar.close()
-            dist_env.all_sum(loss_sum, correct)
-            train_loss = float(loss_sum) / seen
-            if not math.isfinite(train_loss):
-                raise TrainingError(f"the training loss became {train_loss} in epoch "
-                                    f"{epoch + 1}; try a lower learning rate (now --lr {cfg.lr:g})")
-            epoch_seconds = time.perf_counter() - t0
-            train_seconds += epoch_seconds
-            test = evaluate_tensors(model, test_split.inputs, test_split.labels, eval_loss_fn,
-                                    cfg.eval_batch_size)
-            val = (evaluate_tensors(model, val_split.inputs, val_split.labels, eval_loss_fn,
-                                    cfg.eval_batch_size) if val_split is not None else None)
-            done = seen - (first * bs if mid_epoch else 0)
-            m = EpochMetrics(epoch + 1, train_loss, int(correct) / seen, test.accuracy, test.loss,
-                             val.accuracy if val else None, epoch_lr,
-                             time.perf_counter() - t0, done / epoch_seconds)
-            history.append(m)
-            log(_format_epoch(m, cfg.epochs))
-            if main:
-                atomic.write_text(run_dir / "metrics.csv", _metrics_csv(history))
-                if tb is not None:
-                    tb.log_epoch(model, m)
-                save_checkpoint(epoch + 1, 0, {})
-            if _should_stop(stop, dist_env, device) and epoch + 1 < cfg.epochs:
-                log(f"interrupted after epoch {epoch + 1}; resume with: "
-                    f"lenet train --resume {run_dir}")
-                raise TrainingInterrupted(f"training stopped by a signal; resume with "
-                                          f"`lenet train --resume {run_dir}`")
-
-    if test is None:  # resumed a run whose last epoch had already finished
-        test = evaluate_tensors(model, test_split.inputs, test_split.labels, eval_loss_fn,
-                                cfg.eval_batch_size)
-    result = RunResult(cfg, run_dir, params, test, train_seconds, history)
-    if main:
-        weights.save(run_dir / weights.WEIGHTS_NAME, model,
-                     meta(test.accuracy, epoch=cfg.epochs))
-        if tb is not None:
-            tb.close(cfg.to_dict(), {k: v for k, v in result.summary().items()
-                                     if k in ("test_accuracy", "test_loss", "best_test_accuracy",
-                                              "train_seconds")})
-    log(f"test accuracy {test.accuracy:.4f} ({test.errors} errors of {test.total}), "
-        f"{train_seconds:.1f}s training, {time.perf_counter() - t_start:.1f}s in all; "
-        f"saved {run_dir / weights.WEIGHTS_NAME}")
-    return result
-
-
-def _account(pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-             loss_sum: torch.Tensor, correct: torch.Tensor, *, epoch: int, last_step: int,
-             lr: float, checkpoints: Path) -> None:
-    """Add the pending steps' (mean loss, predictions, labels) to the epoch's sums, in place.
-
-    `last_step` is the 0-based index in the epoch of the last pending step. A non-finite loss
-    raises TrainingError naming the epoch and the exact step where it first appeared.
-    """
-    if not pending:
-        return
-    losses = torch.stack([loss for loss, _, _ in pending])
-    finite = torch.isfinite(losses)
-    if not bool(finite.all()):
-        first = int((~finite).nonzero()[0, 0])
-        step = last_step + 1 - (len(pending) - 1 - first)
-        raise TrainingError(
-            f"the training loss became {float(losses[first])} at epoch {epoch + 1}, step {step}; "
-            f"try a lower learning rate (now --lr {lr:g}). The last good checkpoint is kept in "
-            f"{checkpoints}")
-    sizes = torch.tensor([len(y) for _, _, y in pending], dtype=torch.float64,
-                         device=losses.device)
-    loss_sum += (losses.double() * sizes).sum()
-    hits = torch.cat([p for _, p, _ in pending]) == torch.cat([y for _, _, y in pending])
-    correct += hits.sum()
-    pending.clear()
 
 
 def _should_stop(stop: threading.Event, dist_env: Distributed, device: torch.device) -> bool:
@@ -621,8 +719,7 @@ def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 
 
 def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable,
-               loss_name: str, device: torch.device, cfg: TrainConfig
-               ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+               loss_name: str, device: torch.device, cfg: TrainConfig) -> Step:
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             scores = model(x)
@@ -632,12 +729,12 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
         optimizer.step()
         return loss, scores
 
-    fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = step
+    fn: Step = step
     if cfg.compile:
         fn = torch.compile(step)
     elif not cfg.bf16 and cfg.optimizer == "sdlm":
         # The paper's per-pattern recipe: the same step with its gradients written out by hand,
-        # ~2x faster than autograd at batch 1 (lenet.optim.pattern_step).
+        # which at batch 1 skips autograd's per-step graph (lenet.optim.pattern_step).
         from lenet.optim import pattern_step
 
         if pattern_step.supports(model, optimizer, loss_name):
@@ -647,10 +744,10 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
 
     def native_conv_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Per-pattern training: at batch 1 oneDNN's per-call overhead dominates the tiny
-        # convolutions, and ATen's native kernels make a LeNet step ~1.6x faster (the switch
-        # covers forward and backward, both of which run inside `fn`). Ops this small gain
-        # nothing from intra-op threads, and on a busy CPU a waiting second thread makes every
-        # op ~5x slower, so one thread (restored when train() returns).
+        # convolutions, and ATen's native kernels make a LeNet step faster (the switch covers
+        # forward and backward, both of which run inside `fn`). Ops this small gain nothing
+        # from intra-op threads, and on a busy CPU a waiting second thread makes every op
+        # several times slower, so one thread (restored when train() returns).
         if torch.get_num_threads() != 1:
             torch.set_num_threads(1)
         enabled = torch.backends.mkldnn.enabled
@@ -661,22 +758,6 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
             torch.backends.mkldnn.enabled = enabled
 
     return native_conv_step
-
-
-def _sample_inputs(split: Split, prep: Callable, distort: Callable | None,
-                   gens: dict[str, torch.Generator], count: int = 500
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    idx = torch.randperm(len(split.labels), generator=gens["order"])[:count]
-    idx = idx.to(split.labels.device)
-    if split.inputs is not None:
-        return split.inputs[idx], split.labels[idx]
-    return prep(distort(split.images[idx], gens["augment"])), split.labels[idx]
-
-
-def _classes(dataset: str) -> list[str]:
-    from lenet.data import DATASETS
-
-    return list(DATASETS[dataset].classes)
 
 
 def _progress(total: int, desc: str, enabled: bool, initial: int = 0):  # -> tqdm | None

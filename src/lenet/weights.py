@@ -60,9 +60,6 @@ class WeightsMeta:
             **{k: v for k, v in self.extra.items() if k != DIGEST_KEY},
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
     @classmethod
     def from_dict(cls, d: Any, source: str) -> WeightsMeta:
         try:
@@ -77,15 +74,6 @@ class WeightsMeta:
         except (KeyError, TypeError, AttributeError) as e:
             raise WeightsError(f"{source}: lenet metadata is malformed ({e!r}); "
                                "was it written by `lenet train`?") from None
-
-    @classmethod
-    def from_json(cls, text: str, source: str) -> WeightsMeta:
-        try:
-            d = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as e:
-            raise WeightsError(f"{source}: lenet metadata is malformed ({e!r}); "
-                               "was it written by `lenet train`?") from None
-        return cls.from_dict(d, source)
 
 
 def digest(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:

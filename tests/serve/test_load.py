@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from lenet.serve import loadtest
+from benchmarks import loadtest
 
 pytest.importorskip("httpx")
 

@@ -30,7 +30,8 @@ diagonal Levenberg-Marquardt optimizer (:mod:`lenet.optim.sdlm`) it splits itsel
 :meth:`LeNet1998.curvature_head` (the RBF layer), so that the RBF layer counts as part of the loss,
 as in the paper's Appendix C, and lists the layers of the former in
 :meth:`LeNet1998.curvature_layers`, which lets SDLM back-propagate second derivatives with squared
-weights layer by layer as the paper does (:func:`lenet.optim.sdlm.paper_diagonal`).
+weights layer by layer as the paper does (:func:`lenet.optim.sdlm.paper_diagonal`). It shows its
+output codes as pictures through :meth:`LeNet1998.rbf_bitmaps` (``lenet report`` draws them).
 """
 
 from __future__ import annotations
@@ -87,25 +88,6 @@ def rbf_codes() -> torch.Tensor:
     rows = [[1.0 if c == "#" else -1.0 for line in bitmap for c in line]
             for bitmap in DIGIT_BITMAPS]
     return torch.tensor(rows)
-
-
-def save_bitmaps_png(path: str) -> None:
-    """Draw the ten 7x12 RBF codes side by side (black = +1) into a PNG (needs matplotlib)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    codes = rbf_codes().view(10, 12, 7)
-    fig, axes = plt.subplots(1, 10, figsize=(10, 2.2))
-    for digit, ax in enumerate(axes):
-        ax.imshow(codes[digit].numpy(), cmap="gray_r", vmin=-1, vmax=1)
-        ax.set_title(str(digit))
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("lenet5-1998 output codes: 7x12 bitmaps, black = +1, white = -1")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def squash(a: torch.Tensor) -> torch.Tensor:
@@ -253,6 +235,12 @@ class LeNet1998(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.curvature_features(x))
+
+    def rbf_bitmaps(self) -> torch.Tensor:
+        """The output codes as (10, 12, 7) images, +1 ink and -1 background (Fig. 3);
+        :class:`lenet.models.interfaces.RBFOutput`, drawn by ``lenet report``."""
+        rows, cols = len(DIGIT_BITMAPS[0]), len(DIGIT_BITMAPS[0][0])
+        return self.output.codes.view(-1, rows, cols)
 
 
 register(

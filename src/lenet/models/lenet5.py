@@ -56,7 +56,8 @@ class LeNet5(nn.Module):
         if self.training and self._pool_first:
             # Max-pooling commutes with a monotone activation, act(max(v)) = max(act(v)), in
             # value and in gradient (the same element of each window gets it), so training runs
-            # the activation on the 4x smaller pooled map: ~7 % of a CPU step at batch 64.
+            # the activation on the 4x smaller pooled map, which saves a visible share of a
+            # CPU step (BENCHMARKS.md).
             # S2's pool is max_pool2x2 (the same as self.s2, faster in bf16 channels-last).
             # Evaluation and the visualizations keep the textbook order, whose S2/S4 outputs
             # are the activated maps people expect to see.

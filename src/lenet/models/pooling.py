@@ -1,11 +1,12 @@
 """A 2x2 max-pool for few-channel bf16 maps on a CPU, equal to ``F.max_pool2d`` bit for bit.
 
 Why: in channels-last memory ATen's CPU max-pool vectorizes over channels, and LeNet-5's S2
-has 6 of them, fewer than one AVX-512 register holds. In bf16 (``--bf16``) that kernel takes
-~5 ms forward at batch 512 on this project's 2-core machine, a third of the whole training
-step. Laid out with the batch innermost, the same pool sees 6 x batch channels and runs ~4x
-faster, copies included. Max-pool indices count positions within one (sample, channel)
-plane, so they are the same in either layout, and the backward is ATen's own, fed with them.
+has 6 of them, fewer than one AVX-512 register holds, so in bf16 (``--bf16``) that kernel
+leaves most of each vector empty and takes a large share of the training step. Laid out with
+the batch innermost, the same pool sees 6 x batch channels, fills its vectors and runs several
+times faster, copies included (BENCHMARKS.md has the measurements). Max-pool indices count
+positions within one (sample, channel) plane, so they are the same in either layout, and the
+backward is ATen's own, fed with them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The model registry: every network lenet can train, by name.
 
+A leaf: it imports no model. The family modules register theirs when :mod:`lenet.models` imports
+them, so always go through ``lenet.models`` (``create``, ``names``, ``get_spec``).
+
 A :class:`ModelSpec` carries what inference needs to agree with training (the input size and the
 exact preprocessing), where the architecture comes from, and which recipe trains it, in the
 spirit of torchvision's weight metadata.
@@ -44,19 +47,11 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def _ensure_loaded() -> None:
-    # Importing the family modules registers their models; done lazily so that
-    # `import lenet.models.registry` stays cheap and import cycles cannot form.
-    import lenet.models.families  # noqa: F401
-
-
 def names() -> list[str]:
-    _ensure_loaded()
     return list(_REGISTRY)
 
 
 def get_spec(name: str) -> ModelSpec:
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:

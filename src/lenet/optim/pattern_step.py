@@ -1,12 +1,13 @@
 """One SDLM training step of ``lenet5-1998`` with its gradients written out by hand.
 
 The paper trains with one update per pattern: 1.2 million steps for its 20 passes, each a batch
-of one 32x32 digit. At that size PyTorch's autograd engine, not arithmetic, is the cost: about
-45 graph nodes per step, ~1 ms on one CPU core, 80 s per pass. This module computes the same
-forward pass, the same gradients of the paper's losses (Eq. 8 and Eq. 9) and the same SDLM update
-(w_k <- w_k - ε_k ∂E/∂w_k, ε_k from :class:`~lenet.optim.sdlm.SDLM`) as a straight sequence of
-ATen ops with no graph: roughly 3x fewer microseconds per pattern. The gradients are the chain
-rule through the network of :mod:`lenet.models.lenet1998`, layer by layer, top down:
+of one 32x32 digit. At that size PyTorch's autograd engine, not arithmetic, is the cost: every
+step records and walks a graph of dozens of nodes for a few small tensor ops. This module
+computes the same forward pass, the same gradients of the paper's losses (Eq. 8 and Eq. 9) and
+the same SDLM update (w_k <- w_k - ε_k ∂E/∂w_k, ε_k from :class:`~lenet.optim.sdlm.SDLM`) as a
+straight sequence of ATen ops with no graph, so a step costs little more than its kernels. The
+gradients are the chain rule through the network of :mod:`lenet.models.lenet1998`, layer by
+layer, top down:
 
 - RBF + loss: with scores -y_i and c_i = ∂E/∂y_i (Eq. 9: [i = D] - softmax(-j, -y)_i; Eq. 8:
   [i = D]), ∂E/∂x_j = 2 Σ_i c_i (x_j - w_ij);

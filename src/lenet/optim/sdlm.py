@@ -1,64 +1,12 @@
 """Stochastic diagonal Levenberg-Marquardt (LeCun et al. 1998, Appendix C), for any model.
 
-Every parameter w_k gets its own step ε_k = η / (μ + h_kk), where h_kk estimates ∂²E/∂w_k²; the
-update is w_k <- w_k - ε_k ∂E_p/∂w_k, one pattern at a time (batch size 1 in the paper's recipe;
-larger batches work too, with the batch-mean gradient). h_kk is re-estimated on a sample of
-patterns (the trainer passes 500) before every pass and held fixed during the pass; μ = 0.02 as
-in the paper's MNIST experiments.
-
-How h_kk is computed (``SDLM(hessian=...)``; ``"auto"``, the default, picks ``"paper"`` for a
-model that lists its layers in ``curvature_layers()`` (``lenet5-1998``) and ``"gauss-newton"``
-otherwise):
-
-``"paper"`` (:func:`paper_diagonal`), Appendix C as written: second derivatives are
-back-propagated with squared weights, ∂²E/∂a_i² = f'(a_i)² Σ_k u_ki² ∂²E/∂a_k² (off-diagonal
-terms dropped at every layer), and h_kk = Σ_{(i,j)∈V_k} ∂²E/∂a_i² x_j² sums non-negative terms
-over every connection sharing weight k (x_j = 1 for a bias). Each layer runs its own op twice,
-batched over the 500 patterns: once with squared inputs (vjp in the weights: the h terms), once
-with squared weights (vjp in the input: the recursion). One forward and one backward pass; the
-seed is the diagonal of the loss Hessian in z, see below.
-
-``"gauss-newton"`` (:func:`gauss_newton_diagonal`): the exact diagonal of the Gauss-Newton
-matrix,
-
-    h = (1/P) Σ_p diag(J_pᵀ H_p J_p),
-
-where z = body(x_p) are the network outputs the curvature is taken at, J_p = ∂z/∂w the model's
-Jacobian for pattern p (autograd, so a shared weight automatically sums over every connection
-that uses it), and H_p = ∂²E_p/∂z² the Hessian of the loss in z. It is evaluated without forming
-J: H_p = L_p L_pᵀ (eigen-decomposition, negative eigenvalues clamped to 0 so that every term is
-≥ 0, which is what the Gauss-Newton approximation is for), then
-
-    diag(J_pᵀ H_p J_p) = Σ_m (J_pᵀ l_pm)²,
-
-one vector-Jacobian product per column l_pm, vectorized with ``torch.func`` (vmap over patterns
-and over columns).
-
-Where the recursion is seeded (what z and H_p are):
-
-- A model with an RBF output (``lenet5-1998``) exposes ``curvature_features`` (input -> the 84 F6
-  states x) and ``curvature_head`` (the RBF layer). The RBF layer then counts as part of the loss,
-  as in the paper, and H_p = ∂²E_p/∂x² over the F6 states. For Eq. 8 (``rbf-mle``) that is exactly
-  2·I: the paper's seed ∂²E/∂x_j² = 2. For Eq. 9 (``rbf-map``) it is
-  2 p₀ I + 4 Dᵀ (diag(p) - p pᵀ) D, with p the softmax over (-j, -y_0..-y_9) restricted to the ten
-  classes, p₀ the "rubbish" class's share and D the (10, 84) matrix of rows x - w_i: positive
-  semi-definite. Gauss-Newton uses all of it; the paper's recursion, which keeps only diagonals,
-  is seeded with its diagonal 2 p₀ + 4 (Σ_i p_i d_ij² - (Σ_i p_i d_ij)²) > 0, d_ij = x_j - w_ij
-  (the paper leaves the Eq. 9 seed
-  unspecified; this is the exact ∂²E/∂x_j², and it tends to Eq. 8's 2 when p₀ -> 1).
-- Any other model: z are the scores and H_p is the Hessian of its loss in the scores (for
-  cross-entropy diag(p) - p pᵀ; the paper estimator's seed is then p - p²).
-
-The two differ by the paper's dropped terms: the off-diagonal ∂²E/∂a² terms at every layer and the
-cross terms between the connections that share a weight (Gauss-Newton squares the summed
-per-connection Jacobian, the paper sums the squares). Neither is uniformly larger: for
-``lenet5-1998`` at the paper's initialization on 500 MNIST digits they agree in F6 and C5, and the
-paper's h is 3-15x smaller below (C1 weights: mean 4e-6 vs 4e-5). All of them are far below
-μ = 0.02 there, so both give every weight below C5 nearly the same step η/μ. The exact
-Gauss-Newton diagonal costs one vector-Jacobian product per output column (84 for lenet5-1998)
-and pattern, ~40 s on 500 patterns on one CPU core; by default it uses 4 random-sign probes per
-pattern instead (an unbiased estimate of the same diagonal, ~3-4 s per pass), see
-:func:`gauss_newton_diagonal`.
+Every parameter w_k gets its own step ε_k = η / (μ + h_kk), with h_kk an estimate of
+∂²E/∂w_k² re-computed on a sample of patterns before every pass (:meth:`SDLM.before_epoch`,
+the trainer's :class:`~lenet.optim.EpochHook`) and held fixed during the pass. Two estimates:
+the paper's squared-weight back-propagation (:func:`paper_diagonal`, for a
+:class:`~lenet.models.interfaces.CurvatureModel` such as ``lenet5-1998``) and the Gauss-Newton
+diagonal (:func:`gauss_newton_diagonal`, any model). The derivation, where each estimate is
+seeded and how the two differ: ``docs/sdlm.md``.
 """
 
 from __future__ import annotations
@@ -71,26 +19,30 @@ from torch import nn
 from torch.func import functional_call, grad, hessian, vjp, vmap
 
 from lenet.losses import make_loss
+from lenet.models import eval_mode
+from lenet.models.interfaces import CurvatureModel
 
 MU = 0.02
 HESSIANS = ("auto", "paper", "gauss-newton")
 
 
 class _Body(nn.Module):
-    """Wraps the part of a model below the curvature point so that functional_call can run it."""
+    """Wraps the part of a model below the curvature point so that functional_call can run it:
+    a :class:`CurvatureModel`'s features, any other model whole."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.split = isinstance(model, CurvatureModel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = getattr(self.model, "curvature_features", None)
-        return features(x) if features is not None else self.model(x)
+        return self.model.curvature_features(x) if self.split else self.model(x)
 
 
 def _head(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    head = getattr(model, "curvature_head", None)
-    return head if head is not None else (lambda z: z)
+    """What turns the curvature point into scores: a :class:`CurvatureModel`'s head (the loss
+    then covers it), nothing for any other model."""
+    return model.curvature_head if isinstance(model, CurvatureModel) else (lambda z: z)
 
 
 @contextmanager
@@ -107,7 +59,7 @@ def _threads(n: int | None) -> Iterator[None]:
 
 def _eigh_one_thread(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # Hundreds of tiny LAPACK calls: a second intra-op thread buys nothing, and on a busy CPU
-    # waiting for it made this 100x slower (20 s instead of 0.2 s for 500 84x84 matrices).
+    # waiting for it made this many times slower.
     with _threads(1):
         return torch.linalg.eigh(h)
 
@@ -131,9 +83,8 @@ def gauss_newton_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch
     frozen = {f"model.{n}": p.detach() for n, p in model.named_parameters()
               if not p.requires_grad}
     frozen.update({f"model.{n}": b for n, b in model.named_buffers()})
-    was_training = model.training
-    model.eval()  # the paper's nets have no dropout or batch norm; eval keeps any such fixed
-    try:
+    # The paper's nets have no dropout or batch norm; eval mode keeps any such layer fixed.
+    with eval_mode(model):
         with torch.no_grad():
             z = body(inputs)
 
@@ -166,8 +117,6 @@ def gauss_newton_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch
             part = vmap(row_grad)(inputs[rows], cotangents[start:start + chunk])
             for k, v in part.items():
                 total[k] += v.square().sum(0)
-    finally:
-        model.train(was_training)
     n = max(len(targets), 1)
     return {k.removeprefix("model."): v / n for k, v in total.items()}
 
@@ -201,7 +150,7 @@ def paper_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
     at once:
 
     - seed: s = diag(∂²E_p/∂z²), the diagonal of the loss Hessian in z, clamped at 0 (2 per
-      F6 state for Eq. 8, positive for Eq. 9: see the module docstring);
+      F6 state for Eq. 8, positive for Eq. 9: see ``docs/sdlm.md``);
     - pointwise f: s <- f'(a)² s, f' by autograd (the function is elementwise);
     - linear layer with input x: h(weights) += vjp_W[op(x², W)](s) = Σ_{(i,j)∈V_k} s_i x_j² and
       h(bias) += Σ_i s_i (bias input 1), both from the layer's own op with x squared; then
@@ -219,9 +168,7 @@ def paper_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
     layers = list(model.curvature_layers())
     kinds = [_paper_layer_kind(layer) for layer in layers]
     module_names = {id(m): n for n, m in model.named_modules()}
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             states = [inputs]
             for layer in layers:
@@ -236,52 +183,63 @@ def paper_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
             flat, targets)
         s = hess.diagonal(dim1=1, dim2=2).clamp(min=0).reshape(z.shape)
 
-        h: dict[str, torch.Tensor] = {}
-        for depth in range(len(layers) - 1, -1, -1):
-            layer, kind, x = layers[depth], kinds[depth], states[depth]
-            if kind == "flatten":
-                s = s.reshape(x.shape)
-            elif kind == "pointwise":
-                with torch.enable_grad():
-                    a = x.detach().requires_grad_(True)
-                    (slope,) = torch.autograd.grad(layer(a).sum(), a)
-                s = slope.square() * s
-            else:
-                params = dict(layer.named_parameters())
-                prefix = module_names[id(layer)]
-                x2 = x.square()
-                _, pull_w = vjp(lambda pr, x2=x2, layer=layer: functional_call(layer, pr, (x2,)),
-                                {k: v.detach() for k, v in params.items()})
-                for k, v in pull_w(s)[0].items():
-                    if params[k].requires_grad:
-                        name = f"{prefix}.{k}" if prefix else k
-                        h[name] = h.get(name, 0) + v
-                if depth > 0:
-                    squared = {k: v.detach().square() for k, v in params.items()}
-                    _, pull_x = vjp(lambda xx, layer=layer, sq=squared:
-                                    functional_call(layer, sq, (xx,)), x)
-                    (s,) = pull_x(s)
-    finally:
-        model.train(was_training)
+        h = _squared_weight_backward(layers, kinds, states, s, module_names)
     n = max(len(targets), 1)
     return {k: v / n for k, v in h.items()}
 
 
+def _squared_weight_backward(layers: list[nn.Module], kinds: list[str],
+                             states: list[torch.Tensor], s: torch.Tensor,
+                             module_names: dict[int, str]) -> dict[str, torch.Tensor]:
+    """Appendix C's recursion from the seed `s` down through `layers` (each layer's input in
+    `states`): the sum over the batch of every trainable parameter's h terms, by name."""
+    h: dict[str, torch.Tensor] = {}
+    for depth in range(len(layers) - 1, -1, -1):
+        layer, kind, x = layers[depth], kinds[depth], states[depth]
+        if kind == "flatten":
+            s = s.reshape(x.shape)
+        elif kind == "pointwise":
+            with torch.enable_grad():
+                a = x.detach().requires_grad_(True)
+                (slope,) = torch.autograd.grad(layer(a).sum(), a)
+            s = slope.square() * s
+        else:
+            params = dict(layer.named_parameters())
+            prefix = module_names[id(layer)]
+            x2 = x.square()
+            _, pull_w = vjp(lambda pr, x2=x2, layer=layer: functional_call(layer, pr, (x2,)),
+                            {k: v.detach() for k, v in params.items()})
+            for k, v in pull_w(s)[0].items():
+                if params[k].requires_grad:
+                    name = f"{prefix}.{k}" if prefix else k
+                    h[name] = h.get(name, 0) + v
+            if depth > 0:
+                squared = {k: v.detach().square() for k, v in params.items()}
+                _, pull_x = vjp(lambda xx, layer=layer, sq=squared:
+                                functional_call(layer, sq, (xx,)), x)
+                (s,) = pull_x(s)
+    return h
+
+
 def supports_paper_diagonal(model: nn.Module) -> bool:
-    """Whether the model lists its layers for :func:`paper_diagonal` (``curvature_layers``)."""
-    return callable(getattr(model, "curvature_layers", None))
+    """Whether :func:`paper_diagonal` applies: the model is a :class:`CurvatureModel`, which
+    lists its layers in ``curvature_layers()``."""
+    return isinstance(model, CurvatureModel)
 
 
 class SDLM(torch.optim.Optimizer):
     """ε_k = lr / (mu + h_kk), h re-estimated by :meth:`before_epoch`, one update per call.
 
     ``hessian``: how h_kk is estimated. ``"paper"``: the paper's squared-weight back-propagation
-    (:func:`paper_diagonal`; the model must list ``curvature_layers``); ``"gauss-newton"``: the
+    (:func:`paper_diagonal`; the model must be a :class:`CurvatureModel`); ``"gauss-newton"``: the
     exact Gauss-Newton diagonal (:func:`gauss_newton_diagonal`); ``"auto"`` (default): the
     paper's where the model supports it (``lenet5-1998``), Gauss-Newton otherwise.
     ``probes``: random-sign probes per pattern for the Gauss-Newton estimate (None: exact, M
-    products per pattern; 4 by default, about 4 s on 500 patterns for lenet5-1998 on one CPU
-    core). ``threads``: intra-op threads while estimating (None: leave as is).
+    products per pattern; 4 by default, 4 products per pattern instead of M, 84 for
+    lenet5-1998). ``threads``: intra-op threads while estimating (None: leave as is).
+
+    It implements :class:`lenet.optim.EpochHook`: the trainer calls :meth:`before_epoch` before
+    every pass.
 
     ``step`` is a single fused ``_foreach_addcmul_`` with the step sizes cached per learning
     rate, so per-pattern training pays almost nothing for the optimizer.
@@ -310,7 +268,7 @@ class SDLM(torch.optim.Optimizer):
         """Re-estimate h_kk on ``sample = (inputs, targets)`` (the paper: 500 patterns)."""
         inputs, targets = sample
         # One intra-op thread by default: the estimate is many small per-pattern products, and
-        # on a shared CPU it ran 3x faster with one thread than with two.
+        # on a shared CPU a second thread mostly waits, which made it slower than one.
         with torch.enable_grad(), _threads(self.threads):
             if self.estimator(model) == "paper":
                 h = paper_diagonal(model, inputs, targets, loss, rbf_j=self.rbf_j)

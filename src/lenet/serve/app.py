@@ -131,13 +131,44 @@ def _feature_maps(predictor: Predictor, digit: np.ndarray) -> dict[str, Any] | N
             "maps": [m.reshape(-1).tolist() for m in scaled]}
 
 
-def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
-               max_in_flight: int = 4, queue_timeout: float = 10.0) -> FastAPI:
-    predictor = weights if isinstance(weights, Predictor) else Predictor.load(weights)
-    app = FastAPI(title="lenet", version="1", docs_url=None, redoc_url=None,
-                  description="Handwritten digit recognition with LeNet-5 "
-                              f"({predictor.model_name}).")
-    gate = asyncio.Semaphore(max_in_flight)
+def _infer(predictor: Predictor, kind: str, payload: Any) -> dict[str, Any]:
+    """Preprocess one input and run the network; every image problem is a 4xx ApiError."""
+    try:
+        digit = (preprocess_pixels(payload) if kind == "pixels"
+                 else preprocess_image(payload, "upload"))
+    except (NotAnImageError, UnsupportedImageError) as e:
+        raise ApiError(415, str(e)) from None
+    except ImageTooLargeError as e:
+        raise ApiError(413, str(e)) from None
+    except (NoInkError, ImageError) as e:
+        raise ApiError(422, str(e)) from None
+    except Exception as e:  # a decoder failure nobody foresaw: the client's file, not a 500
+        log.warning("cannot process an upload", exc_info=e)
+        raise ApiError(422, f"upload: cannot process this image ({type(e).__name__}: "
+                            f"{e})") from None
+    pred = predictor.predict(digit[None])[0]
+    return {"digit": pred.index, "label": pred.label, "confidence": pred.confidence,
+            "probabilities": pred.probabilities, "classes": predictor.classes,
+            "preprocessed": digit.reshape(-1).tolist(),
+            "feature_maps": _feature_maps(predictor, digit)}
+
+
+async def _payload(request: Request, max_body: int) -> tuple[str, Any]:
+    """The request's input by content type: ("pixels", list) or ("image", bytes)."""
+    body = await _read_body(request, max_body)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        return "pixels", _pixels_from_json(body)
+    if ctype == "multipart/form-data":
+        return "image", await _form_file(request, body)
+    if ctype.startswith("image/") or ctype == "application/octet-stream":
+        return "image", body
+    raise ApiError(415, f"unsupported content type {ctype or '(none)'!r}; send "
+                        "multipart/form-data, image/*, or application/json")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers JSON ``{"detail": ...}``; an unexpected one is logged, then 500."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -156,59 +187,9 @@ def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
         log.exception("unexpected error", exc_info=exc)
         return _error(500, "internal error (logged on the server)")
 
-    def infer(kind: str, payload: Any) -> dict[str, Any]:
-        try:
-            digit = (preprocess_pixels(payload) if kind == "pixels"
-                     else preprocess_image(payload, "upload"))
-        except (NotAnImageError, UnsupportedImageError) as e:
-            raise ApiError(415, str(e)) from None
-        except ImageTooLargeError as e:
-            raise ApiError(413, str(e)) from None
-        except (NoInkError, ImageError) as e:
-            raise ApiError(422, str(e)) from None
-        except Exception as e:  # a decoder failure nobody foresaw: the client's file, not a 500
-            log.warning("cannot process an upload", exc_info=e)
-            raise ApiError(422, f"upload: cannot process this image ({type(e).__name__}: "
-                                f"{e})") from None
-        pred = predictor.predict(digit[None])[0]
-        return {"digit": pred.index, "label": pred.label, "confidence": pred.confidence,
-                "probabilities": pred.probabilities, "classes": predictor.classes,
-                "preprocessed": digit.reshape(-1).tolist(),
-                "feature_maps": _feature_maps(predictor, digit)}
 
-    @app.post("/api/predict", summary="Recognize one digit",
-              description="Multipart upload (field `file`), a raw image/* body, or JSON "
-                          '`{"pixels": [784 numbers 0-255]}` (white ink on black, row-major).',
-              responses={413: {"description": "body over 2 MB or image over 50 megapixels"},
-                         415: {"description": "not an image, an unsupported image mode "
-                                              "(LAB) or content type"},
-                         422: {"description": "malformed JSON, wrong pixel count, no ink"},
-                         503: {"description": "too many requests in flight"}})
-    async def predict(request: Request) -> dict[str, Any]:
-        body = await _read_body(request, max_body)
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype == "application/json":
-            kind, payload = "pixels", _pixels_from_json(body)
-        elif ctype == "multipart/form-data":
-            kind, payload = "image", await _form_file(request, body)
-        elif ctype.startswith("image/") or ctype == "application/octet-stream":
-            kind, payload = "image", body
-        else:
-            raise ApiError(415, f"unsupported content type {ctype or '(none)'!r}; send "
-                                "multipart/form-data, image/*, or application/json")
-        try:
-            await asyncio.wait_for(gate.acquire(), queue_timeout)
-        except asyncio.TimeoutError:
-            raise ApiError(503, "server busy; retry shortly") from None
-        try:
-            return await run_in_threadpool(infer, kind, payload)
-        finally:
-            gate.release()
-
-    @app.get("/api/model", summary="The loaded model")
-    async def model_info() -> dict[str, Any]:
-        return {"name": predictor.model_name, "accuracy": predictor.test_accuracy,
-                **predictor.info()}
+def _add_pages(app: FastAPI) -> None:
+    """Liveness, the page, the API docs page and their static assets."""
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -223,4 +204,40 @@ def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
         return FileResponse(STATIC / "docs.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
+               max_in_flight: int = 4, queue_timeout: float = 10.0) -> FastAPI:
+    predictor = weights if isinstance(weights, Predictor) else Predictor.load(weights)
+    app = FastAPI(title="lenet", version="1", docs_url=None, redoc_url=None,
+                  description="Handwritten digit recognition with LeNet-5 "
+                              f"({predictor.model_name}).")
+    gate = asyncio.Semaphore(max_in_flight)
+    _add_error_handlers(app)
+
+    @app.post("/api/predict", summary="Recognize one digit",
+              description="Multipart upload (field `file`), a raw image/* body, or JSON "
+                          '`{"pixels": [784 numbers 0-255]}` (white ink on black, row-major).',
+              responses={413: {"description": "body over 2 MB or image over 50 megapixels"},
+                         415: {"description": "not an image, an unsupported image mode "
+                                              "(LAB) or content type"},
+                         422: {"description": "malformed JSON, wrong pixel count, no ink"},
+                         503: {"description": "too many requests in flight"}})
+    async def predict(request: Request) -> dict[str, Any]:
+        kind, payload = await _payload(request, max_body)
+        try:
+            await asyncio.wait_for(gate.acquire(), queue_timeout)
+        except asyncio.TimeoutError:
+            raise ApiError(503, "server busy; retry shortly") from None
+        try:
+            return await run_in_threadpool(_infer, predictor, kind, payload)
+        finally:
+            gate.release()
+
+    @app.get("/api/model", summary="The loaded model")
+    async def model_info() -> dict[str, Any]:
+        return {"name": predictor.model_name, "accuracy": predictor.test_accuracy,
+                **predictor.info()}
+
+    _add_pages(app)
     return app

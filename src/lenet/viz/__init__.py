@@ -4,9 +4,12 @@ Every submodule imports matplotlib (Agg backend) only when a plot is drawn, so i
 ``lenet`` or ``lenet.viz`` stays light. The pieces:
 
 - :mod:`lenet.viz.metrics`: confusion matrix, per-class precision/recall/F1, top confusions;
+- :mod:`lenet.viz.evaluation`: what ``lenet evaluate`` reports, as JSON or text;
+- :mod:`lenet.viz.modules`: the layers worth drawing in any model;
 - :mod:`lenet.viz.plots`: every PNG (curves, kernels, feature maps, grids, galleries);
 - :mod:`lenet.viz.report`: ``lenet report``, one self-contained ``report.html``;
 - :mod:`lenet.viz.compare`: ``lenet compare``;
-- :mod:`lenet.viz.tensorboard`: the trainer's TensorBoard logger;
-- :mod:`lenet.viz.commands`: the ``evaluate``, ``report`` and ``compare`` subcommands.
+- :mod:`lenet.viz.tensorboard`: the trainer's TensorBoard logger.
+
+The ``evaluate``, ``report`` and ``compare`` commands themselves are in :mod:`lenet.commands`.
 """

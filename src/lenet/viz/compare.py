@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lenet.viz.report import ReportError, read_config, read_metrics
+from lenet import rundir
+from lenet.errors import ConfigError
 
 
 def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -14,22 +15,21 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     from lenet import weights
     from lenet.models import count_parameters, create
 
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise ReportError(f"{run}: not a run directory")
-    rows = read_metrics(run)
-    config = read_config(run)
-    if not rows and not (run / weights.WEIGHTS_NAME).is_file():
-        raise ReportError(f"{run}: neither metrics.csv nor {weights.WEIGHTS_NAME}; "
-                          "is this a `lenet train` run directory?")
-    meta = weights.read(run)[1] if (run / weights.WEIGHTS_NAME).is_file() else None
+    run = rundir.require(run_dir)
+    rows = rundir.read_metrics(run)
+    config = rundir.read_config(run)
+    has_weights = (run / rundir.WEIGHTS).is_file()
+    if not rows and not has_weights:
+        raise rundir.RunDirError(f"{run}: neither {rundir.METRICS} nor {rundir.WEIGHTS}; "
+                                 "is this a `lenet train` run directory?")
+    meta = weights.read(run)[1] if has_weights else None
     model = config.get("model") or (meta.model if meta else "?")
     acc = [float(r["test_accuracy"]) for r in rows]
     val = [float(r["val_accuracy"]) for r in rows if r.get("val_accuracy")]
     best = max(range(len(acc)), key=acc.__getitem__) if acc else None
     try:
         params = count_parameters(create(model))
-    except Exception:  # a model no longer in the registry: still compare what is on disk
+    except ConfigError:  # a model no longer in the registry: still compare what is on disk
         params = None
     seconds = [float(r["seconds"]) for r in rows if r.get("seconds")]
     return {

@@ -53,6 +53,17 @@ def top_confusions(cm: torch.Tensor, classes: list[str], k: int = 10) -> list[di
     return out
 
 
+def classification_report(labels: torch.Tensor, predictions: torch.Tensor,
+                          classes: list[str], top: int = 10
+                          ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The confusion matrix, and what ``lenet evaluate`` and ``lenet report`` say about it as
+    JSON: ``per_class``, ``macro_avg``, ``confusion_matrix`` and the `top` ``top_confusions``."""
+    cm = confusion_matrix(labels, predictions, len(classes))
+    rows = per_class(cm, classes)
+    return cm, {"per_class": rows, "macro_avg": macro_average(rows),
+                "confusion_matrix": cm.tolist(), "top_confusions": top_confusions(cm, classes, top)}
+
+
 def misclassified(labels: torch.Tensor, predictions: torch.Tensor, confidence: torch.Tensor,
                   classes: list[str]) -> list[dict[str, Any]]:
     """Every wrong prediction, in test-set order."""

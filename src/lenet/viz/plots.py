@@ -87,30 +87,30 @@ def _integer_ticks(ax: Any) -> None:
 
 
 # --------------------------------------------------------------------------- training curves
+def _column(rows: Sequence[dict[str, Any]], name: str) -> list[float] | None:
+    """One metrics.csv column as floats, or None where the run did not record it each epoch."""
+    vals = [r.get(name) for r in rows]
+    if any(v in (None, "") for v in vals):
+        return None
+    return [float(v) for v in vals]
+
+
 def training_curves(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str],
                     title: str = "") -> Path:
     """Loss, accuracy and learning rate per epoch, from ``metrics.csv`` rows."""
     fig = _figure(12, 3.6)
     axes = fig.subplots(1, 3)
     epochs = [int(r["epoch"]) for r in rows]
-
-    def col(name: str) -> list[float] | None:
-        vals = [r.get(name) for r in rows]
-        if any(v in (None, "") for v in vals):
-            return None
-        return [float(v) for v in vals]
-
     marker = "o" if len(epochs) <= 30 else None
-    for name, label in (("train_loss", "training loss"), ("test_loss", "test loss")):
-        if (v := col(name)) is not None:
-            axes[0].plot(epochs, v, marker=marker, label=label)
-    axes[0].set_title("loss")
-    for name, label in (("train_accuracy", "train"), ("val_accuracy", "validation"),
-                        ("test_accuracy", "test")):
-        if (v := col(name)) is not None:
-            axes[1].plot(epochs, v, marker=marker, label=label)
-    axes[1].set_title("accuracy")
-    if (v := col("lr")) is not None:
+    panels = ((("train_loss", "training loss"), ("test_loss", "test loss")),
+              (("train_accuracy", "train"), ("val_accuracy", "validation"),
+               ("test_accuracy", "test")))
+    for ax, columns, heading in zip(axes, panels, ("loss", "accuracy"), strict=False):
+        for name, label in columns:
+            if (v := _column(rows, name)) is not None:
+                ax.plot(epochs, v, marker=marker, label=label)
+        ax.set_title(heading)
+    if (v := _column(rows, "lr")) is not None:
         axes[2].plot(epochs, v, marker=marker, color="tab:purple")
         if min(v) > 0 and max(v) / min(v) > 50:
             axes[2].set_yscale("log")

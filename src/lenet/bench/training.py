@@ -1,0 +1,114 @@
+"""`lenet train`'s side of the training figures: steady epoch speed in process, time to 99 % as a
+whole process, and the paper's per-pattern SDLM step."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lenet.bench.baseline import TARGET, TRAIN_BATCH
+from lenet.bench.hardware import run_json
+
+LARGE_BATCH = 512  # the training-throughput row: enough work per call for the small convolutions
+
+
+def train_speed(recipe: str, overrides: dict[str, Any], run_dir: Path, device: str,
+                epochs: int, train_subset: int = 0, test_subset: int = 0) -> dict[str, float]:
+    """One in-process `lenet train` run of `epochs` epochs: its steady epoch speed.
+
+    The first epoch is warm-up; the fastest later epoch gives seconds and images/s. Each is
+    training time only, like the baseline's side (baseline.train_epoch), without the test pass.
+    """
+    from lenet.config import resolve
+    from lenet.train import train
+
+    cfg = resolve(recipe, {**overrides, "epochs": epochs, "tensorboard": False,
+                           "device": device, "train_subset": train_subset,
+                           "test_subset": test_subset, "run_dir": str(run_dir)})
+    r = train(cfg, log=lambda _: None, progress=False)
+    ips = max(m.images_per_s for m in r.history[1:] or r.history)
+    n = train_subset or 60_000
+    return {"seconds_per_epoch": n / ips, "images_per_s": ips,
+            "first_epoch_seconds": n / r.history[0].images_per_s, "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size, "test_accuracy": r.test.accuracy}
+
+
+def lenet_train_epoch(run_root: Path, device: str, epochs: int, train_subset: int = 0,
+                      test_subset: int = 0) -> dict[str, float]:
+    """`lenet train` with the Paper Study recipe (lenet5, batch 64), in process."""
+    return train_speed("lenet5", {"batch_size": TRAIN_BATCH}, run_root / "lenet5", device,
+                       epochs, train_subset, test_subset)
+
+
+def lenet_train_large_batch(run_root: Path, device: str, epochs: int, train_subset: int = 0,
+                            test_subset: int = 0) -> dict[str, float]:
+    """Throughput at the batch where the CPU is best used: `lenet train --config lenet5-fast
+    --batch-size 512 --lr 0.2 --bf16` (channels-last)."""
+    return train_speed("lenet5-fast", {"batch_size": LARGE_BATCH, "lr": 0.2, "bf16": True},
+                       run_root / "lenet5-large-batch", device, epochs, train_subset, test_subset)
+
+
+def whole_process(seed: int, config: str, run_root: Path, device: str, train_subset: int = 0,
+                  test_subset: int = 0) -> dict[str, Any]:
+    """One time-to-99 run: `lenet train --config CONFIG --json` as a process of its own."""
+    cmd = [sys.executable, "-m", "lenet", "train", "--config", config, "--seed", str(seed),
+           "--json", "--no-tensorboard", "--device", device,
+           "--run-dir", str(run_root / f"fast-{seed}")]
+    if train_subset:
+        cmd += ["--train-subset", str(train_subset)]
+    if test_subset:
+        cmd += ["--test-subset", str(test_subset)]
+    r, wall = run_json(cmd)
+    return {"seed": seed, "epochs": r["epochs"], "test_accuracy": r["test_accuracy"],
+            "reached": r["test_accuracy"] >= TARGET, "train_seconds": r["train_seconds"],
+            "seconds_per_epoch": r["seconds_per_epoch"], "wall_seconds": wall}
+
+
+def per_pattern(patterns: int) -> dict[str, float]:
+    """The paper's recipe: µs per lenet5-1998 SDLM step at batch 1, autograd against the
+    hand-written step (:mod:`lenet.optim.pattern_step`), as the trainer runs them (one thread,
+    ATen's native convolutions), on real digits; plus the implied 60,000-pattern pass."""
+    import torch
+
+    from lenet import data
+    from lenet.losses import make_loss
+    from lenet.models import create, get_spec
+    from lenet.optim import SDLM
+    from lenet.optim.pattern_step import PatternStep
+
+    images, labels = data.load("mnist", "train")
+    x = get_spec("lenet5-1998").preprocessing(images[:patterns])
+    y = labels[:patterns]
+    loss_fn = make_loss("rbf-map")
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
+    out: dict[str, float] = {}
+    try:
+        for name in ("autograd", "hand_written"):
+            torch.manual_seed(0)
+            model = create("lenet5-1998")
+            opt = SDLM(model.parameters(), lr=2e-5)
+            opt.before_epoch(model, (x[:500], y[:500]), "rbf-map")
+            if name == "hand_written":
+                step = PatternStep(model, opt, "rbf-map")
+            else:
+                def step(xb, yb, model=model, opt=opt):
+                    loss = loss_fn(model(xb), yb)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            for i in range(min(50, patterns)):  # warm-up
+                step(x[i:i + 1], y[i:i + 1])
+            t0 = time.perf_counter()
+            for i in range(patterns):
+                step(x[i:i + 1], y[i:i + 1])
+            out[f"{name}_us"] = (time.perf_counter() - t0) / patterns * 1e6
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = mkldnn
+    out["speedup"] = out["autograd_us"] / out["hand_written_us"]
+    out["pass_seconds"] = 60_000 * out["hand_written_us"] / 1e6
+    return out

@@ -1,0 +1,20 @@
+"""The `lenet` subcommands: one module per command, each of the same shape.
+
+A command module ``lenet/commands/NAME.py`` has
+
+- ``add_parser(subparsers) -> argparse.ArgumentParser``: registers ``lenet NAME`` with its
+  flags, and ``set_defaults(handler=run)``;
+- ``run(args: argparse.Namespace) -> int``: does the work through the feature modules and
+  returns the exit status.
+
+It imports only the standard library and :mod:`lenet.commands.options` at module level, so that
+``lenet --help`` stays instant; ``run`` imports what it needs. The flags share one vocabulary
+(:mod:`lenet.commands.options`): ``--run-dir`` names a run folder, ``--out`` a file, ``--device``
+defaults to ``auto``, ``--json`` prints one JSON result on stdout. A user's mistake is a
+:class:`lenet.errors.LenetError`, which :func:`lenet.cli.main` prints as one line.
+
+A new command is a new module here and its name in :data:`NAMES`.
+"""
+
+NAMES = ("train", "evaluate", "report", "compare", "predict", "export", "serve", "sweep",
+         "paper", "bench", "models", "summary", "data")

@@ -1,0 +1,58 @@
+"""`lenet predict`: recognize digits in image files (see :mod:`lenet.predict`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "predict", help="recognize digits in image files (PNG, JPEG, BMP, GIF, TIFF)",
+        description="Recognize handwritten digits in image files of any size and mode, "
+                    "preprocessed exactly as MNIST was made (invert if the paper is light, crop "
+                    "to the ink, scale to 20 px, centre by mass in 28x28). One line per file: "
+                    "path, digit, confidence, top-k. Exit status 1 if any file failed.")
+    p.add_argument("weights", metavar="WEIGHTS",
+                   help="run directory, .safetensors file, or a .onnx file from `lenet export`")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="image files, directories (searched recursively) or glob patterns")
+    # One JSON array, not options.add_json's "one JSON object": a result per file.
+    p.add_argument("--json", action="store_true", help="print one JSON array")
+    p.add_argument("--top-k", type=int, default=3, metavar="K",
+                   help="how many ranked classes to list (default 3)")
+    p.add_argument("--save-preprocessed", metavar="DIR",
+                   help="write the 28x28 image the network saw for each file, as PNG")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
+                   help="default: onnxruntime for a .onnx file, torch otherwise; onnxruntime "
+                        "with safetensors weights exports them to ONNX in memory first")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from lenet.console import print_json
+    from lenet.errors import ConfigError
+    from lenet.predict import Predictor, predict_files
+
+    predictor = Predictor.load(args.weights, backend=args.backend)
+    if not 1 <= args.top_k <= len(predictor.classes):
+        raise ConfigError(f"--top-k {args.top_k}: expected 1..{len(predictor.classes)}")
+    results = predict_files(predictor, args.inputs, args.top_k, args.save_preprocessed)
+    failed = [r for r in results if "error" in r]
+    if args.json:
+        print_json(results)
+    else:
+        for r in results:
+            if "error" not in r:
+                print(_format_line(r))
+    for r in failed:
+        print(f"lenet: error: {r['path']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _format_line(r: dict[str, Any]) -> str:
+    """path, label, confidence and the top-k as label=probability, tab-separated."""
+    top = " ".join(f"{t['label']}={t['probability']:.4f}" for t in r["top_k"])
+    return f"{r['path']}\t{r['label']}\t{r['confidence']:.4f}\t{top}"

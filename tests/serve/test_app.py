@@ -1,0 +1,283 @@
+"""The JSON API: predictions from uploads and pixels, and every limit answered in JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from benchmarks.loadtest import png_bytes
+from lenet.serve.app import STATIC, create_app
+
+
+@pytest.fixture(scope="module")
+def client(predictor):
+    with TestClient(create_app(predictor), raise_server_exceptions=False) as c:
+        yield c
+
+
+_png = png_bytes
+
+
+def _json_error(r: httpx.Response, status: int) -> str:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    detail = r.json()["detail"]
+    assert detail
+    return json.dumps(detail)
+
+
+def test_health_model_and_docs(client, run_dir):
+    from lenet import weights
+
+    assert client.get("/healthz").json() == {"status": "ok"}
+    m = client.get("/api/model").json()
+    _, meta = weights.read(run_dir)
+    assert m["name"] == "lenet5" and m["accuracy"] == meta.test_accuracy
+    assert m["preprocessing"] == meta.preprocessing.to_dict() and len(m["classes"]) == 10
+    spec = client.get("/openapi.json").json()
+    assert {"/api/predict", "/api/model", "/healthz"} <= set(spec["paths"])
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/static/docs.js" in docs.text
+    page = client.get("/")
+    assert page.status_code == 200 and '<canvas id="pad" width="280" height="280"' in page.text
+
+
+def test_page_and_assets_need_no_network(client):
+    names = [p.name for p in STATIC.iterdir()]
+    assert {"index.html", "app.js", "style.css", "docs.html", "docs.js"} <= set(names)
+    for name in names:
+        text = (STATIC / name).read_text()
+        assert not re.search(r"(src|href)=\"(https?:)?//", text), name
+        assert not re.search(r"(fetch\(|url\(|import )\s*[\"']?(https?:)?//", text), name
+        assert client.get(f"/static/{name}").status_code == 200
+
+
+def test_predict_uploaded_dark_on_light_digits(client, mnist_test):
+    images, labels = mnist_test
+    correct = 0
+    for i in range(20):
+        r = client.post("/api/predict",
+                        files={"file": (f"{i}.png", _png(255 - images[i], "RGB", 84),
+                                        "image/png")})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert abs(sum(body["probabilities"]) - 1) < 1e-6 and len(body["probabilities"]) == 10
+        assert body["digit"] == int(np.argmax(body["probabilities"]))
+        assert len(body["preprocessed"]) == 784 and max(body["preprocessed"]) == 255
+        fm = body["feature_maps"]
+        assert fm["layer"] == "c1" and fm["shape"] == [6, 28, 28] and len(fm["maps"]) == 6
+        correct += body["digit"] == labels[i]
+    assert correct >= 17
+
+
+def test_predict_pixels_and_raw_body_match_the_model(client, predictor, mnist_test):
+    images, _ = mnist_test
+    for i in range(5):
+        r = client.post("/api/predict", json={"pixels": images[i].reshape(-1).tolist()})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        digit = np.array(body["preprocessed"], np.uint8).reshape(1, 28, 28)
+        expected = predictor.predict(digit)[0]
+        assert body["digit"] == expected.index
+        assert np.allclose(body["probabilities"], expected.probabilities, atol=1e-6)
+        raw = client.post("/api/predict", content=_png(images[i]),
+                          headers={"content-type": "image/png"})
+        assert raw.status_code == 200 and raw.json()["preprocessed"] == body["preprocessed"]
+
+
+def test_body_over_2mb_is_413(client):
+    big = b"\x00" * (2 * 1024 * 1024 + 1)
+    assert "limit" in _json_error(
+        client.post("/api/predict", files={"file": ("big.png", big, "image/png")}), 413)
+
+    def chunks():  # no Content-Length: the streamed size is what counts
+        for _ in range(3):
+            yield b"\x00" * (1024 * 1024)
+
+    assert "limit" in _json_error(client.post(
+        "/api/predict", content=chunks(), headers={"content-type": "image/png"}), 413)
+
+
+def test_image_over_50_megapixels_is_413(client):
+    buf = io.BytesIO()
+    Image.new("1", (8000, 6300), 1).save(buf, format="PNG")
+    assert len(buf.getvalue()) < 2 * 1024 * 1024
+    assert "megapixels" in _json_error(client.post(
+        "/api/predict", files={"file": ("huge.png", buf.getvalue(), "image/png")}), 413)
+
+
+def test_non_image_is_415(client):
+    assert "not an image" in _json_error(client.post(
+        "/api/predict", files={"file": ("a.png", b"just text", "image/png")}), 415)
+    assert "content type" in _json_error(client.post(
+        "/api/predict", content=b"hello", headers={"content-type": "text/plain"}), 415)
+
+
+def _lab_tiff() -> bytes:
+    arr = np.full((40, 40, 3), 255, np.uint8)
+    arr[8:32, 18:22] = 0  # a dark "1"
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").convert("LAB").save(buf, format="TIFF")
+    return buf.getvalue()
+
+
+def test_an_image_mode_without_grayscale_is_415(client):
+    lab = _lab_tiff()
+    assert Image.open(io.BytesIO(lab)).mode == "LAB"
+    for r in (client.post("/api/predict", files={"file": ("lab.tif", lab, "image/tiff")}),
+              client.post("/api/predict", content=lab, headers={"content-type": "image/tiff"})):
+        assert "unsupported image mode LAB" in _json_error(r, 415)
+    # The modes Pillow does convert are still answered.
+    for mode in ("CMYK", "YCbCr"):
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(lab)).convert("RGB").convert(mode).save(buf, format="TIFF")
+        r = client.post("/api/predict", files={"file": (f"{mode}.tif", buf.getvalue(),
+                                                        "image/tiff")})
+        assert r.status_code == 200 and r.json()["digit"] in range(10), (mode, r.text)
+
+
+def test_an_unforeseen_decoder_failure_is_422_not_500(client, monkeypatch):
+    import lenet.predict as P
+
+    def boom(img, name="image"):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(P, "to_grayscale", boom)
+    r = client.post("/api/predict", files={"file": ("d.png", _png(np.eye(28, dtype=np.uint8)
+                                                                  * 255), "image/png")})
+    assert "cannot process this image (RuntimeError: decoder exploded)" in _json_error(r, 422)
+
+
+@pytest.mark.parametrize("body,needle", [
+    (b"{not json", "malformed JSON"),
+    (b"[1, 2, 3]", "pixels"),
+    (json.dumps({"pixels": [0] * 783}).encode(), "784"),
+    (json.dumps({"pixels": [[0] * 28] * 28}).encode(), "flat list"),
+    (json.dumps({"pixels": ["a"] * 784}).encode(), "flat list"),
+    (json.dumps({"pixels": [999] * 784}).encode(), "0..255"),
+    (json.dumps({"pixels": [0] * 784}).encode(), "no ink"),
+])
+def test_bad_json_is_422(client, body, needle):
+    r = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
+    assert needle in _json_error(r, 422)
+
+
+def test_bad_multipart_and_blank_image_are_422(client):
+    no_file = (b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--\r\n")
+    r = client.post("/api/predict", content=no_file,
+                    headers={"content-type": "multipart/form-data; boundary=b"})
+    assert "file" in _json_error(r, 422)
+    blank = _png(np.full((40, 40), 255, np.uint8))
+    assert "no ink" in _json_error(client.post(
+        "/api/predict", files={"file": ("blank.png", blank, "image/png")}), 422)
+
+
+def test_unknown_route_and_method_are_json(client):
+    _json_error(client.get("/nope"), 404)
+    _json_error(client.get("/api/predict"), 405)
+
+
+class _SlowPredictor:
+    """Wraps the real predictor; each inference takes `delay` seconds, or, given `release`,
+    blocks until that event is set; the inferences running at once are counted."""
+
+    def __init__(self, inner, delay: float, release: threading.Event | None = None) -> None:
+        self.inner, self.delay, self.release = inner, delay, release
+        self.running = self.peak = 0
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def predict(self, digits):
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            if self.release is not None:
+                assert self.release.wait(60), "the test never released the inference"
+            else:
+                time.sleep(self.delay)
+            return self.inner.predict(digits)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def _slow_app(predictor, delay, release=None, **kw):
+    from lenet.predict import Predictor
+
+    slow = _SlowPredictor(predictor, delay, release)
+    p = Predictor(predictor.model_name, predictor.classes, predictor.preprocessing,
+                  predictor.test_accuracy, predictor.dataset, model=predictor.model)
+    p.predict = slow.predict  # type: ignore[method-assign]
+    return create_app(p, **kw), slow
+
+
+def test_inference_is_off_the_event_loop_and_bounded(predictor, mnist_test):
+    images, _ = mnist_test
+    release = threading.Event()  # inference blocks until the test lets it go
+    app, slow = _slow_app(predictor, 0.0, release, max_in_flight=2, queue_timeout=60)
+    payload = {"pixels": images[0].reshape(-1).tolist()}
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
+            posts = [asyncio.create_task(ac.post("/api/predict", json=payload))
+                     for _ in range(6)]
+            try:
+                async def two_running() -> None:
+                    while slow.running < 2:
+                        await asyncio.sleep(0.01)
+
+                await asyncio.wait_for(two_running(), timeout=30)
+                # Both inference slots are taken and blocked: /healthz must still answer.
+                health = await asyncio.wait_for(ac.get("/healthz"), timeout=30)
+                busy = slow.running
+            finally:
+                release.set()
+            done = await asyncio.wait_for(asyncio.gather(*posts), timeout=60)
+            return health, busy, done
+
+    health, busy, done = asyncio.run(scenario())
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert busy == 2  # it answered while both inferences were still in flight
+    assert [r.status_code for r in done] == [200] * 6
+    assert slow.peak == 2  # never more than max_in_flight at once
+
+
+def test_waiting_too_long_is_503(predictor, mnist_test):
+    images, _ = mnist_test
+    app, _ = _slow_app(predictor, 1.0, max_in_flight=1, queue_timeout=0.2)
+    payload = {"pixels": images[0].reshape(-1).tolist()}
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
+            return await asyncio.wait_for(asyncio.gather(
+                *(ac.post("/api/predict", json=payload) for _ in range(2))), timeout=30)
+
+    codes = sorted(r.status_code for r in asyncio.run(scenario()))
+    assert codes == [200, 503]
+
+
+def test_real_uvicorn_server(live_server, mnist_test):
+    images, labels = mnist_test
+    with httpx.Client(base_url=live_server, timeout=30) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        r = c.post("/api/predict", files={"file": ("d.png", _png(255 - images[0], "RGB", 84),
+                                                   "image/png")})
+        assert r.status_code == 200 and r.json()["digit"] == labels[0]
+        big = c.post("/api/predict", content=b"\x00" * (3 * 1024 * 1024),
+                     headers={"content-type": "image/png"})
+        assert big.status_code == 413 and "limit" in big.json()["detail"]

@@ -1,0 +1,38 @@
+"""lenet.viz.compare and `lenet compare` on two real tiny runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.viz.helpers import png_ok
+
+
+def test_compare_two_runs(runs, tmp_path) -> None:
+    import csv
+
+    from lenet.viz.compare import compare, format_table
+
+    r = compare([str(runs["lenet5"].run_dir), str(runs["mlp"].run_dir)], tmp_path / "c.png")
+    a, b = r["runs"]
+    assert (a["model"], b["model"]) == ("lenet5", "mlp")
+    assert (a["epochs"], b["epochs"]) == (1, 2)
+    assert a["params"] == runs["lenet5"].params and b["params"] == runs["mlp"].params
+    assert a["final_accuracy"] == runs["lenet5"].test.accuracy
+    rows = list(csv.DictReader((runs["mlp"].run_dir / "metrics.csv").open()))
+    assert b["best_accuracy"] == max(float(x["test_accuracy"]) for x in rows)
+    assert b["seconds_per_epoch"] > 0
+    table = format_table(r["runs"])
+    assert "lenet5" in table and "mlp" in table and f"{b['params']:,}" in table
+    png_ok(Path(r["plot"]), (900, 550))
+
+
+def test_compare_refuses_what_is_not_a_run(tmp_path) -> None:
+    from lenet.rundir import RunDirError
+    from lenet.viz.compare import run_row
+
+    with pytest.raises(RunDirError, match="not a run directory"):
+        run_row(tmp_path / "nowhere")
+    with pytest.raises(RunDirError, match=r"neither metrics\.csv nor model\.safetensors"):
+        run_row(tmp_path)
