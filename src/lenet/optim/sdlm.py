@@ -161,7 +161,7 @@ def paper_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
     by the pattern count gives the mean of the per-pattern h.
     """
     loss_fn = make_loss(loss, rbf_j=rbf_j) if isinstance(loss, str) else loss
-    if not supports_paper_diagonal(model):
+    if not isinstance(model, CurvatureModel):
         raise ValueError(f"paper_diagonal: {type(model).__name__} has no curvature_layers(); "
                          "use hessian='gauss-newton'")
     head = _head(model)
@@ -219,12 +219,6 @@ def _squared_weight_backward(layers: list[nn.Module], kinds: list[str],
                                 functional_call(layer, sq, (xx,)), x)
                 (s,) = pull_x(s)
     return h
-
-
-def supports_paper_diagonal(model: nn.Module) -> bool:
-    """Whether :func:`paper_diagonal` applies: the model is a :class:`CurvatureModel`, which
-    lists its layers in ``curvature_layers()``."""
-    return isinstance(model, CurvatureModel)
 
 
 class SDLM(torch.optim.Optimizer):
@@ -289,7 +283,7 @@ class SDLM(torch.optim.Optimizer):
     def estimator(self, model: nn.Module) -> str:
         """The curvature estimate used for this model: "paper" or "gauss-newton"."""
         if self.hessian == "auto":
-            return "paper" if supports_paper_diagonal(model) else "gauss-newton"
+            return "paper" if isinstance(model, CurvatureModel) else "gauss-newton"
         return self.hessian
 
     def step_sizes(self, group: dict) -> list[torch.Tensor]:
