@@ -263,8 +263,22 @@ def invalid_requests() -> list[RequestSpec]:
         RequestSpec("multipart-no-boundary", b"garbage",
                     {"content-type": "multipart/form-data"}, expect=422),
         RequestSpec("blank-image", *multipart(blank), expect=422),
+        RequestSpec("over-pixel-cap", *multipart(_over_pixel_cap_png()), expect=413),
+        # DNS rebinding: a Host header the server does not answer for.
+        RequestSpec("foreign-host", json.dumps({"pixels": zeros}).encode(),
+                    {"content-type": "application/json", "host": "evil.example"}, expect=400),
     ]
     return specs
+
+
+def _over_pixel_cap_png() -> bytes:
+    """A 1-bit 8000x6300 PNG: 50.4 megapixels (over the server's 50 MP cap) in 7 KB, refused
+    from its header before anything is decoded."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("1", (8000, 6300), 1).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def mixed_plan(valid: Sequence[RequestSpec], invalid: Sequence[RequestSpec], *,

@@ -7,10 +7,11 @@ Load: `--requests` valid requests (JSON pixels, PNG uploads of real MNIST test d
 scans, raw image/png bodies) from `--clients` concurrent keep-alive clients: requests/s, p50/p90/p99
 latency, errors, status histogram, and how many digits came back right.
 
-Soak: `--soak-seconds` of mixed valid and invalid requests (oversized bodies, non-images, bad JSON,
-wrong pixel counts, NaN pixels, wrong content types, malformed multipart...): the count per status
-code, 5xx and transport errors (dropped connections), and the server's resident memory after a
-warm-up and at the end. `--requests 0` or `--soak-seconds 0` skips a mode.
+Soak: `--soak-seconds` of mixed valid and invalid requests (oversized bodies, images over the pixel
+cap, non-images, bad JSON, wrong pixel counts, NaN pixels, wrong content types, malformed
+multipart, a foreign Host header...): the count per status code, 5xx and transport errors
+(dropped connections), and the server's resident memory after a warm-up and at the end.
+`--requests 0` or `--soak-seconds 0` skips a mode.
 
 Prints a Markdown table; `--out` also writes every figure as JSON. The pieces live in
 benchmarks/loadtest.py.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
 
 from lenet import atomic
+from lenet.errors import OutputError
 
 
 def _leftovers(folder) -> list[str]:
@@ -69,3 +71,80 @@ def test_an_interrupt_while_writing_keeps_the_old_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert target.read_text() == "{}"
     assert _leftovers(tmp_path) == []
+
+
+# ensure_writable: the check a command makes before its work, so a bad --out fails at once.
+
+
+def test_ensure_writable_accepts_a_new_file_and_creates_nothing(tmp_path):
+    target = tmp_path / "new" / "deeper" / "model.onnx"
+    assert atomic.ensure_writable(target) == target
+    assert atomic.ensure_writable(str(tmp_path / "x.onnx")) == tmp_path / "x.onnx"
+    assert list(tmp_path.iterdir()) == []  # no parent made, no temp file left
+
+
+def test_ensure_writable_accepts_an_existing_file_and_keeps_it(tmp_path):
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"old")
+    assert atomic.ensure_writable(target) == target
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def _refused(path, fix: str | None = None) -> str:
+    with pytest.raises(OutputError) as e:
+        atomic.ensure_writable(path) if fix is None else atomic.ensure_writable(path, fix=fix)
+    msg = str(e.value)
+    assert msg.startswith(f"cannot write {path}: ") and "\n" not in msg
+    assert msg.endswith(f"; {fix or 'choose another path with --out'}")
+    return msg
+
+
+def test_ensure_writable_refuses_a_directory(tmp_path):
+    assert "is a directory" in _refused(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ensure_writable_refuses_a_path_under_a_file(tmp_path):
+    (tmp_path / "plain").write_text("a file, not a folder")
+    assert f"{tmp_path / 'plain'} is not a directory" in _refused(tmp_path / "plain" / "x.onnx")
+
+
+def test_ensure_writable_refuses_a_path_under_a_symlink_loop(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert "broken symbolic link" in _refused(tmp_path / "loop" / "x.onnx")
+
+
+def test_ensure_writable_refuses_a_device(tmp_path):
+    if not os.path.exists(os.devnull):
+        pytest.skip("no null device")
+    assert "not a regular file" in _refused(os.devnull, "pick a file name")
+
+
+def test_ensure_writable_refuses_a_read_only_file_system(tmp_path, monkeypatch):
+    import tempfile
+
+    def erofs(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", erofs)
+    msg = _refused(tmp_path / "m.onnx")
+    assert f"{tmp_path} is not writable ({os.strerror(errno.EROFS)})" in msg
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root writes into a mode-555 folder anyway")
+def test_ensure_writable_refuses_a_read_only_folder(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        assert "not writable (Permission denied)" in _refused(folder / "sub" / "m.onnx")
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs Linux sysfs")
+def test_ensure_writable_refuses_sysfs_even_as_root():
+    """sysfs refuses new files to every user, root included: a real read-only place."""
+    assert "/sys/kernel is not writable" in _refused("/sys/kernel/lenet-test/m.onnx")

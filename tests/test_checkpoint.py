@@ -243,3 +243,60 @@ def test_weights_file_is_not_a_checkpoint_and_vice_versa(tmp_path) -> None:
     c = checkpoint.save(tmp_path / "run", _checkpoint(1))
     with pytest.raises(WeightsError, match="not a lenet weights file"):
         weights.read(c)
+
+
+def test_old_checkpoints_are_deleted_before_the_next_is_written(tmp_path, monkeypatch) -> None:
+    # A run fits in the space of two checkpoints: while one is written, only `keep` remains.
+    from lenet import atomic
+
+    first = checkpoint.save(tmp_path, _checkpoint(1))
+    second = checkpoint.save(tmp_path, _checkpoint(2))
+    seen: list[list[str]] = []
+    real = atomic.write_bytes
+
+    def spy(path, data):
+        seen.append(sorted(p.name for p in Path(path).parent.glob("epoch-*")))
+        return real(path, data)
+
+    monkeypatch.setattr(atomic, "write_bytes", spy)
+    checkpoint.save(tmp_path, _checkpoint(3), keep=first)  # the trainer's last good one
+    assert seen[-1] == [first.name] and not second.exists()
+    checkpoint.save(tmp_path, _checkpoint(4), keep=None)  # none is good: all go
+    assert seen[-1] == []
+    assert sorted(p.name for p in first.parent.iterdir()) == ["epoch-0004.safetensors"]
+
+
+def test_the_run_id_round_trips_and_latest_applies_its_check(tmp_path) -> None:
+    ckpt = _checkpoint(1)
+    ckpt.run_id = "abc123"
+    checkpoint.save(tmp_path, ckpt)
+    newest = checkpoint.save(tmp_path, _checkpoint(2))  # written without a run id
+    assert checkpoint.load(newest).run_id is None
+
+    def ours(c: checkpoint.Checkpoint, path: Path) -> None:
+        if c.run_id != "abc123":
+            raise WeightsError(f"{path}: another run's")
+
+    warnings: list[str] = []
+    got = checkpoint.latest(tmp_path, warn=warnings.append, check=ours)
+    assert got is not None and got.epoch == 1 and got.run_id == "abc123"
+    assert got.path == tmp_path / checkpoint.CHECKPOINT_DIR / "epoch-0001.safetensors"
+    assert len(warnings) == 1 and "another run's" in warnings[0]
+
+
+def test_check_fits_refuses_tensors_of_another_shape_or_optimizer(tmp_path) -> None:
+    model = create("lenet5")
+    fresh = torch.optim.Adam(model.parameters(), lr=1e-3)
+    keys = ("step", "exp_avg", "exp_avg_sq")
+    good = checkpoint.load(checkpoint.save(tmp_path, _checkpoint(1)))
+    checkpoint.check_fits(good, "ok", model, fresh, keys)
+    with pytest.raises(WeightsError, match=r"optimizer state does not match.*expected"):
+        checkpoint.check_fits(good, "x", model, fresh, ("momentum_buffer",))
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(WeightsError, match="settings"):
+        checkpoint.check_fits(good, "x", model, sgd, ("momentum_buffer",))
+    good.optimizer["state"][0]["exp_avg"] = torch.zeros(7)
+    with pytest.raises(WeightsError, match=r"state 0\.exp_avg is float32 \(7,\)"):
+        checkpoint.check_fits(good, "x", model, fresh, keys)
+    with pytest.raises(WeightsError, match="tensors do not match"):
+        checkpoint.check_fits(good, "x", create("mlp"), fresh, keys)

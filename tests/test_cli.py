@@ -1,11 +1,14 @@
 """The `lenet` command end to end, as a user runs it (subprocesses)."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from lenet.cli import main, os_error_message
 from tests.commands.cli import lenet
 
 
@@ -62,3 +65,34 @@ def test_a_closed_pipe_ends_quietly() -> None:
     proc.stdout.close()  # the reader went away before lenet wrote anything
     _, err = proc.communicate(timeout=120)
     assert b"Traceback" not in err
+
+
+# --------------------------------------------------------------------------- OSError safety net
+@pytest.mark.parametrize(("error", "line"), [
+    (OSError(errno.EROFS, "Read-only file system", "/mnt/ro/model.onnx"),
+     "cannot write /mnt/ro/model.onnx: Read-only file system"),
+    (OSError(errno.ENOSPC, "No space left on device", "/data/x.csv"),
+     "cannot write /data/x.csv: No space left on device"),
+    (OSError(errno.ENOSPC, "No space left on device"), "cannot write: No space left on device"),
+    (PermissionError(errno.EACCES, "Permission denied", "/etc/shadow"),
+     "/etc/shadow: Permission denied"),
+    (OSError(errno.ELOOP, "Too many levels of symbolic links", b"/tmp/loop"),
+     "/tmp/loop: Too many levels of symbolic links"),
+    (OSError(errno.EXDEV, "Invalid cross-device link", "/a/f.tmp", None, "/b/f"),
+     "/a/f.tmp -> /b/f: Invalid cross-device link"),
+    (OSError("something odd"), "something odd"),
+])
+def test_os_errors_become_one_line(error: OSError, line: str) -> None:
+    assert os_error_message(error) == line
+
+
+def test_an_os_error_deep_inside_a_command_is_one_line_and_status_2(monkeypatch, capsys) -> None:
+    from lenet import data
+
+    def deep(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/mnt/ro/mnist/x.sha256")
+
+    monkeypatch.setattr(data, "info", deep)
+    assert main(["data", "info", "mnist"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"lenet: error: cannot write /mnt/ro/mnist/x.sha256: {os.strerror(errno.EROFS)}\n"

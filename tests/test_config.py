@@ -49,6 +49,9 @@ def test_every_shipped_recipe_resolves() -> None:
         ({"warmup_fraction": 1.5}, r"warmup_fraction must be in \[0, 1\]"),
         ({"scheduler": "milestones", "milestones": "2", "lr_values": "0.1,-0.01"},
          "lr_values must all be positive"),
+        ({"seed": 1e23}, "seed must be an integer from 0 to 9223372036854775806, got 1e"),
+        ({"seed": -1}, "seed must be an integer from 0"),
+        ({"seed": "1e23"}, "invalid value '1e23' for 'seed'"),
     ],
 )
 def test_bad_values_name_the_field(overrides: dict, message: str) -> None:
@@ -60,6 +63,9 @@ def test_bad_yaml_file_names_the_file(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml"):
+        resolve(str(bad))
+    bad.write_text("epochs: 2\n3: 4\n")  # a YAML integer key
+    with pytest.raises(ConfigError, match=r"bad\.yaml: key 3 is not a name"):
         resolve(str(bad))
     with pytest.raises(ConfigError, match="does not exist"):
         resolve(str(tmp_path / "missing.yaml"))
@@ -133,3 +139,6 @@ def test_resume_config_changes_only_where_and_how_long(tmp_path) -> None:
     assert (cfg.epochs, cfg.seed, cfg.run_dir) == (7, 3, str(tmp_path))
     with pytest.raises(ConfigError, match="drop lr, config"):
         resume_config(str(tmp_path), "lenet5", {"lr": 0.5})
+    # The run id that train stamps into config.json is the run's identity, not a config key.
+    rundir.write_config(tmp_path, {**resolve("lenet5-fast").to_dict(), rundir.RUN_ID: "ab12"})
+    assert resume_config(str(tmp_path), None, {}).epochs == resolve("lenet5-fast").epochs

@@ -6,9 +6,10 @@ import pytest
 
 from lenet import ConfigError, DatasetError, LenetError, WeightsError
 from lenet.cli import main
+from lenet.errors import OutputError
 
 
-@pytest.mark.parametrize("error", [ConfigError, DatasetError, WeightsError])
+@pytest.mark.parametrize("error", [ConfigError, DatasetError, WeightsError, OutputError])
 def test_user_errors_are_lenet_errors(error: type[Exception]) -> None:
     assert issubclass(error, LenetError) and not issubclass(error, (OSError, ValueError))
 

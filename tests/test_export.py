@@ -107,3 +107,43 @@ def test_from_onnx_reads_the_metadata_and_refuses_foreign_files(onnx_file, run_d
     onnx.save(plain, str(tmp_path / "plain.onnx"))
     with pytest.raises(ExportError, match="ONNX file without lenet metadata"):
         Predictor.from_onnx(tmp_path / "plain.onnx")
+
+
+# The output is checked before the export: a bad place fails at once, nothing is loaded.
+@pytest.fixture
+def no_loading(monkeypatch):
+    from lenet import weights
+
+    def fail(*args, **kwargs):
+        pytest.fail("the weights were loaded before the output was checked")
+
+    monkeypatch.setattr(weights, "load_model", fail)
+
+
+def test_export_refuses_a_directory_as_output_before_loading(tmp_path, no_loading):
+    from lenet.errors import OutputError
+    from lenet.export import export_onnx
+
+    with pytest.raises(OutputError, match=r"^cannot write .*: it is a directory"):
+        export_onnx(tmp_path / "weights.safetensors", tmp_path)
+
+
+def test_export_checks_the_default_output_next_to_the_weights(tmp_path, no_loading,
+                                                              monkeypatch):
+    import errno
+    import os
+    import tempfile
+
+    from lenet.errors import OutputError
+    from lenet.export import export_onnx
+
+    (tmp_path / "w.safetensors").write_bytes(b"never read")
+
+    def erofs(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", erofs)
+    with pytest.raises(OutputError) as e:
+        export_onnx(tmp_path / "w.safetensors")
+    assert str(e.value) == (f"cannot write {tmp_path / 'w.onnx'}: {tmp_path} is not writable "
+                            f"({os.strerror(errno.EROFS)}); choose another path with --out")

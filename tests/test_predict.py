@@ -202,3 +202,42 @@ def test_an_image_mode_without_grayscale_is_a_clear_error() -> None:
         preprocess_image(data, "lab.tif")
     with pytest.raises(UnsupportedImageError, match="LAB"):
         to_grayscale(Image.open(io.BytesIO(data)), "lab.tif")
+
+
+def test_over_16_decoded_megapixels_is_refused_unless_it_is_a_jpeg() -> None:
+    from lenet.predict import MAX_DECODED_PIXELS
+
+    side = int(MAX_DECODED_PIXELS**0.5) + 1
+    with pytest.raises(ImageTooLargeError, match=rf"{side}x{side} = .* a PNG image is decoded "
+                                                 "at full size.*16 megapixels; scale it down"):
+        preprocess_image(_png(Image.new("1", (side, side), 1)), "big.png")
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_size_and_reads_the_same() -> None:
+    from lenet.predict import WORK_PIXELS, open_image
+
+    small = _bar_image()  # 300x200
+    big = small.resize((3000, 2000), Image.Resampling.NEAREST).convert("RGB")  # 6 MP
+    data = _png(big, "JPEG", quality=90)
+    img = open_image(data, "big.jpg")
+    assert img.mode == "L" and img.size[0] * img.size[1] <= WORK_PIXELS
+    out = preprocess_image(data, "big.jpg")
+    assert np.abs(out.astype(int) - preprocess_image(_png(small))).mean() < 4.0
+
+
+def test_onnx_graph_sizes_must_agree_with_its_metadata() -> None:
+    from types import SimpleNamespace
+
+    from lenet.export import ExportError
+    from lenet.predict import _check_onnx_io
+
+    def session(inp: list, out: list) -> SimpleNamespace:
+        return SimpleNamespace(get_inputs=lambda: [SimpleNamespace(shape=inp)],
+                               get_outputs=lambda: [SimpleNamespace(shape=out)])
+
+    _check_onnx_io(session(["batch", 1, 28, 28], ["batch", 10]), 28, 10, "m.onnx")
+    with pytest.raises(ExportError, match=r"m\.onnx: the graph's input is \(N, 1, 32, 32\) but "
+                                          r"its lenet metadata says \(N, 1, 28, 28\)"):
+        _check_onnx_io(session(["batch", 1, 32, 32], ["batch", 10]), 28, 10, "m.onnx")
+    with pytest.raises(ExportError, match=r"output is \(N, 9\)"):
+        _check_onnx_io(session(["batch", 1, 28, 28], ["batch", 9]), 28, 10, "m.onnx")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -10,11 +12,17 @@ from lenet import rundir
 from lenet.errors import LenetError
 
 
-def test_default_folder_is_timestamped_under_runs() -> None:
+def test_default_folder_is_timestamped_new_and_never_shared(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     path = rundir.default("lenet5")
-    assert path.parent.name == "runs"
-    assert re.fullmatch(r"\d{8}-\d{6}-lenet5", path.name)
-    assert rundir.default("paper", root="elsewhere").parent.name == "elsewhere"
+    assert path.parent == Path("runs") and path.is_dir() and not list(path.iterdir())
+    assert re.fullmatch(r"\d{8}-\d{6}-lenet5-[0-9a-f]{4}", path.name)
+    assert rundir.default("paper", root=tmp_path / "elsewhere").parent.name == "elsewhere"
+    # The same second, even the same random suffix: the taken name is drawn again.
+    drawn = iter(["abcd", "abcd", "ef01"])
+    monkeypatch.setattr(rundir.secrets, "token_hex", lambda _n: next(drawn))
+    first, second = rundir.default("x", root=tmp_path), rundir.default("x", root=tmp_path)
+    assert first.name.endswith("-x-abcd") and second.name.endswith("-x-ef01")
 
 
 def test_config_round_trip_and_missing_config(tmp_path) -> None:
@@ -50,3 +58,43 @@ def test_require_names_what_is_missing(tmp_path) -> None:
     assert rundir.require(tmp_path) == tmp_path
     with pytest.raises(rundir.RunDirError, match="not a run directory"):
         rundir.require(tmp_path / "missing")
+
+
+def test_claim_takes_a_new_or_empty_folder_and_refuses_a_taken_one(tmp_path) -> None:
+    run = tmp_path / "new"
+    with rundir.claim(run) as got:
+        assert got == run and run.is_dir()
+        with pytest.raises(rundir.RunDirError, match=rf"in use .*process {os.getpid()}"), \
+                rundir.claim(run):
+            pass
+        rundir.write_config(run, {"model": "lenet5"})
+    with pytest.raises(rundir.RunDirError, match=r"is not empty \(config\.json\)"), \
+            rundir.claim(run):
+        pass
+    with rundir.claim(run, resume=True):
+        assert (run / rundir.CONFIG).is_file()
+    (run / ".metrics.csv.abc123.tmp").write_text("half")
+    with rundir.claim(run, overwrite=True):
+        assert sorted(p.name for p in run.iterdir()) == [rundir.LOCK]
+    (tmp_path / "sweep-run").mkdir()
+    (tmp_path / "sweep-run" / rundir.LOG).write_text("a sweep's log, written first")
+    with rundir.claim(tmp_path / "sweep-run"):
+        assert (tmp_path / "sweep-run" / rundir.LOG).is_file()
+
+
+def test_a_claim_that_fails_removes_the_folder_it_made(tmp_path) -> None:
+    run = tmp_path / "new"
+    with pytest.raises(KeyboardInterrupt), rundir.claim(run):
+        raise KeyboardInterrupt
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("epoch,lr\n1,0.1\n2,0.1,9\n", 3),
+    ("epoch,lr\n1,fast\n", 2),
+    ("lr\n0.1\n", 1),
+])
+def test_malformed_metrics_name_the_file_and_line(tmp_path, text, line) -> None:
+    (tmp_path / rundir.METRICS).write_text(text)
+    with pytest.raises(rundir.RunDirError, match=rf"metrics\.csv, line {line}: "):
+        rundir.read_metrics(tmp_path)

@@ -28,3 +28,11 @@ def test_a_layer_that_counts_itself_is_counted_whole_and_the_mode_restored() -> 
     # C3 is one row (its own count), not its parts; the RBF output counts 84 per class.
     assert [r.name for r in rows] == ["c1", "s2", "c3", "s4", "c5", "f6", "output"]
     assert next(r for r in rows if r.name == "output").connections == 840
+
+
+def test_total_connections_is_the_tables_total() -> None:
+    from lenet.summary import total_connections
+
+    assert total_connections(create("lenet5"), 28) == summary_dict("lenet5")["total_connections"]
+    # A linear classifier: 784 weights and a bias for each of 10 outputs.
+    assert total_connections(create("linear"), 28) == 7_850

@@ -171,3 +171,56 @@ def test_foreign_safetensors_file_is_refused(tmp_path) -> None:
     with pytest.raises(WeightsError, match=r"other\.safetensors: safetensors file without "
                                            "lenet metadata"):
         weights.read(path)
+
+
+def test_check_state_compares_names_shapes_dtypes_and_values() -> None:
+    expected = {"a": torch.zeros(2, 3), "b": torch.zeros(4, dtype=torch.int64)}
+    weights.check_state(expected, {"a": torch.ones(2, 3), "b": torch.ones(4, dtype=torch.int64)},
+                        "f")
+    cases = [
+        ({"a": torch.zeros(2, 3)}, r"^f: tensors do not match the model: missing b; "),
+        ({**expected, "c": torch.zeros(1)}, "unexpected c"),
+        ({**expected, "a": torch.zeros(3, 2)}, r"a is float32 \(3, 2\), expected float32 "
+                                               r"\(2, 3\)"),
+        ({**expected, "a": torch.zeros(2, 3, dtype=torch.float16)}, "a is float16"),
+        ({**expected, "a": torch.full((2, 3), float("inf"))}, "tensor a holds NaN or infinite"),
+    ]
+    for got, pattern in cases:
+        with pytest.raises(WeightsError, match=pattern) as e:
+            weights.check_state(expected, got, "f")
+        assert "\n" not in str(e.value) and "retrain" in str(e.value)
+    # What a checkpoint reader may ask for: its own wording, and NaN allowed.
+    nan = {**expected, "a": torch.full((2, 3), float("nan"))}
+    weights.check_state(expected, nan, "ck", what="the checkpoint's model", finite=False)
+    with pytest.raises(WeightsError, match=r"^ck: tensors do not match the checkpoint's model: "
+                                           r"missing b; .*\(resume from another\)$"):
+        weights.check_state(expected, {"a": torch.zeros(2, 3)}, "ck",
+                            what="the checkpoint's model", fix="resume from another")
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda m: m.update(classes="0123456789"), "classes is str, not a list"),
+    (lambda m: m.update(test_accuracy="high"), "test_accuracy 'high' is not a number in 0..1"),
+    (lambda m: m.update(test_accuracy=1.5), "test_accuracy 1.5"),
+    (lambda m: m.update(preprocessing=[0.5, 0.5]), "invalid preprocessing"),
+])
+def test_metadata_with_wrong_types_is_refused_even_when_signed(tmp_path, edit, needle) -> None:
+    tensors = {k: v.contiguous() for k, v in create("lenet5").state_dict().items()}
+    meta = json.loads(json.dumps(_meta().to_dict()))
+    edit(meta)
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(weights.encode(tensors, weights.METADATA_KEY, meta))  # a valid digest
+    with pytest.raises(WeightsError, match=r"m\.safetensors: ") as e:
+        weights.read(path)
+    assert needle in str(e.value)
+
+
+def test_a_fifo_is_not_a_weights_file(tmp_path) -> None:
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "model.safetensors")
+    for target in (tmp_path, tmp_path / "model.safetensors"):  # never opened: no wait
+        with pytest.raises(WeightsError, match="not a regular file"):
+            weights.read(target)

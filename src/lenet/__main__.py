@@ -1,3 +1,9 @@
-from lenet.cli import main
+import sys
+
+try:
+    from lenet.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python is still importing lenet: one line, no traceback
+    print("lenet: interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 raise SystemExit(main())

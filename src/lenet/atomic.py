@@ -9,6 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from lenet.errors import OutputError
+
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     path = Path(path)
@@ -29,6 +31,43 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
+
+
+OUT_FIX = "choose another path with --out"
+
+
+def ensure_writable(path: str | os.PathLike[str], *, fix: str = OUT_FIX) -> Path:
+    """Check, before the work, that `path` can be written atomically; the path as a Path.
+
+    Creates neither `path` nor its missing parents: a temp file is made and removed in the
+    nearest existing folder, which is what :func:`write_bytes` needs (temp file + rename).
+    Raises :class:`OutputError` ("cannot write PATH: reason; FIX"), `fix` defaulting to
+    "choose another path with --out".
+    """
+    path = Path(path)
+
+    def fail(reason: str) -> OutputError:
+        return OutputError(f"cannot write {path}: {reason}; {fix}")
+
+    if path.is_dir():
+        raise fail("it is a directory (give a file name)")
+    if path.exists() and not path.is_file():
+        # Replacing a device or a pipe (/dev/null, /dev/stdout) by a file is never what was meant.
+        raise fail("it exists and is not a regular file")
+    folder = path.parent
+    while not folder.exists():
+        if folder.is_symlink():
+            raise fail(f"{folder} is a broken symbolic link")
+        folder = folder.parent
+    if not folder.is_dir():
+        raise fail(f"{folder} is not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise fail(f"{folder} is not writable ({e.strerror or e})") from None
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+    return path
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -75,6 +75,8 @@ class TrainConfig:
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
 _CHOICES = {f.name: f.metadata["choices"] for f in fields(TrainConfig) if f.metadata["choices"]}
 LIST_KEYS = frozenset(f.name for f in fields(TrainConfig) if f.default_factory is list)
+# torch seeds are 64-bit; the distortion generator takes seed + 1.
+MAX_SEED = 2**63 - 2
 # Keys that may change when resuming: where and how long, never what is trained.
 RESUME_OVERRIDABLE = frozenset({"epochs", "device", "data_dir", "tensorboard"})
 
@@ -116,6 +118,10 @@ def read_recipe(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must be a mapping of keys to values, "
                           f"got {type(data).__name__}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"config file {path}: key {bad[0]!r} is not a name; keys are config "
+                          f"names such as epochs or lr (valid keys: {', '.join(_FIELDS)})")
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
@@ -189,6 +195,9 @@ def _validate(c: TrainConfig) -> None:
     for name in ("val_size", "train_subset", "test_subset"):
         if getattr(c, name) < 0:
             raise ConfigError(f"{name} must be 0 or more, got {getattr(c, name)}")
+    if not 0 <= c.seed <= MAX_SEED:
+        shown = f"{c.seed:.6g}" if abs(c.seed) > 10**12 else str(c.seed)
+        raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, got {shown}")
     _validate_optimizer(c)
     _validate_schedule(c)
 
@@ -259,6 +268,7 @@ def resume_config(run_dir: str, recipe: str | None, overrides: dict[str, Any]) -
     """The saved config of `run_dir`, with only :data:`RESUME_OVERRIDABLE` keys changed:
     a resumed run trains exactly what it started training."""
     saved = rundir.read_config(run_dir, required=True)
+    saved.pop(rundir.RUN_ID, None)  # the run's identity, not a training key (lenet.train)
     given = {k for k, v in overrides.items() if v is not None}
     bad = sorted(given - RESUME_OVERRIDABLE) + (["config"] if recipe else [])
     if bad:

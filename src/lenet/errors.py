@@ -20,3 +20,7 @@ class ConfigError(LenetError):
 
 class WeightsError(LenetError):
     """A weights file is missing, corrupt, or not a lenet safetensors file."""
+
+
+class OutputError(LenetError):
+    """A file the command is asked to write cannot be written there (--out, -o, a run dir)."""

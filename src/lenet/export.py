@@ -93,13 +93,21 @@ def _lenet_version() -> str:
 
 def export_onnx(weights_path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None
                 ) -> Path:
-    """Export a run directory or weights file to ONNX, written atomically; returns the path."""
-    from lenet import atomic, weights
+    """Export a run directory or weights file to ONNX, written atomically; returns the path.
+
+    The output is checked first, so a read-only place or a directory given as the file fails
+    at once (:class:`~lenet.errors.OutputError`), not after the export."""
+    from lenet import atomic
+
+    if output is None:
+        from lenet.weights import resolve_path
+
+        output = resolve_path(weights_path).with_suffix(".onnx")
+    output = atomic.ensure_writable(output)
+    from lenet import weights  # imports torch: only once the output is known to be writable
 
     model, meta = weights.load_model(weights_path)
     proto = to_onnx(model, meta)
-    if output is None:
-        output = weights.resolve_path(weights_path).with_suffix(".onnx")
     return atomic.write_bytes(output, proto.SerializeToString())
 
 

@@ -15,6 +15,14 @@ scan only looks like an MNIST digit after the same steps, which :func:`mnist_pre
 
 then the model's own normalization and padding from the weights' metadata.
 
+Decoding is bounded, because a 200 KB PNG can declare 49 megapixels (over 1 GB once decoded,
+composited and turned into floats): an image whose header declares over :data:`MAX_PIXELS` is
+refused unread; a JPEG is decoded at 1/2, 1/4 or 1/8 scale by libjpeg (``draft``) when large,
+and straight to grayscale; any other format is decoded at full size, so over
+:data:`MAX_DECODED_PIXELS` it is refused (scale it down, or send a JPEG); what is decoded is then
+shrunk by whole-pixel averaging (``reduce``) to about :data:`WORK_PIXELS` before any float
+work. A digit never needs more: it ends up 20 px tall.
+
 The network is run by :class:`Predictor`, with torch or with ONNX Runtime (``backend=
 "onnxruntime"``): given a ``.onnx`` file from `lenet export` it is used as is; given safetensors
 weights, the model is exported to ONNX in memory first (nothing is written next to the weights).
@@ -25,7 +33,9 @@ from __future__ import annotations
 import glob
 import io
 import json
+import math
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +45,10 @@ from lenet.errors import LenetError
 if TYPE_CHECKING:
     import numpy as np
 
-MAX_PIXELS = 50_000_000
+MAX_PIXELS = 50_000_000  # declared in the header: refused before anything is decoded
+# Decoded at full size (any format but a large JPEG): 64 MB for 16 MP of RGBA, 4000x4000.
+MAX_DECODED_PIXELS = 16_000_000
+WORK_PIXELS = 2_000_000  # larger decoded images are averaged down to about this size
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 BOX = 20  # MNIST's size-normalization box
 SIDE = 28
@@ -67,28 +80,20 @@ class UnsupportedImageError(ImageError):
 
 # --------------------------------------------------------------------------- images
 def open_image(source: str | os.PathLike[str] | bytes, name: str | None = None):
-    """Open and decode an image (an animation's first frame), refusing huge ones unread."""
+    """Open and decode an image (an animation's first frame), bounded in memory: a huge one is
+    refused unread, a large one decoded at reduced size where the format allows it (JPEG) and
+    averaged down to about :data:`WORK_PIXELS` (see the module's docstring)."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise LenetError("reading images needs Pillow: pip install 'lenet[predict]'") from None
 
     label = name or (str(source) if not isinstance(source, bytes) else "image")
-    try:
-        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
-    except OSError as e:
-        raise ImageError(f"{label}: cannot read file ({e.strerror or e})") from None
+    fp = io.BytesIO(source) if isinstance(source, bytes) else _open_regular(source, label)
     with fp:
         try:
             with Image.open(fp) as img:
-                w, h = img.size
-                if w * h > MAX_PIXELS:
-                    raise ImageTooLargeError(
-                        f"{label}: image is {w}x{h} = {w * h / 1e6:.1f} megapixels; the limit is "
-                        f"{MAX_PIXELS / 1e6:.0f} megapixels (scale it down first)")
-                img.seek(0)
-                img.load()
-                return img.copy()
+                return _decode_bounded(img, label)
         except Image.DecompressionBombError as e:
             raise ImageTooLargeError(f"{label}: image too large to decode safely ({e})") from None
         except UnidentifiedImageError:
@@ -96,6 +101,74 @@ def open_image(source: str | os.PathLike[str] | bytes, name: str | None = None):
                                   "TIFF, WebP)") from None
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise ImageError(f"{label}: unreadable or truncated image ({e})") from None
+
+
+def _open_regular(path: str | os.PathLike[str], label: str) -> io.BufferedReader:
+    """`path` opened for reading, if it is a regular file; a FIFO, socket or device is refused.
+
+    Opened without blocking and checked on the open descriptor (no race with a rename): a
+    plain open() of a FIFO waits forever for a writer."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise ImageError(f"{label}: cannot read file ({e.strerror or e})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
+        raise NotAnImageError(f"{label}: not a regular file but {kind}; give an image file")
+    return os.fdopen(fd, "rb")
+
+
+def _decode_bounded(img, label: str):
+    """The first frame of an opened image, decoded within MAX_PIXELS / MAX_DECODED_PIXELS and
+    averaged down to about WORK_PIXELS."""
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageTooLargeError(
+            f"{label}: image is {w}x{h} = {w * h / 1e6:.1f} megapixels; the limit is "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels (scale it down first)")
+    img.seek(0)
+    if w * h > WORK_PIXELS:
+        # JPEG only (a no-op elsewhere): libjpeg decodes at 1/2, 1/4 or 1/8 scale, and an RGB
+        # one straight to grayscale (its Y channel), so the full-size image never exists.
+        side = math.sqrt(w * h / WORK_PIXELS)
+        img.draft("L", (max(1, math.ceil(w / side)), max(1, math.ceil(h / side))))
+    dw, dh = img.size
+    if dw * dh > MAX_DECODED_PIXELS:
+        raise ImageTooLargeError(
+            f"{label}: image is {dw}x{dh} = {dw * dh / 1e6:.1f} megapixels; a {img.format} "
+            f"image is decoded at full size, and the limit for that is "
+            f"{MAX_DECODED_PIXELS / 1e6:.0f} megapixels; scale it down first (a JPEG may have "
+            f"up to {MAX_PIXELS / 1e6:.0f}: it is decoded at reduced size)")
+    img.load()
+    small = _shrink(img)
+    return img.copy() if small is img else small
+
+
+def _shrink(img):
+    """`img`, averaged by a whole factor down to about WORK_PIXELS (itself if small enough).
+
+    ``reduce`` averages pixel values, so palette indices are first made colours and 16-bit
+    grayscale is scaled to 0-255 (as :func:`to_grayscale` would); RGBA and LA are averaged
+    premultiplied by Pillow, so transparency is composited right afterwards."""
+    import numpy as np
+    from PIL import Image
+
+    w, h = img.size
+    factor = math.ceil(math.sqrt(w * h / WORK_PIXELS))
+    if factor <= 1:
+        return img
+    if img.mode.startswith("I;16"):
+        small = img.convert("I").reduce(factor)
+        return Image.fromarray(np.asarray(small, np.float32) / np.float32(257.0))  # mode F
+    if img.mode in ("P", "PA"):
+        transparent = img.mode == "PA" or "transparency" in img.info
+        img = img.convert("RGBA" if transparent else "L")
+    elif img.mode == "1":
+        img = img.convert("L")
+    return img.reduce(factor)
 
 
 def to_grayscale(img, name: str = "image") -> np.ndarray:
@@ -286,11 +359,13 @@ class Predictor:
             classes = [str(c) for c in json.loads(props["lenet.classes"])]
             model = props["lenet.model"]
             accuracy = json.loads(props.get("lenet.test_accuracy", "null"))
-        except (KeyError, json.JSONDecodeError) as e:
-            raise ExportError(f"{p}: ONNX file without lenet metadata ({e!r}); export it with "
-                              "`lenet export`") from None
+        except (KeyError, TypeError, json.JSONDecodeError, RecursionError) as e:
+            raise ExportError(f"{p}: ONNX file without lenet metadata ({e!r:.200}); export it "
+                              "with `lenet export`") from None
+        session = make_session(p)
+        _check_onnx_io(session, prep.input_size, len(classes), p)
         return cls(model, classes, prep, accuracy, props.get("lenet.dataset", "mnist"),
-                   backend="onnxruntime", session=make_session(p))
+                   backend="onnxruntime", session=session)
 
     def scores(self, digits: np.ndarray) -> np.ndarray:
         """uint8 (N, 28, 28) white-on-black -> float32 (N, classes) raw model scores."""
@@ -342,6 +417,22 @@ class Predictor:
                 "input_size": self.preprocessing.input_size}
 
 
+def _check_onnx_io(session: Any, side: int, classes: int, path: str | os.PathLike[str]
+                   ) -> None:
+    """The graph's fixed input and output sizes agree with its lenet metadata (an ONNX file
+    carries no checksum; a mismatch would fail on every digit instead of here)."""
+    from lenet.export import ExportError
+
+    for what, port, want in (("input", session.get_inputs()[0], [1, side, side]),
+                             ("output", session.get_outputs()[0], [classes])):
+        got = list(port.shape[1:])  # after the batch size; a named (free) size matches any
+        if len(got) != len(want) or any(isinstance(g, int) and g != w
+                                        for g, w in zip(got, want, strict=True)):
+            raise ExportError(f"{path}: the graph's {what} is (N, {', '.join(map(str, got))}) "
+                              f"but its lenet metadata says (N, {', '.join(map(str, want))}); "
+                              "export it again with `lenet export`")
+
+
 # --------------------------------------------------------------------------- inputs
 def expand_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files, directories (their image files, recursively, sorted) and globs -> paths.
@@ -373,6 +464,39 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     return paths, problems
 
 
+def check_save_dir(path: str | os.PathLike[str], flag: str = "--save-preprocessed") -> Path:
+    """Check, before any work, that PNGs can be written into the folder `path` (made later, with
+    its parents, if missing); raise :class:`~lenet.errors.OutputError` naming it otherwise.
+
+    A temp file is made and removed in the nearest existing folder, as the atomic writes will
+    need; nothing else is created."""
+    import tempfile
+
+    from lenet.errors import OutputError
+
+    p = Path(path)
+
+    def fail(reason: str) -> OutputError:
+        return OutputError(f"cannot write into {p}: {reason}; choose another folder with {flag}")
+
+    if p.exists() and not p.is_dir():
+        raise fail("it exists and is not a directory")
+    folder = p
+    while not folder.exists():
+        if folder.is_symlink():
+            raise fail(f"{folder} is a dangling symbolic link")
+        folder = folder.parent
+    if not folder.is_dir():
+        raise fail(f"{folder} is not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".lenet-check.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise fail(f"{folder} is not writable ({e.strerror or e})") from None
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+    return p
+
+
 def _save_name(path: Path, used: set[str]) -> str:
     stem = path.stem or "image"
     name, n = f"{stem}.png", 1
@@ -400,6 +524,8 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
 
     from lenet import atomic
 
+    if save_dir is not None:  # before the work, so that no result is lost to it
+        check_save_dir(save_dir)
     paths, problems = expand_inputs(items)
     results: list[dict[str, Any]] = [{"path": a, "error": m} for a, m in problems]
     ok: list[tuple[int, Path, np.ndarray]] = []

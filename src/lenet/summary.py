@@ -76,6 +76,12 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
     return rows
 
 
+def total_connections(model: nn.Module, input_size: int) -> int:
+    """Connections of the whole model: the multiply-accumulates it spends on one digit, as the
+    1998 paper counts them (Figs. 11-12)."""
+    return sum(r.connections for r in summarize(model, input_size))
+
+
 def summary_dict(name: str) -> dict:
     from lenet.models import count_parameters, get_spec
 

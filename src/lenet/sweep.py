@@ -350,7 +350,13 @@ class _Runner:
         if self.stopping:
             r.error = "not started: the sweep was interrupted"
             return r
-        r.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # Exclusively: a folder that appeared since the sweep checked belongs to someone
+            # else (another sweep into the same --run-dir), and `lenet train` would refuse it.
+            r.run_dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            r.error = f"not started: {r.run_dir} appeared meanwhile (another sweep there?)"
+            return r
         t0 = time.perf_counter()
         with open(r.log_path, "wb") as log:
             with self.lock:

@@ -8,6 +8,12 @@ preprocessing and the final test accuracy in their metadata), the last two check
 which ``lenet train --resume RUN_DIR`` continues bit-identically on CPU) and TensorBoard event
 files (``tensorboard --logdir runs``).
 
+One process owns a run directory while it trains (:func:`lenet.rundir.claim`): a new or empty
+folder, or with ``--resume`` its own run, whose id (``run_id`` in config.json) every checkpoint
+carries; ``--resume`` skips a checkpoint of another run, or one that does not fit the model and
+optimizer being trained, as it skips a damaged one. Trouble with the file system while writing
+the run is one :class:`~lenet.rundir.RunDirError` line.
+
 :func:`train` runs in phases over one :class:`_Run` state: :func:`_setup` (data, model,
 optimizer, generators), :func:`_resume` (the newest intact checkpoint, if asked),
 :func:`_start` (the run directory, DDP, the step function), :func:`_run_epoch` once per epoch,
@@ -26,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,7 +43,7 @@ from torch import nn
 from lenet import checkpoint, console, rundir, weights
 from lenet.config import TrainConfig
 from lenet.console import Log
-from lenet.errors import LenetError
+from lenet.errors import ConfigError, LenetError, WeightsError
 from lenet.evaluate import EvalResult, evaluate_tensors
 from lenet.losses import make_loss
 from lenet.models import count_parameters, get_spec
@@ -52,9 +58,15 @@ class TrainingError(LenetError):
 
 
 class TrainingInterrupted(LenetError):
-    """SIGINT or SIGTERM: a checkpoint was written and the run can be resumed."""
+    """SIGINT or SIGTERM: a checkpoint was written and the run can be resumed.
+
+    Its exit code is the shell's for the signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
 
     exit_code = 130
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
 
 
 @dataclass
@@ -242,10 +254,16 @@ class Distributed:
                 dist.destroy_process_group()
 
 
+class _Stop(threading.Event):
+    """Set by SIGINT or SIGTERM; `signum` says which (the exit code follows it)."""
+
+    signum: int = signal.SIGINT
+
+
 @contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
+def _stop_on_signals() -> Iterator[_Stop]:
     """SIGINT/SIGTERM set a flag; the trainer finishes its step, checkpoints, and stops."""
-    stop = threading.Event()
+    stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
@@ -255,6 +273,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
         if stop.is_set():  # a second Ctrl-C means "now"
             signal.signal(signum, previous[signum])
             raise KeyboardInterrupt
+        stop.signum = signum
         stop.set()
 
     for s in previous:
@@ -344,7 +363,9 @@ class _Run:
     loss_fn: Callable
     eval_loss_fn: Callable
     run_dir: Path
+    run_id: str  # stamped into every checkpoint; --resume takes only this run's
     history: list[EpochMetrics] = field(default_factory=list)
+    last_checkpoint: Path | None = None  # the newest good one on disk (kept by the next save)
     epoch: int = 0  # completed epochs
     step: int = 0  # global step
     train_seconds: float = 0.0
@@ -402,11 +423,13 @@ class _Epoch:
 
 
 def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None,
-          resume: bool = False) -> RunResult:
+          resume: bool = False, overwrite: bool = False) -> RunResult:
     """Train `cfg.model` on `cfg.dataset`, evaluate it on the test set, save the run.
 
-    With ``resume=True``, `cfg.run_dir` must be an earlier run's directory: training continues
-    from its newest intact checkpoint (or from the start if it has none).
+    `cfg.run_dir` must be new or empty (:func:`lenet.rundir.claim`); `overwrite` first deletes
+    an earlier run's files there. With ``resume=True`` it must be an earlier run's directory:
+    training continues from its newest intact checkpoint of that run (or from the start if it
+    has none).
     """
     from lenet.device import pick
 
@@ -418,20 +441,33 @@ def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None
     device = dist.setup(pick(cfg.device))
     threads = torch.get_num_threads()  # per-pattern training drops to one (_make_step)
     try:
-        run = _setup(cfg, log, progress, device, dist)
-        loop = _start(run, resumed=_resume(run) if resume else False)
-        test: EvalResult | None = None
-        with _stop_on_signals() as stop:
-            for epoch in range(run.epoch, cfg.epochs):
-                test = _run_epoch(run, loop, epoch, stop)
-        return _finish(run, loop, test, t_start)
+        run_dir, created = _run_dir(cfg, dist)
+        owned = (rundir.claim(run_dir, resume=resume, overwrite=overwrite, created=created)
+                 if dist.is_main else nullcontext(run_dir))
+        with owned:
+            run = _setup(cfg, log, progress, device, dist, run_dir, resume)
+            loop = _start(run, resumed=_resume(run) if resume else False)
+            test: EvalResult | None = None
+            with _stop_on_signals() as stop:
+                for epoch in range(run.epoch, cfg.epochs):
+                    test = _run_epoch(run, loop, epoch, stop)
+            return _finish(run, loop, test, t_start)
     finally:
         torch.set_num_threads(threads)
         dist.close()
 
 
+def _run_dir(cfg: TrainConfig, dist: Distributed) -> tuple[Path, bool]:
+    """The run directory, and whether it was just created (a new default one)."""
+    if cfg.run_dir:
+        return Path(cfg.run_dir), False
+    # Rank 0 alone creates the default folder (ranks may disagree on the clock).
+    made = str(rundir.default(cfg.model)) if dist.is_main else ""
+    return Path(dist.broadcast(made)), True
+
+
 def _setup(cfg: TrainConfig, log: Log, progress: bool, device: torch.device,
-           dist: Distributed) -> _Run:
+           dist: Distributed, run_dir: Path, resume: bool) -> _Run:
     """Seed, put the data on the device, build the model, its optimizer and the generators."""
     torch.manual_seed(cfg.seed)
     spec = get_spec(cfg.model)
@@ -441,21 +477,65 @@ def _setup(cfg: TrainConfig, log: Log, progress: bool, device: torch.device,
     data = _load_data(cfg, spec.preprocessing, device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = spec.build().to(device, memory_format=memory_format)
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else rundir.default(cfg.model)
-    run_dir = Path(dist.broadcast(str(run_dir)))  # ranks may disagree on the clock
+    # A resumed run keeps its id; a run dir from an older lenet has none, and gets one (its
+    # checkpoints, which carry none, are then skipped).
+    saved = rundir.read_config(run_dir).get(rundir.RUN_ID) if resume else None
+    run_id = dist.broadcast(saved if isinstance(saved, str) else rundir.new_run_id())
     optimizer = make_optimizer(cfg, model)
     gens = {"order": torch.Generator().manual_seed(cfg.seed),
             "augment": torch.Generator(device=device).manual_seed(cfg.seed + 1)}
     return _Run(cfg, log, progress, device, dist, data, model, count_parameters(model),
-                optimizer, gens, loss_name, loss_fn, eval_loss_fn, run_dir)
+                optimizer, gens, loss_name, loss_fn, eval_loss_fn, run_dir, run_id)
+
+
+def _state_keys(cfg: TrainConfig) -> tuple[str, ...]:
+    """The per-parameter state the optimizer of `cfg` keeps (what its checkpoint must hold)."""
+    if cfg.optimizer == "sgd":
+        return ("momentum_buffer",) if cfg.momentum else ()
+    if cfg.optimizer == "sdlm":
+        return ("h",)
+    return ("step", "exp_avg", "exp_avg_sq")  # adam, adamw
+
+
+def _check_checkpoint(run: _Run, ckpt: checkpoint.Checkpoint, path: Path, steps: int) -> None:
+    """Refuse (WeightsError) a verified checkpoint of another run, or one that does not fit
+    this run: counts that contradict each other, tensors of another model or optimizer."""
+    if ckpt.run_id != run.run_id:
+        whose = f"run id {ckpt.run_id}" if ckpt.run_id else "no run id (an older lenet's?)"
+        raise WeightsError(f"{path}: written by another run ({whose}; this run is "
+                           f"{run.run_id})")
+    history = ckpt.state["history"]
+    try:
+        metrics = [EpochMetrics(**m) for m in history]
+        ok = all(m.epoch == i + 1 and all(isinstance(v, (int, float)) or v is None
+                                          for v in asdict(m).values())
+                 for i, m in enumerate(metrics))
+    except TypeError:
+        ok = False
+    if not ok or len(history) != ckpt.epoch:
+        raise WeightsError(f"{path}: claims {ckpt.epoch} completed epochs, but its history "
+                           f"records {len(history)} (or is malformed)")
+    if ckpt.step_in_epoch >= steps:
+        raise WeightsError(f"{path}: stopped at step {ckpt.step_in_epoch} of an epoch that has "
+                           f"{steps}")
+    order = run.gens["order"].get_state()
+    if "order" not in ckpt.rng or ckpt.rng["order"].numel() != order.numel():
+        raise WeightsError(f"{path}: no epoch-order RNG state of {order.numel()} bytes")
+    checkpoint.check_fits(ckpt, str(path), run.model, run.optimizer, _state_keys(run.cfg))
 
 
 def _resume(run: _Run) -> bool:
-    """Continue from the newest intact checkpoint of the run directory; whether there was one."""
-    ckpt = checkpoint.latest(run.run_dir, warn=run.log)
+    """Continue from the newest intact checkpoint of this run; whether there was one."""
+    steps = _steps_per_epoch(run)
+    ckpt = checkpoint.latest(run.run_dir, warn=run.log,
+                             check=lambda c, path: _check_checkpoint(run, c, path, steps))
     if ckpt is None:
         run.log(f"no intact checkpoint in {run.run_dir}; starting it from the beginning")
         return False
+    if (ckpt.epoch, ckpt.step_in_epoch) > (run.cfg.epochs, 0):
+        raise ConfigError(f"{run.run_dir} has trained {ckpt.epoch} epochs already "
+                          f"({ckpt.path}); --epochs {run.cfg.epochs} is fewer: resume with "
+                          f"--epochs {ckpt.epoch} or more")
     run.model.load_state_dict(ckpt.model)
     run.optimizer.load_state_dict(ckpt.optimizer)
     _match_state_layout(run.optimizer)
@@ -463,6 +543,7 @@ def _resume(run: _Run) -> bool:
     run.history = [EpochMetrics(**m) for m in ckpt.state["history"]]
     run.epoch, run.step = ckpt.epoch, ckpt.global_step
     run.train_seconds = float(ckpt.state.get("train_seconds", 0.0))
+    run.last_checkpoint = ckpt.path
     if ckpt.step_in_epoch:
         carried = ckpt.state.get("epoch_progress", {})
         run.resume_at = _Resume(ckpt.step_in_epoch, carried["order_state"],
@@ -472,16 +553,43 @@ def _resume(run: _Run) -> bool:
     return True
 
 
+@contextmanager
+def _writing(run: _Run) -> Iterator[None]:
+    """Trouble with the file system while writing the run (a full disk, a read-only place) is
+    one RunDirError line, which says how to resume when a checkpoint is kept."""
+    try:
+        yield
+    except OSError as e:
+        resume = run.run_dir if run.last_checkpoint is not None else None
+        raise rundir.write_error(run.run_dir, e, resume=resume) from None
+
+
+def _steps_per_epoch(run: _Run) -> int:
+    n, bs, world = len(run.data.train.labels), run.cfg.batch_size, run.dist.world
+    steps = math.ceil(n / bs)
+    if 0 < n % bs < world:
+        # A last global batch smaller than the number of ranks would leave some rank an empty
+        # shard: a NaN mean loss, poisoned into every rank by DDP's gradient average. Those
+        # few digits sit the epoch out (a new permutation brings them back next epoch).
+        steps -= 1
+    if steps == 0:
+        raise TrainingError(f"{n} training digits cannot be shared among {world} "
+                            f"processes; use more data or fewer processes (--nproc)")
+    return steps
+
+
 def _start(run: _Run, resumed: bool) -> _Loop:
     """Write the run directory's config (and initial weights), wrap the model for DDP, and fix
     how every epoch steps."""
     cfg, dist = run.cfg, run.dist
+    tb = None
     if run.main:
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        rundir.write_config(run.run_dir, cfg.to_dict())
-        if not resumed:
-            weights.save(run.run_dir / rundir.INITIAL, run.model, run.weights_meta(None, 0))
-    tb = _tensorboard(run.run_dir) if cfg.tensorboard and run.main else None
+        with _writing(run):
+            rundir.write_config(run.run_dir, {**cfg.to_dict(), rundir.RUN_ID: run.run_id})
+            if not resumed:
+                weights.save(run.run_dir / rundir.INITIAL, run.model,
+                             run.weights_meta(None, 0))
+            tb = _tensorboard(run.run_dir) if cfg.tensorboard else None
     train_model: nn.Module = run.model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -489,15 +597,7 @@ def _start(run: _Run, resumed: bool) -> _Loop:
         train_model = DistributedDataParallel(
             run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     n, bs = len(run.data.train.labels), cfg.batch_size
-    steps = math.ceil(n / bs)
-    if 0 < n % bs < dist.world:
-        # A last global batch smaller than the number of ranks would leave some rank an empty
-        # shard: a NaN mean loss, poisoned into every rank by DDP's gradient average. Those
-        # few digits sit the epoch out (a new permutation brings them back next epoch).
-        steps -= 1
-    if steps == 0:
-        raise TrainingError(f"{n} training digits cannot be shared among {dist.world} "
-                            f"processes; use more data or fewer processes (--nproc)")
+    steps = _steps_per_epoch(run)
     step_fn = _make_step(train_model, run.optimizer, run.loss_fn, run.loss_name, run.device, cfg)
     if run.epoch == 0 and run.resume_at is None:
         run.log(f"training {cfg.model} ({run.params:,} parameters) on {cfg.dataset}: {n:,} "
@@ -509,7 +609,7 @@ def _start(run: _Run, resumed: bool) -> _Loop:
                  256 if run.device.type == "cpu" else 64, tb)
 
 
-def _run_epoch(run: _Run, loop: _Loop, epoch: int, stop: threading.Event) -> EvalResult:
+def _run_epoch(run: _Run, loop: _Loop, epoch: int, stop: _Stop) -> EvalResult:
     """One pass over the training digits (the rest of one when resuming mid-epoch), then its
     evaluation, metrics row and checkpoint; returns the test result."""
     ep = _begin_epoch(run, epoch)
@@ -517,7 +617,7 @@ def _run_epoch(run: _Run, loop: _Loop, epoch: int, stop: threading.Event) -> Eva
     if stopped_at is not None:
         run.train_seconds += time.perf_counter() - ep.started
         path = _save(run, epoch, stopped_at, ep.progress()) if run.main else None
-        _interrupted(run, f"at epoch {epoch + 1}, step {stopped_at}", path)
+        _interrupted(run, f"at epoch {epoch + 1}, step {stopped_at}", path, stop.signum)
     return _end_epoch(run, loop, ep, stop)
 
 
@@ -539,7 +639,7 @@ def _begin_epoch(run: _Run, epoch: int) -> _Epoch:
     return _Epoch(epoch, at.step if at else 0, order_state, perm, loss_sum, correct, started)
 
 
-def _steps(run: _Run, loop: _Loop, ep: _Epoch, stop: threading.Event) -> int | None:
+def _steps(run: _Run, loop: _Loop, ep: _Epoch, stop: _Stop) -> int | None:
     """Run the epoch's steps from `ep.first`. Returns None when the epoch is done, or the steps
     done so far when a signal stopped it early (its sums settled)."""
     bs, steps, dist, schedule = run.cfg.batch_size, loop.steps, run.dist, loop.schedule
@@ -555,15 +655,15 @@ def _steps(run: _Run, loop: _Loop, ep: _Epoch, stop: threading.Event) -> int | N
             step += 1
             settle = (k + 1) % loop.account_every == 0
             if settle:
-                _settle(run, ep, last_step=k)
+                _settle(run, loop, ep, last_step=k)
             if bar is not None:
                 bar.update(1)
             # DDP ranks vote on stopping (a collective) only when they settle.
             if ((settle or dist.world == 1) and _should_stop(stop, dist, run.device)
                     and k + 1 < steps):
-                _settle(run, ep, last_step=k)
+                _settle(run, loop, ep, last_step=k)
                 return k + 1
-        _settle(run, ep, last_step=steps - 1)
+        _settle(run, loop, ep, last_step=steps - 1)
         return None
     finally:
         run.step = step
@@ -571,7 +671,7 @@ def _steps(run: _Run, loop: _Loop, ep: _Epoch, stop: threading.Event) -> int | N
             bar.close()
 
 
-def _settle(run: _Run, ep: _Epoch, last_step: int) -> None:
+def _settle(run: _Run, loop: _Loop, ep: _Epoch, last_step: int) -> None:
     """Add the pending steps' (mean loss, predictions, labels) to the epoch's sums, in place.
 
     `last_step` is the 0-based index in the epoch of the last pending step. A non-finite loss
@@ -585,10 +685,9 @@ def _settle(run: _Run, ep: _Epoch, last_step: int) -> None:
     if not bool(finite.all()):
         first = int((~finite).nonzero()[0, 0])
         step = last_step + 1 - (len(pending) - 1 - first)
-        raise TrainingError(
-            f"the training loss became {float(losses[first])} at epoch {ep.index + 1}, step "
-            f"{step}; try a lower learning rate (now --lr {run.cfg.lr:g}). The last good "
-            f"checkpoint is kept in {run.run_dir / checkpoint.CHECKPOINT_DIR}")
+        rate = loop.schedule.lr(ep.index, ep.index * loop.steps + step - 1)
+        raise _diverged(run, f"{float(losses[first])} at epoch {ep.index + 1}, step {step}",
+                        rate)
     sizes = torch.tensor([len(y) for _, _, y in pending], dtype=torch.float64,
                          device=losses.device)
     ep.loss_sum += (losses.double() * sizes).sum()
@@ -597,14 +696,14 @@ def _settle(run: _Run, ep: _Epoch, last_step: int) -> None:
     pending.clear()
 
 
-def _end_epoch(run: _Run, loop: _Loop, ep: _Epoch, stop: threading.Event) -> EvalResult:
+def _end_epoch(run: _Run, loop: _Loop, ep: _Epoch, stop: _Stop) -> EvalResult:
     """Sum the ranks, check the loss, evaluate, log and save the finished epoch."""
     cfg = run.cfg
     run.dist.all_sum(ep.loss_sum, ep.correct)
     train_loss = float(ep.loss_sum) / loop.seen
     if not math.isfinite(train_loss):
-        raise TrainingError(f"the training loss became {train_loss} in epoch {ep.index + 1}; "
-                            f"try a lower learning rate (now --lr {cfg.lr:g})")
+        raise _diverged(run, f"{train_loss} in epoch {ep.index + 1}",
+                        loop.schedule.lr(ep.index, ep.index * loop.steps))
     seconds = time.perf_counter() - ep.started
     run.train_seconds += seconds
     test = _evaluate(run, run.data.test)
@@ -617,13 +716,29 @@ def _end_epoch(run: _Run, loop: _Loop, ep: _Epoch, stop: threading.Event) -> Eva
     run.history.append(m)
     run.log(_format_epoch(m, cfg.epochs))
     if run.main:
-        rundir.write_metrics(run.run_dir, METRICS_COLUMNS, [asdict(h) for h in run.history])
-        if loop.tb is not None:
-            loop.tb.log_epoch(run.model, m)
+        with _writing(run):
+            rundir.write_metrics(run.run_dir, METRICS_COLUMNS, [asdict(h) for h in run.history])
+            if loop.tb is not None:
+                loop.tb.log_epoch(run.model, m)
         _save(run, ep.index + 1, 0, {})
+    run.epoch = ep.index + 1
     if _should_stop(stop, run.dist, run.device) and ep.index + 1 < cfg.epochs:
-        _interrupted(run, f"after epoch {ep.index + 1}", None)
+        _interrupted(run, f"after epoch {ep.index + 1}", None, stop.signum)
     return test
+
+
+def _diverged(run: _Run, where: str, rate: float) -> TrainingError:
+    """The loss became NaN or infinite: where, at which learning rate, what is kept."""
+    c = run.cfg
+    setting = f"--lr {c.lr:g}"
+    if c.scheduler == "milestones":
+        setting = f"lr_values {', '.join(f'{v:g}' for v in c.lr_values)}"
+    elif c.scheduler != "none":
+        setting += f" with the {c.scheduler} schedule"
+    kept = (f"The last good checkpoint is kept: {run.last_checkpoint}"
+            if run.last_checkpoint is not None else "No checkpoint had been written yet")
+    return TrainingError(f"the training loss became {where}, at learning rate {rate:g}; try a "
+                         f"lower learning rate (now {setting}). {kept}")
 
 
 def _evaluate(run: _Run, split: Split) -> EvalResult:
@@ -632,20 +747,25 @@ def _evaluate(run: _Run, split: Split) -> EvalResult:
 
 
 def _save(run: _Run, epoch_done: int, step_in_epoch: int, progress: dict[str, Any]) -> Path:
-    return checkpoint.save(run.run_dir, checkpoint.Checkpoint(
+    """Write a checkpoint; the one before it is the only other kept (deleted by the next)."""
+    ckpt = checkpoint.Checkpoint(
         epoch=epoch_done, step_in_epoch=step_in_epoch, global_step=run.step,
         model=run.model.state_dict(), optimizer=run.optimizer.state_dict(),
         rng=_rng_states(run.gens),
         state={"history": [asdict(m) for m in run.history], "train_seconds": run.train_seconds,
-               "epoch_progress": progress}))
+               "epoch_progress": progress}, run_id=run.run_id)
+    with _writing(run):
+        path = checkpoint.save(run.run_dir, ckpt, keep=run.last_checkpoint)
+    run.last_checkpoint = path
+    return path
 
 
-def _interrupted(run: _Run, where: str, saved: Path | None) -> NoReturn:
+def _interrupted(run: _Run, where: str, saved: Path | None, signum: int) -> NoReturn:
     """Stop on a signal: say where, and how to resume (checkpoint `saved` written just now)."""
     written = f"checkpoint {saved}\n" if saved is not None else ""
     run.log(f"interrupted {where}; {written}resume with: lenet train --resume {run.run_dir}")
-    raise TrainingInterrupted(f"training stopped by a signal; resume with "
-                              f"`lenet train --resume {run.run_dir}`")
+    raise TrainingInterrupted(f"training stopped by {signal.Signals(signum).name}; resume with "
+                              f"`lenet train --resume {run.run_dir}`", signum)
 
 
 def _finish(run: _Run, loop: _Loop, test: EvalResult | None, t_start: float) -> RunResult:
@@ -655,8 +775,10 @@ def _finish(run: _Run, loop: _Loop, test: EvalResult | None, t_start: float) -> 
         test = _evaluate(run, run.data.test)
     result = RunResult(cfg, run.run_dir, run.params, test, run.train_seconds, run.history)
     if run.main:
-        weights.save(run.run_dir / rundir.WEIGHTS, run.model,
-                     run.weights_meta(test.accuracy, cfg.epochs))
+        with _writing(run):
+            # The epochs trained, which a resume never lets differ from cfg.epochs.
+            weights.save(run.run_dir / rundir.WEIGHTS, run.model,
+                         run.weights_meta(test.accuracy, run.epoch))
         if loop.tb is not None:
             loop.tb.close(cfg.to_dict(), {k: v for k, v in result.summary().items()
                                           if k in ("test_accuracy", "test_loss",
@@ -683,15 +805,18 @@ def _rng_states(gens: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:
 
 
 def _restore_rng(gens: dict[str, torch.Generator], states: dict[str, torch.Tensor]) -> None:
+    # A state of another size comes from another device type (a run resumed on the CPU that
+    # began on a GPU): that generator starts afresh rather than fail.
     for name, g in gens.items():
-        if name in states:
+        if name in states and states[name].numel() == g.get_state().numel():
             g.set_state(states[name])
     torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
+    if ("cuda" in states and torch.cuda.is_available()
+            and states["cuda"].numel() == torch.cuda.get_rng_state().numel()):
         torch.cuda.set_rng_state(states["cuda"])
 
 
-def _should_stop(stop: threading.Event, dist_env: Distributed, device: torch.device) -> bool:
+def _should_stop(stop: _Stop, dist_env: Distributed, device: torch.device) -> bool:
     if dist_env.world == 1:
         return stop.is_set()
     # On the training device: NCCL reduces CUDA tensors only.

@@ -12,6 +12,12 @@ predicting something else. A lenet weights file *without* a digest (written befo
 stored one, or with the digest removed) is refused too: its integrity cannot be checked, and
 retraining, or re-saving from an intact copy, gives a file that can. Training checkpoints
 (:mod:`lenet.checkpoint`) use the same format and the same digest.
+
+Sanity: a valid digest proves a file is the one written, not that it is usable (it may have
+been forged and re-signed, or written by a bug). Reading also checks it against the model it
+names (:func:`check_model`): the preprocessing in its bounds and making the model's input size,
+every tensor's name, shape and dtype those of a freshly built model, no NaN or infinity, and one
+class name per output. JSON nested too deeply to parse is a :class:`WeightsError` too.
 """
 
 from __future__ import annotations
@@ -63,18 +69,24 @@ class WeightsMeta:
     @classmethod
     def from_dict(cls, d: Any, source: str) -> WeightsMeta:
         try:
+            classes, accuracy = d["classes"], d.get("test_accuracy")
+            if not isinstance(classes, list):
+                raise TypeError(f"classes is {type(classes).__name__}, not a list")
+            if accuracy is not None and not (isinstance(accuracy, (int, float))
+                                             and not isinstance(accuracy, bool)
+                                             and 0 <= accuracy <= 1):
+                raise ValueError(f"test_accuracy {accuracy!r:.40} is not a number in 0..1")
             return cls(
                 model=str(d["model"]),
                 preprocessing=Preprocessing.from_dict(d["preprocessing"], source=source),
                 dataset=str(d["dataset"]),
-                classes=[str(c) for c in d["classes"]],
-                test_accuracy=d.get("test_accuracy"),
+                classes=[str(c) for c in classes],
+                test_accuracy=accuracy,
                 extra={k: v for k, v in d.items() if k not in _KNOWN},
             )
-        except (KeyError, TypeError, AttributeError) as e:
-            raise WeightsError(f"{source}: lenet metadata is malformed ({e!r}); "
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise WeightsError(f"{source}: lenet metadata is malformed ({e!r:.200}); "
                                "was it written by `lenet train`?") from None
-
 
 def digest(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of `meta` (less its own ``sha256`` field) and of every tensor.
@@ -109,12 +121,23 @@ def decode(data: bytes, key: str, source: str, *, what: str, fix: str = ""
     """Tensors and verified metadata of a file written by :func:`encode`; never unpickles.
 
     A pickle, a truncated or foreign file, missing or malformed metadata, a missing digest and
-    a digest mismatch each raise :class:`WeightsError` naming `source` (and ending in `fix`).
+    a digest mismatch each raise :class:`WeightsError` naming `source` (and ending in `fix`);
+    so does JSON nested too deeply for Python's parser (a RecursionError, caught here).
     """
+    tail = f" {fix}" if fix else ""
+    try:
+        return _decode(data, key, source, what=what, tail=tail)
+    except RecursionError:
+        raise WeightsError(f"{source}: not a valid {what}: its JSON header or metadata is "
+                           "nested too deeply to parse; the file is corrupt or forged." + tail
+                           ) from None
+
+
+def _decode(data: bytes, key: str, source: str, *, what: str, tail: str
+            ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    tail = f" {fix}" if fix else ""
     header_len = int.from_bytes(data[:8], "little")
     # A safetensors file starts with its header's length (little-endian u64), then the JSON
     # header: "{" at byte 8. Only a file that cannot be one is checked for a pickle's opening
@@ -131,8 +154,9 @@ def decode(data: bytes, key: str, source: str, *, what: str, fix: str = ""
     except (SafetensorError, ValueError, UnicodeDecodeError) as e:
         raise WeightsError(f"{source}: not a valid safetensors file ({e}); it may be truncated "
                            "or corrupt." + tail) from None
-    text = (header.get("__metadata__") or {}).get(key)
-    if text is None:
+    table = header.get("__metadata__") if isinstance(header, dict) else None
+    text = table.get(key) if isinstance(table, dict) else None
+    if not isinstance(text, str):
         raise WeightsError(f"{source}: safetensors file without lenet metadata (no {key!r} "
                            f"entry), so not a lenet {what}." + tail)
     try:
@@ -165,6 +189,9 @@ def resolve_path(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if p.is_dir():
         p = p / WEIGHTS_NAME
+    if p.exists() and not p.is_file():  # reading a FIFO would wait forever for a writer
+        raise WeightsError(f"{path}: not a regular file (a FIFO, socket or device); give a "
+                           f"weights file or a run directory holding {WEIGHTS_NAME}")
     if not p.is_file():
         raise WeightsError(f"{path}: no such weights file or run directory "
                            f"(a run directory holds {WEIGHTS_NAME}; see `lenet train`)")
@@ -173,26 +200,101 @@ def resolve_path(path: str | os.PathLike[str]) -> Path:
 
 def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
     """Read and verify tensors and metadata; a pickle, a truncated, edited or foreign file,
-    or one without a digest, is refused with a :class:`WeightsError`."""
+    or one without a digest, is refused with a :class:`WeightsError`; so is one whose digest
+    verifies but whose content is not sane (see :func:`check_model`)."""
     p = resolve_path(path)
     try:
         data = p.read_bytes()
     except OSError as e:
         raise WeightsError(f"{p}: cannot read the weights file ({e.strerror}); check its "
                            "permissions") from None
-    tensors, meta = decode(data, METADATA_KEY, str(p), what="weights file", fix=_FIX)
-    return tensors, WeightsMeta.from_dict(meta, str(p))
+    tensors, raw = decode(data, METADATA_KEY, str(p), what="weights file", fix=_FIX)
+    meta = WeightsMeta.from_dict(raw, str(p))
+    check_model(tensors, meta, str(p))
+    return tensors, meta
+
+
+def check_state(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor],
+                source: str, *, what: str = "the model", finite: bool = True,
+                fix: str = "retrain with `lenet train`") -> None:
+    """Raise :class:`WeightsError` naming `source` (and ending in `fix`) unless `got` holds
+    exactly the tensors of `expected` (a fresh model's ``state_dict()``), each with the same
+    shape and dtype, and, with `finite`, no NaN or infinite value in a floating-point one.
+
+    A valid checksum proves a file is the one written, not that it fits the model: checked
+    before ``load_state_dict``, whose own errors are long tracebacks.
+    """
+    why = f"the file was edited, forged or written for another model ({fix})"
+    missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    if missing or unexpected:
+        parts = [f"{label} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+                 for label, names in (("missing", missing), ("unexpected", unexpected)) if names]
+        raise WeightsError(f"{source}: tensors do not match {what}: {'; '.join(parts)}; {why}")
+    for name in sorted(expected):
+        want, have = expected[name], got[name]
+        if have.dtype != want.dtype or tuple(have.shape) != tuple(want.shape):
+            raise WeightsError(
+                f"{source}: tensors do not match {what}: {name} is {_describe(have)}, expected "
+                f"{_describe(want)}; {why}")
+        if finite and have.is_floating_point() and not bool(torch.isfinite(have).all()):
+            raise WeightsError(f"{source}: tensor {name} holds NaN or infinite values, so every "
+                               "prediction would be NaN; the training diverged or the file was "
+                               f"edited ({fix})")
+
+
+def _describe(t: torch.Tensor) -> str:
+    return f"{str(t.dtype).removeprefix('torch.')} {tuple(t.shape)}"
+
+
+def check_model(tensors: Mapping[str, torch.Tensor], meta: WeightsMeta, source: str
+                ) -> nn.Module:
+    """The freshly built model `meta` names, once `tensors` and `meta` are known to fit it.
+
+    Checked: the model exists, the preprocessing makes the input size it takes, every tensor
+    (:func:`check_state`), and one class name per output.
+    """
+    from lenet.errors import ConfigError
+    from lenet.models import get_spec
+
+    try:
+        spec = get_spec(meta.model)
+    except ConfigError as e:
+        raise WeightsError(f"{source}: {e}") from None
+    what = f"model {meta.model!r}"
+    prep, side = meta.preprocessing, spec.input_size
+    if prep.input_size != side:
+        raise WeightsError(
+            f"{source}: its preprocessing (resize {prep.resize}, pad {prep.pad}) makes "
+            f"{prep.input_size}x{prep.input_size} inputs, but {what} takes {side}x{side}; the "
+            "file was edited or forged (retrain with `lenet train`)")
+    with torch.random.fork_rng(devices=[]):  # reading weights must not move the global RNG
+        model = spec.build()
+    check_state(model.state_dict(), tensors, source, what=what)
+    outputs = _output_size(model, side)
+    if len(meta.classes) != outputs:
+        raise WeightsError(f"{source}: {len(meta.classes)} class names for the {outputs} "
+                           f"outputs of {what}; the file was edited or forged (retrain with "
+                           "`lenet train`)")
+    return model
+
+
+def _output_size(model: nn.Module, side: int) -> int:
+    # Asked of the model itself (one blank digit through it) rather than of a layer's name.
+    with torch.no_grad():
+        return int(model.eval()(torch.zeros(1, 1, side, side)).shape[-1])
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                ) -> tuple[nn.Module, WeightsMeta]:
     from lenet.models import create
 
+    # Through read() (checked there against a fresh model), so that a run's weights are read,
+    # and counted by the tests, once per load.
     tensors, meta = read(path)
     model = create(meta.model)
     try:
         model.load_state_dict(tensors)
-    except RuntimeError as e:
+    except RuntimeError as e:  # check_model makes this unreachable; never a traceback anyway
         raise WeightsError(f"{resolve_path(path)}: tensors do not match model {meta.model!r}: "
                            f"{str(e).splitlines()[0]}") from None
     return model.to(device).eval(), meta

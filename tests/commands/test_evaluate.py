@@ -46,3 +46,60 @@ def test_cli_evaluate_help_shows_run_dir_not_out(capsys) -> None:
         parser().parse_args(["evaluate", "--help"])
     text = capsys.readouterr().out
     assert "--run-dir DIR" in text and "--out" not in text
+
+
+def test_cli_evaluate_reject(tiny_run, capsys) -> None:
+    """`lenet evaluate RUN --reject [PCT]`: the rejection for that error, on the digits
+    evaluated, printed after today's report and in the JSON."""
+    from lenet.cli import main
+    from lenet.evaluate import evaluate_detailed, load, rejection_at
+
+    run = str(tiny_run.run_dir)
+    ev = evaluate_detailed(load(run))  # the run's own 2,000 test digits
+    assert ev.scores is not None
+    expected = rejection_at(ev.scores, ev.labels, 0.5)
+    assert main(["evaluate", run, "--test-subset", "run", "--no-plots", "--reject"]) == 0
+    text = capsys.readouterr().out
+    assert "confusion matrix" in text  # today's report is still there
+    line = text.rstrip().splitlines()[-1]
+    if expected is None:
+        assert line.startswith("rejection for 0.5 % error: unreachable")
+    else:
+        assert line == (f"rejection for 0.5 % error: {expected:.2f} % of the test digits "
+                        f"({round(expected * 20):,} of 2,000, least confident first)")
+    assert main(["evaluate", run, "--test-subset", "run", "--no-plots", "--json",
+                 "--reject", "2"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["rejection"] == {"target_error": 2.0,
+                              "rejected_percent": rejection_at(ev.scores, ev.labels, 2.0)}
+    assert main(["evaluate", run, "--no-plots", "--json", "--test-subset", "run"]) == 0
+    assert "rejection" not in json.loads(capsys.readouterr().out)  # only when asked
+
+
+def test_cli_evaluate_checks_the_plot_folder_before_evaluating(tmp_path, monkeypatch,
+                                                               capsys) -> None:
+    from lenet.cli import main
+    from lenet.viz import evaluation
+
+    def evaluated(*args, **kwargs):
+        raise AssertionError("evaluated before checking the output folder")
+
+    monkeypatch.setattr(evaluation, "evaluation_dict", evaluated)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["evaluate", str(tmp_path / "run"), "--out", str(blocker / "plots")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lenet: error: cannot write {blocker / 'plots' / 'confusion.png'}")
+    assert "--no-plots" in err
+
+
+def test_cli_evaluate_reject_takes_a_percentage() -> None:
+    from tests.viz.helpers import parser
+
+    p = parser()
+    assert p.parse_args(["evaluate", "run", "--reject"]).reject == 0.5
+    assert p.parse_args(["evaluate", "run", "--reject", "1.5"]).reject == 1.5
+    assert p.parse_args(["evaluate", "run"]).reject is None
+    for bad in ("100", "-1", "half"):
+        with pytest.raises(SystemExit):
+            p.parse_args(["evaluate", "run", "--reject", bad])

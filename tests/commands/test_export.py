@@ -17,3 +17,11 @@ def test_out_names_the_file_and_old_spellings_still_work(run_dir, tmp_path, caps
         cli.main(["export", "--help"])
     help_text = capsys.readouterr().out
     assert "--out FILE" in help_text and "--output" not in help_text
+
+
+def test_a_directory_as_output_is_one_line_and_status_2(tmp_path, capsys):
+    # The check comes first: the weights need not even exist for it to answer.
+    assert cli.main(["export", str(tmp_path / "absent"), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"lenet: error: cannot write {tmp_path}: it is a directory (give a file "
+                   "name); choose another path with --out\n")

@@ -15,3 +15,52 @@ def test_add_parser_registers_the_subcommand() -> None:
                               "--epochs", "1", "--train-subset", "500"])
     assert args.only == ["linear", "lenet1"] and args.seeds == 2 and args.epochs == 1
     assert args.train_subset == 500 and args.handler is commands_paper.run
+    assert args.jobs == 1 and args.reject == 0.5 and not args.list
+    assert parser.parse_args(["paper", "-j", "3", "--reject", "1"]).jobs == 3
+
+
+def test_the_help_names_the_rows_and_list_shows_the_classical_ones_too(capsys) -> None:
+    import pytest
+
+    from lenet.cli import main
+    from lenet.paper import ROWS
+
+    with pytest.raises(SystemExit):
+        main(["paper", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(r.name in text for r in ROWS) and "--list" in text and "-j JOBS" in text
+    assert main(["paper", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "lenet5-distort" in listed and "neural" in listed and "paper %" in listed
+
+
+def test_a_failed_row_exits_1_and_says_why(tmp_path, monkeypatch, capsys) -> None:
+    import json
+
+    from lenet.cli import main
+    from tests.test_paper import QUARTER, _outcome, _register
+
+    def fails(ctx):
+        raise ValueError("no digits")
+
+    _register(monkeypatch, "fake-ok", lambda ctx: _outcome(QUARTER))
+    _register(monkeypatch, "fake-fails", fails)
+    out = tmp_path / "p"
+    assert main(["paper", "--only", "fake-ok", "fake-fails", "--device", "cpu",
+                 "--reject", "30", "--run-dir", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "| rejection for 30 % error |" in text and "| 0.00 % |" in text  # 25 % <= 30 %
+    assert "fake fake-fails, seed 0 failed (log " in text and "ValueError: no digits" in text
+    assert f"written to {out}/paper.md" in text
+    assert main(["paper", "--only", "fake-ok", "--device", "cpu", "--json",
+                 "--run-dir", str(tmp_path / "q")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"][0]["rejection"] == 25.0 and report["reject_target"] == 0.5
+
+
+def test_an_unknown_row_is_one_line_and_exit_2(capsys) -> None:
+    from lenet.cli import main
+
+    assert main(["paper", "--only", "lenet9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lenet: error: unknown paper row(s) lenet9") and "Traceback" not in err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.viz.helpers import run_cli
 
 
@@ -13,3 +15,30 @@ def test_cli_report(runs) -> None:
     assert Path(rep["html"]).is_file()
     text = run_cli(["report", str(runs["mlp"].run_dir)])
     assert "note: " in text and "figures and" in text
+
+
+def test_a_read_only_run_dir_fails_before_any_work(tmp_path, monkeypatch, capsys) -> None:
+    import errno
+    import os
+    import tempfile
+
+    from lenet import cli
+    from lenet.viz import report
+
+    def erofs(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", erofs)
+    monkeypatch.setattr(report, "build", lambda *a, **k: pytest.fail("evaluated anyway"))
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"lenet: error: cannot write {tmp_path / 'report.html'}: {tmp_path} is not writable "
+        f"({os.strerror(errno.EROFS)}); copy the run directory somewhere writable and report "
+        "on the copy\n")
+
+
+def test_the_report_file_name_is_the_one_viz_writes() -> None:
+    from lenet.commands.report import HTML_NAME
+    from lenet.viz.report import HTML
+
+    assert HTML_NAME == HTML

@@ -186,6 +186,82 @@ def test_info(tmp_path: Path, spec: DatasetSpec, files: dict[str, bytes],
         str(d): int((labels == d).sum()) for d in range(10)}
 
 
+# --------------------------------------------------------------------------- odd data dirs
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path, spec: DatasetSpec,
+                                               clean_env: None) -> None:
+    not_a_dir = tmp_path / "data.txt"
+    not_a_dir.write_text("not a folder")
+    for call in (lambda: dataset_dir(spec, not_a_dir), lambda: info(spec, data_dir=not_a_dir),
+                 lambda: load(spec, "test", data_dir=not_a_dir)):
+        with pytest.raises(DatasetError) as e:
+            call()
+        assert str(e.value) == (f"--data-dir {not_a_dir} is not a directory; point --data-dir "
+                                "(or $LENET_DATA_DIR) at a directory")
+
+
+def test_the_env_data_dir_is_named_when_it_is_wrong(tmp_path: Path, spec: DatasetSpec,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "f").write_text("")
+    monkeypatch.setenv("LENET_DATA_DIR", str(tmp_path / "f" / "below"))
+    with pytest.raises(DatasetError, match=r"^\$LENET_DATA_DIR .*/f/below: Not a directory; "):
+        dataset_dir(spec)
+
+
+def test_a_symlink_loop_as_data_dir_or_file_is_one_line(tmp_path: Path,
+                                                        spec: DatasetSpec) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(DatasetError, match=r"^--data-dir .*/loop: Too many levels of symbolic"):
+        info(spec, data_dir=loop)
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "t10k-labels-idx1-ubyte").symlink_to("t10k-labels-idx1-ubyte")
+    for call in (lambda: info(spec, data_dir=tmp_path),
+                 lambda: load(spec, "test", data_dir=tmp_path)):
+        with pytest.raises(DatasetError) as e:
+            call()
+        msg = str(e.value)
+        assert msg.startswith(f"{tmp_path / 'tiny' / 't10k-labels-idx1-ubyte'}: cannot read it")
+        assert msg.endswith("; delete it and run `lenet data fetch tiny`")
+
+
+def test_a_dataset_folder_that_is_a_file_is_one_line(tmp_path: Path, spec: DatasetSpec) -> None:
+    (tmp_path / "tiny").write_text("")
+    with pytest.raises(DatasetError, match=r"tiny is not a directory; move it away and run "
+                                           r"`lenet data fetch tiny`$"):
+        fetch(spec, data_dir=tmp_path)
+
+
+def test_load_refuses_a_changed_file_instead_of_replacing_it(
+        tmp_path: Path, spec: DatasetSpec, server: Server) -> None:
+    fetch(spec, data_dir=tmp_path, mirrors=[server.url + "/tiny/"])
+    labels = tmp_path / "tiny" / "t10k-labels-idx1-ubyte"
+    body = bytearray(labels.read_bytes())
+    body[8] = (body[8] + 1) % 10
+    labels.write_bytes(bytes(body))
+    server.requests.clear()
+    with pytest.raises(DatasetError) as e:
+        load(spec, "test", data_dir=tmp_path)
+    assert str(e.value) == (f"tiny in {tmp_path / 'tiny'}: sha256 mismatch in "
+                            "t10k-labels-idx1-ubyte (edited or corrupted since it was fetched); "
+                            "run `lenet data fetch tiny` to replace it")
+    assert server.requests == [] and labels.read_bytes() == bytes(body)
+    assert load(spec, "train", data_dir=tmp_path)[0].shape == (30, 28, 28)  # other split: fine
+
+
+def test_info_full_verify_ignores_markers(tmp_path: Path, spec: DatasetSpec, server: Server,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from lenet.data import sources
+
+    fetch(spec, data_dir=tmp_path, mirrors=[server.url + "/tiny/"])
+    monkeypatch.setattr(sources, "ALWAYS_HASH_BELOW", 0)  # trust every marker, even small files
+    hashed: list[str] = []
+    real = sources.sha256_file
+    monkeypatch.setattr(sources, "sha256_file", lambda p: hashed.append(p.name) or real(p))
+    assert set(info(spec, data_dir=tmp_path)["files"].values()) == {"ok"} and hashed == []
+    assert set(info(spec, data_dir=tmp_path, verify="full")["files"].values()) == {"ok"}
+    assert sorted(hashed) == sorted(f.name for f in spec.files)
+
+
 # --------------------------------------------------------------------------- real data
 def real_dir(name: str) -> Path:
     directory = dataset_dir(name)

@@ -131,25 +131,114 @@ def leftovers(directory: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- verification
-def test_file_status_and_marker_cache(tmp_path: Path, files: dict[str, bytes]) -> None:
-    spec = specs_for(files)[1]
+def big_file(tmp_path: Path) -> tuple[Path, FileSpec]:
+    """A file large enough that its marker is trusted (label files are always hashed)."""
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, sources.ALWAYS_HASH_BELOW + 16, dtype=np.uint8).tobytes()
+    spec = FileSpec("train-images-idx3-ubyte", hashlib.sha256(data).hexdigest(), len(data))
     path = tmp_path / spec.name
-    assert file_status(path, spec) == "missing"
-    path.write_bytes(files[spec.name])
-    assert file_status(path, spec) == "ok"
-    marker = tmp_path / (spec.name + ".sha256")
-    assert marker.read_text().split()[0] == spec.sha256
+    path.write_bytes(data)
+    return path, spec
 
-    # Same size and mtime but other bytes: the cached check trusts the marker, "full" does not.
+
+def edit_in_place(path: Path, offset: int = 100) -> None:
+    """Change one byte, keeping size and mtime (as `touch -r` would put it back)."""
     st = path.stat()
-    path.write_bytes(bytes(len(files[spec.name])))
+    time.sleep(0.03)  # past the kernel's coarse clock tick, as any real later edit is
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        old = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([old ^ 0xFF]))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def forge_marker(path: Path, spec: FileSpec) -> None:
+    """A marker matching the file's current stats, as if written after an edit."""
+    st = path.stat()
+    marker = path.with_name(path.name + ".sha256")
+    marker.write_text(f"{spec.sha256} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n")
+
+
+def count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    hashed: list[Path] = []
+    real = sources.sha256_file
+
+    def spy(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(sources, "sha256_file", spy)
+    return hashed
+
+
+def test_file_status_and_marker_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, spec = big_file(tmp_path)
+    assert file_status(tmp_path / "absent", spec) == "missing"
     assert file_status(path, spec) == "ok"
-    assert file_status(path, spec, verify="full") == "mismatch"
+    st = path.stat()
+    marker = tmp_path / (spec.name + ".sha256")
+    assert marker.read_text().split() == [spec.sha256, str(st.st_size), str(st.st_mtime_ns),
+                                          str(st.st_ctime_ns)]
+    hashed = count_hashes(monkeypatch)
+    assert file_status(path, spec) == "ok" and hashed == []  # the marker is trusted
+    assert file_status(path, spec, verify="full") == "ok" and hashed == [path]
 
     # Any change of mtime invalidates the marker.
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert file_status(path, spec) == "ok" and hashed == [path, path]
+
+
+def test_an_in_place_edit_keeping_size_and_mtime_is_caught_by_ctime(tmp_path: Path) -> None:
+    path, spec = big_file(tmp_path)
+    assert file_status(path, spec) == "ok"
+    edit_in_place(path)
     assert file_status(path, spec) == "mismatch"
+
+
+def test_full_verify_ignores_even_a_matching_marker(tmp_path: Path) -> None:
+    path, spec = big_file(tmp_path)
+    edit_in_place(path)
+    forge_marker(path, spec)
+    assert file_status(path, spec) == "ok"  # what the cache is for: it trusts the marker
+    assert file_status(path, spec, verify="full") == "mismatch"
+
+
+def test_small_files_are_hashed_every_time(tmp_path: Path, files: dict[str, bytes]) -> None:
+    spec = specs_for(files)[1]  # a labels file
+    path = tmp_path / spec.name
+    path.write_bytes(files[spec.name])
+    assert file_status(path, spec) == "ok"
+    edit_in_place(path, offset=9)
+    forge_marker(path, spec)
+    assert file_status(path, spec) == "mismatch"
+
+
+def test_a_marker_without_ctime_means_one_rehash(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Markers of an older lenet held size and mtime only: hash once, then trust the new one."""
+    path, spec = big_file(tmp_path)
+    st = path.stat()
+    marker = tmp_path / (spec.name + ".sha256")
+    marker.write_text(f"{spec.sha256} {st.st_size} {st.st_mtime_ns}\n")
+    hashed = count_hashes(monkeypatch)
+    assert file_status(path, spec) == "ok" and hashed == [path]
+    assert len(marker.read_text().split()) == 4
+    assert file_status(path, spec) == "ok" and hashed == [path]
+
+
+def test_an_unreadable_path_is_one_line_naming_the_fix(tmp_path: Path,
+                                                       files: dict[str, bytes]) -> None:
+    spec = specs_for(files)[1]
+    loop = tmp_path / spec.name
+    loop.symlink_to(loop)
+    with pytest.raises(DatasetError) as e:
+        file_status(loop, spec, fix="delete it and run `lenet data fetch toy`")
+    msg = str(e.value)
+    assert msg.startswith(f"{loop}: cannot read it (") and "\n" not in msg
+    assert msg.endswith("; delete it and run `lenet data fetch toy`")
 
 
 def test_wrong_size_is_a_mismatch_without_hashing(tmp_path: Path, files: dict[str, bytes],

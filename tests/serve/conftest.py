@@ -12,18 +12,18 @@ def predictor(run_dir):
 
 @pytest.fixture(scope="session")
 def live_server(predictor):
-    """A real uvicorn server on 127.0.0.1 (a free port picked by the OS), in a thread."""
+    """A real uvicorn server on 127.0.0.1 (a free port picked by the OS), in a thread, set up
+    as `lenet serve` sets it up (lenet.serve.app.listen and server_config)."""
     import threading
     import time
 
     import uvicorn
 
-    from lenet.serve.app import create_app
+    from lenet.serve.app import create_app, listen, server_config
 
-    config = uvicorn.Config(create_app(predictor), host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(server_config(create_app(predictor), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -31,8 +31,8 @@ def live_server(predictor):
             server.should_exit = True
             pytest.fail("uvicorn did not start within 30 s")
         time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     server.should_exit = True
-    thread.join(timeout=10)
-    assert not thread.is_alive(), "uvicorn did not stop within 10 s"
+    thread.join(timeout=15)
+    sock.close()
+    assert not thread.is_alive(), "uvicorn did not stop within 15 s"

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import re
+import socket
 import threading
 import time
 
@@ -21,7 +22,8 @@ from lenet.serve.app import STATIC, create_app
 
 @pytest.fixture(scope="module")
 def client(predictor):
-    with TestClient(create_app(predictor), raise_server_exceptions=False) as c:
+    with TestClient(create_app(predictor), base_url="http://localhost",
+                    raise_server_exceptions=False) as c:
         yield c
 
 
@@ -193,7 +195,7 @@ class _SlowPredictor:
 
     def __init__(self, inner, delay: float, release: threading.Event | None = None) -> None:
         self.inner, self.delay, self.release = inner, delay, release
-        self.running = self.peak = 0
+        self.running = self.peak = self.calls = 0
         self.lock = threading.Lock()
 
     def __getattr__(self, name):
@@ -202,6 +204,7 @@ class _SlowPredictor:
     def predict(self, digits):
         with self.lock:
             self.running += 1
+            self.calls += 1
             self.peak = max(self.peak, self.running)
         try:
             if self.release is not None:
@@ -232,7 +235,7 @@ def test_inference_is_off_the_event_loop_and_bounded(predictor, mnist_test):
 
     async def scenario():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as ac:
             posts = [asyncio.create_task(ac.post("/api/predict", json=payload))
                      for _ in range(6)]
             try:
@@ -263,12 +266,232 @@ def test_waiting_too_long_is_503(predictor, mnist_test):
 
     async def scenario():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as ac:
             return await asyncio.wait_for(asyncio.gather(
                 *(ac.post("/api/predict", json=payload) for _ in range(2))), timeout=30)
 
-    codes = sorted(r.status_code for r in asyncio.run(scenario()))
-    assert codes == [200, 503]
+    answers = sorted(asyncio.run(scenario()), key=lambda r: r.status_code)
+    assert [r.status_code for r in answers] == [200, 503]
+    assert answers[1].headers["retry-after"] == "1" and "busy" in answers[1].json()["detail"]
+
+
+async def _wait_until(check, timeout: float = 30.0) -> None:
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def test_a_full_queue_is_503_at_once(predictor, mnist_test):
+    images, _ = mnist_test
+    release = threading.Event()
+    app, slow = _slow_app(predictor, 0.0, release, max_in_flight=1, max_queued=2,
+                          queue_timeout=60)
+    payload = {"pixels": images[0].reshape(-1).tolist()}
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as ac:
+            first = [asyncio.create_task(ac.post("/api/predict", json=payload))
+                     for _ in range(2)]  # one running, one waiting for its turn
+            try:
+                await _wait_until(lambda: slow.running == 1)
+                await asyncio.sleep(0.2)
+                t0 = time.monotonic()
+                third = await asyncio.wait_for(ac.post("/api/predict", json=payload), 30)
+                waited = time.monotonic() - t0
+            finally:
+                release.set()
+            return third, waited, await asyncio.wait_for(asyncio.gather(*first), 60)
+
+    third, waited, first = asyncio.run(scenario())
+    assert third.status_code == 503 and third.headers["retry-after"] == "1", third.text
+    assert "2 requests already in progress" in third.json()["detail"]
+    assert waited < 5  # refused at once, not after queue_timeout
+    assert [r.status_code for r in first] == [200, 200]
+
+
+def test_no_work_for_a_client_that_left_while_waiting(predictor, mnist_test):
+    images, _ = mnist_test
+    release = threading.Event()
+    app, slow = _slow_app(predictor, 0.0, release, max_in_flight=1, queue_timeout=60)
+    body = json.dumps({"pixels": images[0].reshape(-1).tolist()}).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/api/predict", "root_path": "",
+             "raw_path": b"/api/predict", "query_string": b"", "server": ("localhost", 80),
+             "client": ("127.0.0.1", 50000),
+             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:  # the whole body, then the client is gone
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as ac:
+            first = asyncio.create_task(ac.post("/api/predict", content=body,
+                                                headers={"content-type": "application/json"}))
+            try:
+                await _wait_until(lambda: slow.running == 1)
+                gone = asyncio.create_task(app(scope, receive, send))
+                await asyncio.sleep(0.3)  # it has read its body and waits for the only slot
+            finally:
+                release.set()
+            await asyncio.wait_for(gone, 30)
+            return await asyncio.wait_for(first, 30)
+
+    assert asyncio.run(scenario()).status_code == 200
+    assert slow.calls == 1  # the second request never reached the network
+    assert sent and sent[0]["status"] == 400  # answered to nobody, and quietly
+
+
+def test_big_images_are_decoded_one_at_a_time(predictor):
+    """Two images whose pixels together exceed the budget (max_pixels) take turns, even with
+    free inference slots; once the first is done the second runs."""
+    release = threading.Event()
+    app, slow = _slow_app(predictor, 0.0, release, max_in_flight=4, max_pixels=100_000,
+                          queue_timeout=60)
+    digit = np.zeros((300, 300), np.uint8)
+    digit[60:240, 130:170] = 255  # 90,000 pixels: two of them are over the budget
+    png = _png(digit)
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as ac:
+            posts = [asyncio.create_task(ac.post("/api/predict", content=png,
+                                                 headers={"content-type": "image/png"}))
+                     for _ in range(2)]
+            try:
+                await _wait_until(lambda: slow.running == 1)
+                await asyncio.sleep(0.3)  # time enough for the second to start, were it let
+                running = slow.running
+            finally:
+                release.set()
+            return running, await asyncio.wait_for(asyncio.gather(*posts), 60)
+
+    running, done = asyncio.run(scenario())
+    assert running == 1 and slow.peak == 1
+    assert [r.status_code for r in done] == [200, 200]
+
+
+def test_pixel_cap_is_read_from_the_header_before_decoding(predictor, monkeypatch):
+    import lenet.serve.app as A
+
+    def never(*a, **kw):
+        raise AssertionError("an image over the pixel cap was decoded")
+
+    monkeypatch.setattr(A, "preprocess_image", never)
+    with TestClient(create_app(predictor, max_pixels=10_000), base_url="http://localhost",
+                    raise_server_exceptions=False) as c:
+        r = c.post("/api/predict", content=_png(np.full((200, 200), 255, np.uint8)),
+                   headers={"content-type": "image/png"})
+    assert "200x200 = 0.0 megapixels; the limit is 0.01 megapixels" in _json_error(r, 413)
+
+
+SECURITY = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
+            "referrer-policy": "no-referrer"}
+
+
+def _secured(r: httpx.Response) -> httpx.Response:
+    for name, value in SECURITY.items():
+        assert r.headers.get(name) == value, (r.request.url, name, r.headers)
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "*" not in csp, csp
+    return r
+
+
+def test_security_headers_on_every_response(client, predictor, monkeypatch):
+    assert _secured(client.get("/")).status_code == 200
+    assert _secured(client.get("/docs")).status_code == 200
+    assert _secured(client.get("/static/app.js")).status_code == 200
+    assert _secured(client.get("/api/model")).status_code == 200
+    assert _secured(client.get("/openapi.json")).status_code == 200
+    assert _secured(client.get("/nope")).status_code == 404
+    assert _secured(client.get("/api/predict")).status_code == 405
+    assert _secured(client.post("/api/predict", content=b"x",
+                                headers={"content-type": "text/plain"})).status_code == 415
+    assert _secured(client.get("/", headers={"host": "evil.example"})).status_code == 400
+    monkeypatch.setattr(predictor, "info", lambda: 1 / 0)  # a bug: the 500 is secured too
+    with TestClient(create_app(predictor), base_url="http://localhost",
+                    raise_server_exceptions=False) as c:
+        assert _json_error(_secured(c.get("/api/model")), 500) == \
+            '"internal error (logged on the server)"'
+
+
+def test_inline_blocks_are_allowed_by_hash_only(client):
+    csp = client.get("/").headers["content-security-policy"]
+    style = re.search(r"style-src ([^;]*)", csp).group(1).split()
+    script = re.search(r"script-src ([^;]*)", csp).group(1).split()
+    assert script == ["'self'"]  # the pages have no inline script
+    inline = re.findall(r"<style>(.*?)</style>", (STATIC / "docs.html").read_text(), re.S)
+    assert style[0] == "'self'" and len(style) == 1 + len(inline)
+    assert all(s.startswith("'sha256-") for s in style[1:])
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8000", "127.0.0.1", "127.0.0.1:80",
+                                  "[::1]", "[::1]:8000"])
+def test_local_host_names_are_answered(client, host):
+    assert client.get("/healthz", headers={"host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example",
+                                  "localhost.", "[::2]:80", ""])
+def test_other_host_names_are_refused_without_echo(client, host):
+    r = client.get("/", headers={"host": host})
+    detail = _json_error(r, 400)
+    assert "--allowed-host" in detail and "location" not in r.headers
+    assert "evil" not in detail and "::2" not in detail and "localhost." not in detail
+
+
+def test_allowed_hosts_are_configurable(predictor):
+    app = create_app(predictor, allowed_hosts=["digits.example"])
+    with TestClient(app, base_url="http://digits.example") as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/healthz", headers={"host": "localhost"}).status_code == 400
+    with TestClient(create_app(predictor, allowed_hosts=["*"]), base_url="http://any") as c:
+        assert c.get("/healthz").status_code == 200
+
+
+def test_default_hosts_add_the_bound_address_but_no_wildcard():
+    from lenet.serve.app import default_hosts
+
+    assert default_hosts("127.0.0.1") == ["localhost", "127.0.0.1", "::1"]
+    assert default_hosts("0.0.0.0") == default_hosts("::") == default_hosts("127.0.0.1")
+    assert default_hosts("192.168.1.5")[-1] == "192.168.1.5"
+    assert default_hosts("[fe80::1]")[-1] == "fe80::1"
+
+
+def test_no_redirect_echoes_the_host(client):
+    for path in ("/docs/", "/static", "/api/model/"):
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 404 and "location" not in r.headers, (path, r.headers)
+
+
+def test_listen_refuses_a_port_in_use():
+    from lenet.errors import ConfigError
+    from lenet.serve.app import listen
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ConfigError) as e:
+            listen("127.0.0.1", port)
+    assert str(e.value) == f"port {port} on 127.0.0.1 is in use; choose another with --port"
+    sock = listen("127.0.0.1", 0)
+    try:
+        assert sock.getsockname()[1] > 0
+    finally:
+        sock.close()
+    with pytest.raises(ConfigError, match=r"--host no-such-host\.invalid"):
+        listen("no-such-host.invalid", 0)
 
 
 def test_real_uvicorn_server(live_server, mnist_test):

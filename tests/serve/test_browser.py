@@ -22,6 +22,10 @@ def page(live_server):
         pg.set_default_timeout(20_000)
         pg.requested = []
         pg.on("request", lambda req: pg.requested.append(req.url))
+        # Anything the Content-Security-Policy blocks (an inline style or script, say) is kept.
+        pg.add_init_script("window.cspViolations = []; document.addEventListener("
+                           "'securitypolicyviolation', e => window.cspViolations.push("
+                           "e.violatedDirective + ' ' + (e.blockedURI || 'inline')));")
         pg.goto(live_server + "/")
         pg.wait_for_selector("body[data-state=ready]")
         yield pg
@@ -130,6 +134,7 @@ def test_draw_a_digit_and_read_it(page, live_server, tmp_path, digit, stroke):
         assert im.width >= 1100 and im.height >= 700
     # Nothing was fetched from anywhere but the app itself.
     assert pg.requested and all(u.startswith(live_server) for u in pg.requested), pg.requested
+    assert pg.evaluate("window.cspViolations") == []
     _clear(pg)
 
 
@@ -138,3 +143,6 @@ def test_docs_page_renders_offline(page, live_server):
     page.wait_for_selector(".op code:text-is(\"/api/predict\")")
     assert page.locator(".op").count() >= 3
     assert all(u.startswith(live_server) for u in page.requested)
+    # The page's inline <style> is allowed by its hash in the Content-Security-Policy.
+    assert page.evaluate("window.cspViolations") == []
+    assert page.evaluate("getComputedStyle(document.querySelector('.op')).borderRadius") == "6px"

@@ -29,7 +29,8 @@ FEW = settings(FUZZ, max_examples=25)
 
 @pytest.fixture(scope="module")
 def client(predictor):
-    with TestClient(create_app(predictor), raise_server_exceptions=False) as c:
+    with TestClient(create_app(predictor), base_url="http://localhost",
+                    raise_server_exceptions=False) as c:
         yield c
 
 

@@ -25,3 +25,22 @@ def test_training_curves_skip_what_a_run_did_not_record(tmp_path) -> None:
     png_ok(plots.training_curves(rows, tmp_path / "curves.png", "t"), (1200, 360))
     png_ok(plots.training_curves([{k: v for k, v in r.items() if k != "lr"} for r in rows],
                                  tmp_path / "no-lr.png"), (1200, 360))
+
+
+def test_error_vs_rejection_returns_a_figure_and_saves_only_when_asked(tmp_path) -> None:
+    import torch
+    from matplotlib.figure import Figure
+
+    from lenet.evaluate import rejection_curve
+    from lenet.viz import plots
+
+    scores = torch.tensor([[0.1, 0.0], [0.0, 0.2], [0.9, 0.0], [0.0, 1.5]])
+    curve = rejection_curve(scores, torch.tensor([1, 1, 0, 1]))
+    fig = plots.error_vs_rejection([("net", curve.rejected, curve.error)])
+    assert isinstance(fig, Figure) and list(tmp_path.iterdir()) == []
+    ax = fig.axes[0]
+    assert ax.get_xlim()[0] == 0 and ax.get_ylim()[0] == 0
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["net", "0.5 % error"]
+    path = tmp_path / "sub" / "rejection.png"
+    assert isinstance(plots.error_vs_rejection([("a", [0, 25], [25, 0])], path=path), Figure)
+    png_ok(path, (800, 450))

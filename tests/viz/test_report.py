@@ -19,7 +19,8 @@ from tests.viz.helpers import (
     train_run,
 )
 
-SECTIONS = ("summary", "curves", "metrics", "per-class", "confusion", "kernels", "kernels2",
+SECTIONS = ("summary", "curves", "metrics", "per-class", "confusion", "rejection", "kernels",
+            "kernels2",
             "feature-maps", "predictions", "samples", "misclassified", "rbf", "layers", "config")
 
 
@@ -37,7 +38,7 @@ def test_report_for_lenet5(runs, monkeypatch) -> None:
     # model.safetensors decoded once (evaluated and drawn), initial.safetensors once.
     assert reads.count() == 1 and reads.count("initial.safetensors") == 1
     assert set(rep.images) >= {"curves", "kernels1", "kernels2", "feature_maps", "predictions",
-                               "samples", "confusion", "misclassified"}
+                               "samples", "confusion", "misclassified", "rejection"}
     assert "rbf" not in rep.images
     png_ok(rep.images["curves"], (1200, 360))
     png_ok(rep.images["predictions"], (700, 775))
@@ -46,6 +47,7 @@ def test_report_for_lenet5(runs, monkeypatch) -> None:
     png_ok(rep.images["kernels1"], KERNELS_SIZE)  # c1: (6, 1, 5, 5)
     png_ok(rep.images["kernels2"], KERNELS_SIZE)  # c3's map 2 over its 6 input maps
     png_ok(rep.images["confusion"], (800, 730))
+    png_ok(rep.images["rejection"], (800, 450))  # error against rejection (Fig. 10)
     # The report's gallery: all of the run's mistakes, up to its limit of 200.
     png_ok(rep.images["misclassified"], gallery_size(min(rep.evaluation["errors"], 200)))
     # initial.safetensors is in the run: before and after differ, no fallback note.
@@ -63,7 +65,19 @@ def test_report_for_lenet5(runs, monkeypatch) -> None:
     # The config, the per-epoch metrics table and the per-class table are on the page.
     assert "train_subset" in text and "images_per_s" in text and "macro average" in text
     assert rep.evaluation["accuracy"] == run.test.accuracy
+    _rejection_is_the_evaluations(rep, text)
     assert rep.seconds > 0  # measured (how fast is for benchmarks, not unit tests)
+
+
+def _rejection_is_the_evaluations(rep, text: str) -> None:
+    from lenet.evaluate import evaluate_detailed, load, rejection_at
+
+    ev = evaluate_detailed(load(rep.run_dir))
+    pct = rejection_at(ev.scores, ev.labels, 0.5)
+    assert rep.evaluation["rejection"] == {"target_error": 0.5, "rejected_percent": pct}
+    said = ("only rejecting every digit would" if pct is None else
+            "already at most 0.5 %" if pct == 0 else f"Rejecting the {pct:.2f} % least confident")
+    assert said in text
 
 
 def test_report_evaluation_is_the_evaluate_tables(runs) -> None:

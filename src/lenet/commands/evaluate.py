@@ -21,6 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     options.add_run_dir(p, "where the PNGs go (default: the evaluated run dir, or . for a "
                            "weights file)", "--out")
     p.add_argument("--no-plots", action="store_true", help="skip the confusion and gallery PNGs")
+    p.add_argument("--reject", type=_percent, nargs="?", const=0.5, metavar="PCT",
+                   help="also print the percentage of test digits to reject (least confident "
+                        "first) so that the error on the rest is at most PCT %% (default 0.5, "
+                        "as in the 1998 paper's Fig. 10)")
     options.add_json(p, "metrics, per-class table, confusion matrix and mistakes")
     p.set_defaults(handler=run)
     return p
@@ -39,15 +43,52 @@ def _subset(text: str) -> int | None:
     return value
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage in [0, 100), got {value:g}")
+    return value
+
+
+def _check_writable(args: argparse.Namespace) -> None:
+    """Fail before the evaluation, not after it, when the PNGs could not be written."""
+    from pathlib import Path
+
+    from lenet import atomic
+
+    if args.run_dir:
+        folder, fix = Path(args.run_dir), "choose another --run-dir or pass --no-plots"
+    else:  # where evaluation_dict puts them by default
+        folder = Path(args.path) if Path(args.path).is_dir() else Path(".")
+        fix = "pass --run-dir DIR (a writable folder) or --no-plots"
+    atomic.ensure_writable(folder / "confusion.png", fix=fix)
+
+
+def _format_rejection(rej: dict, total: int) -> str:
+    target, pct = rej["target_error"], rej["rejected_percent"]
+    if pct is None:
+        return (f"rejection for {target:g} % error: unreachable (only rejecting all {total:,} "
+                "test digits would do)")
+    return (f"rejection for {target:g} % error: {pct:.2f} % of the test digits "
+            f"({round(pct * total / 100):,} of {total:,}, least confident first)")
+
+
 def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
     from lenet.viz.evaluation import evaluation_dict, format_evaluation
 
+    if not args.no_plots:
+        _check_writable(args)
     r = evaluation_dict(args.path, dataset=args.dataset, device=args.device,
                         data_dir=args.data_dir, test_subset=args.test_subset,
-                        plot_dir=args.run_dir, plots=not args.no_plots)
+                        plot_dir=args.run_dir, plots=not args.no_plots, reject=args.reject)
     if args.json:
         print_json(r)
     else:
         print(format_evaluation(r))
+        if args.reject is not None:
+            print(_format_rejection(r["rejection"], r["total"]))
     return 0

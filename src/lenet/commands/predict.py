@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, metavar="K",
                    help="how many ranked classes to list (default 3)")
     p.add_argument("--save-preprocessed", metavar="DIR",
-                   help="write the 28x28 image the network saw for each file, as PNG")
+                   help="write the 28x28 image the network saw for each file, as PNG (DIR is "
+                        "checked writable before any work)")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
                    help="default: onnxruntime for a .onnx file, torch otherwise; onnxruntime "
                         "with safetensors weights exports them to ONNX in memory first")
@@ -34,8 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
     from lenet.errors import ConfigError
-    from lenet.predict import Predictor, predict_files
+    from lenet.predict import Predictor, check_save_dir, predict_files
 
+    if args.save_preprocessed is not None:  # before the work, so that no result is lost
+        check_save_dir(args.save_preprocessed)
     predictor = Predictor.load(args.weights, backend=args.backend)
     if not 1 <= args.top_k <= len(predictor.classes):
         raise ConfigError(f"--top-k {args.top_k}: expected 1..{len(predictor.classes)}")

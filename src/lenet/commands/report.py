@@ -6,6 +6,8 @@ import argparse
 
 from lenet.commands import options
 
+HTML_NAME = "report.html"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -24,7 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lenet import atomic, rundir
     from lenet.console import print_json
+
+    # The report goes into the run directory: find out it cannot before evaluating anything
+    # (and before importing torch). HTML_NAME is lenet.viz.report.HTML, whose import is heavy.
+    atomic.ensure_writable(rundir.require(args.run_dir) / HTML_NAME,
+                           fix="copy the run directory somewhere writable and report on the copy")
     from lenet.viz.report import build
 
     rep = build(args.run_dir, map_index=args.map_index, image_index=args.image_index,

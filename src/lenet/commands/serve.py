@@ -1,7 +1,8 @@
 """`lenet serve`: the draw-a-digit web app and JSON API (see :mod:`lenet.serve.app`).
 
 FastAPI and uvicorn are imported only when the command runs, so the rest of lenet works without
-the `serve` extra.
+the `serve` extra. The model is loaded, then the port bound (a port in use is a one-line error),
+and only then is "serving on" printed.
 """
 
 from __future__ import annotations
@@ -17,20 +18,30 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("weights", metavar="WEIGHTS", help="run directory or .safetensors file")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
     p.add_argument("--max-in-flight", type=int, default=4,
                    help="inferences running at once (default 4)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME (repeatable; '*': any). "
+                        "By default only localhost, 127.0.0.1, ::1 and --host are answered; "
+                        "add the machine's name with --host 0.0.0.0, or the public name "
+                        "behind a reverse proxy")
+    p.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="close a connection whose request (headers and body) has not fully "
+                        "arrived within this many seconds (default 30)")
     p.set_defaults(handler=run)
     return p
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def run(args: argparse.Namespace) -> int:
     from lenet.errors import LenetError
 
     try:
-        import uvicorn
-
-        from lenet.serve.app import create_app
+        from lenet.serve.app import create_app, default_hosts, listen, run_server
     except ImportError as e:
         raise LenetError(f"`lenet serve` needs the serve extra ({e.name} is missing): "
                          "pip install 'lenet[serve]'") from None
@@ -38,7 +49,16 @@ def run(args: argparse.Namespace) -> int:
         raise LenetError(f"--port {args.port}: expected 0..65535")
     if args.max_in_flight < 1:
         raise LenetError(f"--max-in-flight {args.max_in_flight}: expected at least 1")
-    app = create_app(args.weights, max_in_flight=args.max_in_flight)
-    print(f"lenet: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    if not args.read_timeout > 0:
+        raise LenetError(f"--read-timeout {args.read_timeout:g}: expected a number of seconds "
+                         "above 0")
+    app = create_app(args.weights, max_in_flight=args.max_in_flight,
+                     allowed_hosts=[*default_hosts(args.host), *args.allowed_host])
+    sock = listen(args.host, args.port)  # bound after the model loads: no client waits on it
+    try:
+        print(f"lenet: serving on {_url(args.host, sock.getsockname()[1])} (Ctrl-C to stop)",
+              flush=True)
+        run_server(app, sock, read_timeout=args.read_timeout)
+    finally:
+        sock.close()
     return 0

@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="print one JSON object with the results on stdout (logs go to stderr)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run from its last intact checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --run-dir (its files are deleted first; a "
+                        "folder holding other files is refused)")
     p.add_argument("--nproc", type=int, default=None, metavar="N",
                    help="train with N processes (DDP via torchrun on this machine)")
     p.set_defaults(handler=run)
@@ -28,15 +31,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from lenet.config import resolve, resume_config, train_overrides
     from lenet.console import print_json
+    from lenet.errors import ConfigError
     from lenet.train import train
 
     if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch_with_torchrun(args.nproc)
     overrides = train_overrides(args)
     if args.resume:
+        if args.overwrite:
+            raise ConfigError("--overwrite replaces a run and --resume continues one: pass one "
+                              "of them")
         result = train(resume_config(args.resume, args.config, overrides), resume=True)
     else:
-        result = train(resolve(args.config, overrides))
+        result = train(resolve(args.config, overrides), overwrite=args.overwrite)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 reports
     if args.json:

@@ -9,13 +9,13 @@ uncompressed as ``<data_dir>/<name>/<file>``, so loading is one read and a zero-
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from lenet.data.idx import read_idx
 from lenet.data.sources import (
@@ -30,6 +30,9 @@ from lenet.data.sources import (
     file_status,
 )
 from lenet.errors import DatasetError
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SHAPE = (28, 28)
 
@@ -138,9 +141,31 @@ def default_data_dir() -> Path:
 
 
 def dataset_dir(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where the files of a dataset live: ``<data_dir>/<name>``."""
+    """Where the files of a dataset live: ``<data_dir>/<name>``.
+
+    Either one may be missing (the first fetch makes it); a file, a symlink loop or anything
+    else that is not a directory there raises a one-line :class:`DatasetError`.
+    """
+    spec = get_spec(name)
     root = Path(data_dir).expanduser() if data_dir else default_data_dir()
-    return root / get_spec(name).name
+    where = ("--data-dir" if data_dir else
+             "$LENET_DATA_DIR" if os.environ.get("LENET_DATA_DIR") else "the data dir")
+    _require_dir_or_absent(root, f"{where} {root}",
+                           "point --data-dir (or $LENET_DATA_DIR) at a directory")
+    _require_dir_or_absent(root / spec.name, f"{root / spec.name}",
+                           f"move it away and run `lenet data fetch {spec.name}`")
+    return root / spec.name
+
+
+def _require_dir_or_absent(path: Path, what: str, fix: str) -> None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:  # a symlink loop, a file in the middle of the path, no permission
+        raise DatasetError(f"{what}: {e.strerror or e}; {fix}") from None
+    if not stat.S_ISDIR(mode):
+        raise DatasetError(f"{what} is not a directory; {fix}")
 
 
 def sources_for(spec: DatasetSpec, mirrors: Sequence[str] | None = None,
@@ -175,27 +200,33 @@ def fetch(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None = Non
 
 def load(name: str | DatasetSpec, split: str, data_dir: str | os.PathLike[str] | None = None,
          fetch_missing: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images as uint8 (N, 28, 28) and labels as int64 (N,), fetching the files if needed."""
+    """Images as uint8 (N, 28, 28) and labels as int64 (N,), fetching the files if missing.
+
+    A file present but not matching its pin is refused with a :class:`DatasetError`.
+    """
     spec = get_spec(name)
     images_spec, labels_spec = spec.split_files(split)
-    if fetch_missing:
-        directory = fetch(spec, data_dir)
-    else:
-        directory = dataset_dir(spec, data_dir)
-        _require_present(spec, directory, (images_spec, labels_spec))
+    directory = dataset_dir(spec, data_dir)
     fix = f"delete it and run `lenet data fetch {spec.name}`"
+    status = {f.name: file_status(directory / f.name, f, fix=fix)
+              for f in (images_spec, labels_spec)}
+    # An edited or corrupted file is refused, never silently replaced by a download: the
+    # user should know the data they were using was not the pinned data.
+    if changed := [n for n, s in status.items() if s == "mismatch"]:
+        raise DatasetError(
+            f"{spec.name} in {directory}: sha256 mismatch in {', '.join(changed)} (edited or "
+            f"corrupted since it was fetched); run `lenet data fetch {spec.name}` to replace it")
+    if missing := [n for n, s in status.items() if s == "missing"]:
+        if not fetch_missing:
+            raise DatasetError(f"{spec.name} in {directory}: {', '.join(missing)} missing; "
+                               f"run `lenet data fetch {spec.name}`")
+        fetch(spec, data_dir)
+    import torch  # here, not at the top: `lenet data info` and `fetch` never need it
+
     images = read_idx(directory / images_spec.name, fix=fix)
     labels = read_idx(directory / labels_spec.name, fix=fix)
     _check_split(spec, split, images, labels)
     return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
-
-
-def _require_present(spec: DatasetSpec, directory: Path, files: Sequence[FileSpec]) -> None:
-    bad = [f"{f.name} ({s})" for f in files
-           if (s := file_status(directory / f.name, f)) != "ok"]
-    if bad:
-        raise DatasetError(f"{spec.name} in {directory}: {', '.join(bad)}; "
-                           f"run `lenet data fetch {spec.name}`")
 
 
 def _check_split(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -214,9 +245,11 @@ def _check_split(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.n
                            f"0..{len(spec.classes) - 1}")
 
 
-def info(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None = None
-         ) -> dict[str, Any]:
+def info(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None = None,
+         verify: Verify = "cached") -> dict[str, Any]:
     """What is on disk for a dataset, as plain JSON-able values; never downloads anything.
+
+    ``verify="full"`` rehashes every file, ignoring the cached verification markers.
 
     Keys: name, location, present (all files verified), files (name -> "ok" / "missing" /
     "mismatch"), samples (split -> count) and label_histogram (split -> class -> count), the
@@ -224,14 +257,14 @@ def info(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None = None
     """
     spec = get_spec(name)
     directory = dataset_dir(spec, data_dir)
-    status = {f.name: file_status(directory / f.name, f) for f in spec.files}
+    fix = f"delete it and run `lenet data fetch {spec.name}`"
+    status = {f.name: file_status(directory / f.name, f, verify, fix=fix) for f in spec.files}
     samples: dict[str, int] = {}
     histogram: dict[str, dict[str, int]] = {}
     for split, _, labels_name in spec.splits:
         if status[labels_name] != "ok":
             continue
-        labels = read_idx(directory / labels_name,
-                          fix=f"delete it and run `lenet data fetch {spec.name}`")
+        labels = read_idx(directory / labels_name, fix=fix)
         counts = np.bincount(labels.astype(np.int64), minlength=len(spec.classes))
         samples[split] = int(labels.size)
         histogram[split] = {c: int(n) for c, n in zip(spec.classes, counts, strict=False)}

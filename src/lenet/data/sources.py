@@ -8,8 +8,11 @@ to a temp file in the target dir while it is hashed, and renamed into place only
 checksum matches, so the data dir never holds a partial or wrong file under a real name.
 
 Verifying 47 MB costs about 0.1 s, so after a successful check a small ``<file>.sha256``
-marker records the hash with the file's size and mtime; later checks trust it while both
-still match (``verify="full"`` ignores it).
+marker records the hash with the file's size, mtime and ctime; later checks of a large file
+trust it while all three still match. The ctime is what catches an in-place edit whose mtime
+was put back (``touch -r``, ``os.utime``): no user can set it. Files under
+:data:`ALWAYS_HASH_BELOW` (the label files) are hashed every time, as they cost nothing, and
+``verify="full"`` (``lenet data fetch|info --verify``) ignores every marker.
 """
 
 from __future__ import annotations
@@ -32,11 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal, Protocol
 
+from lenet import atomic
 from lenet.errors import DatasetError
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 10.0  # seconds per connect and per read: offline users must not wait long
 MARKER_SUFFIX = ".sha256"
+ALWAYS_HASH_BELOW = 1 << 20  # bytes: hashing a label file (60 kB) costs well under 1 ms
+DEFAULT_FIX = "delete it and fetch the dataset again (`lenet data fetch NAME`)"
 Verify = Literal["cached", "full"]
 Status = Literal["ok", "missing", "mismatch"]
 
@@ -74,20 +80,28 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_status(path: Path, spec: FileSpec, verify: Verify = "cached") -> Status:
-    """'ok' if ``path`` holds exactly ``spec``'s bytes, else 'missing' or 'mismatch'."""
+def file_status(path: Path, spec: FileSpec, verify: Verify = "cached", *,
+                fix: str = DEFAULT_FIX) -> Status:
+    """'ok' if ``path`` holds exactly ``spec``'s bytes, else 'missing' or 'mismatch'.
+
+    A path that exists but cannot be read (a symlink loop, no permission) raises a one-line
+    :class:`DatasetError` ending in ``fix``.
+    """
     if verify not in ("cached", "full"):
         raise ValueError(f"verify must be 'cached' or 'full', not {verify!r}")
     try:
         st = path.stat()
+        if st.st_size != spec.size:
+            return "mismatch"  # no need to hash a file of the wrong size
+        if (verify == "cached" and st.st_size >= ALWAYS_HASH_BELOW
+                and _read_marker(path) == _marker_fields(spec.sha256, st)):
+            return "ok"
+        if sha256_file(path) != spec.sha256:
+            return "mismatch"
     except FileNotFoundError:
         return "missing"
-    if st.st_size != spec.size:
-        return "mismatch"  # no need to hash a file of the wrong size
-    if verify == "cached" and _read_marker(path) == (spec.sha256, st.st_size, st.st_mtime_ns):
-        return "ok"
-    if sha256_file(path) != spec.sha256:
-        return "mismatch"
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read it ({e.strerror or e}); {fix}") from None
     _write_marker(path, spec.sha256)
     return "ok"
 
@@ -96,19 +110,24 @@ def _marker_path(path: Path) -> Path:
     return path.with_name(path.name + MARKER_SUFFIX)
 
 
-def _read_marker(path: Path) -> tuple[str, int, int] | None:
+def _marker_fields(digest: str, st: os.stat_result) -> tuple[str, int, int, int]:
+    return digest, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _read_marker(path: Path) -> tuple[str, int, int, int] | None:
+    # A marker of an older lenet (no ctime) does not parse: the file is hashed once more.
     try:
-        digest, size, mtime_ns = _marker_path(path).read_text().split()
-        return digest, int(size), int(mtime_ns)
+        digest, size, mtime_ns, ctime_ns = _marker_path(path).read_text().split()
+        return digest, int(size), int(mtime_ns), int(ctime_ns)
     except (OSError, ValueError):
         return None
 
 
 def _write_marker(path: Path, digest: str) -> None:
     # The marker is only a cache: failing to write it (read-only dir) just means rehashing.
-    st = path.stat()
     with contextlib.suppress(OSError):
-        _marker_path(path).write_text(f"{digest} {st.st_size} {st.st_mtime_ns}\n")
+        fields = _marker_fields(digest, path.stat())
+        _marker_path(path).write_text(" ".join(map(str, fields)) + "\n")
 
 
 # --------------------------------------------------------------------------- installing
@@ -460,18 +479,22 @@ def fetch_files(files: Sequence[FileSpec], target_dir: Path, sources: Sequence[S
     if progress is None:
         progress = sys.stderr.isatty()
     target_dir = Path(target_dir)
-    missing = _unverified(files, target_dir, verify)
+    fix = f"delete it and run `lenet data fetch {dataset}`"
+    missing = _unverified(files, target_dir, verify, fix)
     if not missing:
         return target_dir
-    tried = [(f"data dir {target_dir}", _describe_missing(files, target_dir))]
+    # Say at once that the files could not be stored, rather than as every source's failure.
+    atomic.ensure_writable(target_dir / missing[0].name,
+                           fix="point --data-dir (or $LENET_DATA_DIR) at a writable directory")
+    tried = [(f"data dir {target_dir}", _describe_missing(files, target_dir, fix))]
     for source in sources:
         try:
             source.provide(missing, target_dir, progress)
         except Exception as e:  # any failure of one source just means: try the next one
             tried.append((source.describe(), _reason(e)))
-            missing = _unverified(missing, target_dir, "cached")  # it may have placed some
+            missing = _unverified(missing, target_dir, "cached", fix)  # it may have placed some
         else:
-            missing = _unverified(missing, target_dir, "cached")
+            missing = _unverified(missing, target_dir, "cached", fix)
             if missing:
                 tried.append((source.describe(), "did not provide "
                               + ", ".join(s.name for s in missing)))
@@ -480,14 +503,15 @@ def fetch_files(files: Sequence[FileSpec], target_dir: Path, sources: Sequence[S
     raise DatasetError(_all_failed_message(dataset, files, target_dir, tried))
 
 
-def _unverified(files: Iterable[FileSpec], target_dir: Path, verify: Verify) -> list[FileSpec]:
-    return [s for s in files if file_status(target_dir / s.name, s, verify) != "ok"]
+def _unverified(files: Iterable[FileSpec], target_dir: Path, verify: Verify,
+                fix: str = DEFAULT_FIX) -> list[FileSpec]:
+    return [s for s in files if file_status(target_dir / s.name, s, verify, fix=fix) != "ok"]
 
 
-def _describe_missing(files: Sequence[FileSpec], target_dir: Path) -> str:
+def _describe_missing(files: Sequence[FileSpec], target_dir: Path, fix: str) -> str:
     parts = []
     for spec in files:
-        status = file_status(target_dir / spec.name, spec)
+        status = file_status(target_dir / spec.name, spec, fix=fix)
         if status != "ok":
             parts.append(f"{spec.name} {status}")
     return ", ".join(parts)

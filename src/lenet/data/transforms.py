@@ -15,6 +15,15 @@ import torch.nn.functional as F
 
 from lenet.errors import WeightsError
 
+# What a saved Preprocessing may ask for. The registry's models pad by 0, 2 or 6 pixels and
+# resize to 16 at most; these bounds are loose on purpose (a model's exact input size is checked
+# against the model itself when weights are loaded, see lenet.weights) and only keep a forged
+# file from making every digit a 3000x3000 float plane (36 MB each, 18 GB for a batch of 512).
+MAX_PAD = 16
+MAX_RESIZE = 112  # four times MNIST's 28 px
+STD_RANGE = (1e-6, 1e6)  # beyond these, pixels become ~1e8 or ~1e-4: no model trains there
+MAX_MEAN = 1e6
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -50,17 +59,52 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "weights metadata") -> Preprocessing:
+        """The preprocessing stored in a file, checked for sanity (its checksum only proves it
+        is the one written, not that it is usable): a :class:`WeightsError` naming `source`."""
+        if not isinstance(d, dict):
+            raise WeightsError(f"{source}: invalid preprocessing {d!r:.80} (expected an object "
+                               "with keys mean, std, pad, resize)")
         try:
-            return cls(
-                mean=float(d["mean"]),
-                std=float(d["std"]),
-                pad=int(d.get("pad", 0)),
-                resize=None if d.get("resize") is None else int(d["resize"]),
-            )
-        except (KeyError, TypeError, ValueError) as e:
+            prep = cls(mean=_number(d["mean"]), std=_number(d["std"]),
+                       pad=_whole(d.get("pad", 0)),
+                       resize=None if d.get("resize") is None else _whole(d["resize"]))
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise WeightsError(
-                f"{source}: invalid preprocessing {d!r} ({e}); expected keys mean, std, pad, resize"
-            ) from None
+                f"{source}: invalid preprocessing {d!r:.120} ({e}); expected keys mean, std, "
+                "pad, resize") from None
+        prep.check(source)
+        return prep
+
+    def check(self, source: str) -> None:
+        """Raise :class:`WeightsError` unless every field is in its sane range (see MAX_PAD)."""
+        problem = None
+        low, high = STD_RANGE
+        if not low <= self.std <= high:  # NaN fails too
+            problem = f"std {self.std!r} (expected a finite number in {low:g}..{high:g})"
+        elif not abs(self.mean) <= MAX_MEAN:
+            problem = f"mean {self.mean!r} (expected a finite number, at most {MAX_MEAN:g} in size)"
+        elif not 0 <= self.pad <= MAX_PAD:
+            problem = f"pad {self.pad} (expected 0..{MAX_PAD} pixels)"
+        elif self.resize is not None and not 1 <= self.resize <= MAX_RESIZE:
+            problem = f"resize {self.resize} (expected 1..{MAX_RESIZE} pixels, or null)"
+        if problem is not None:
+            raise WeightsError(f"{source}: invalid preprocessing: {problem}; the file was "
+                               "edited or forged (retrain with `lenet train`)")
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{v!r:.40} is not a number")
+    return float(v)
+
+
+def _whole(v: Any) -> int:
+    """An int, or a float with no fractional part (JSON writers may give 2.0); never a string."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{v!r:.40} is not a whole number")
+    return v
 
 
 def scaled(background: float, foreground: float, pad: int = 0) -> Preprocessing:

@@ -16,7 +16,7 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     from lenet.models import count_parameters, create
 
     run = rundir.require(run_dir)
-    rows = rundir.read_metrics(run)
+    rows = rundir.read_metrics(run, required=("epoch", "test_accuracy"))
     config = rundir.read_config(run)
     has_weights = (run / rundir.WEIGHTS).is_file()
     if not rows and not has_weights:

@@ -13,14 +13,15 @@ from lenet.viz import metrics as M
 def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
                     device: str = "cpu", data_dir: str | None = None,
                     test_subset: int | None = 0, plot_dir: str | os.PathLike[str] | None = None,
-                    plots: bool = True) -> dict[str, Any]:
+                    plots: bool = True, reject: float | None = None) -> dict[str, Any]:
     """Everything `lenet evaluate` reports, as one JSON-ready dict.
 
     `test_subset`: 0 for the whole test set, N for the first N digits, None for the subset the
     run was trained with (which reproduces the training-time accuracy exactly). The PNGs go to
     `plot_dir`, by default the run directory (or the current one for a weights file).
+    `reject`: also the percentage of digits to reject, least confident first, for that error %.
     """
-    from lenet.evaluate import evaluate_detailed, load
+    from lenet.evaluate import evaluate_detailed, load, rejection_at
 
     ev = evaluate_detailed(load(path, device), dataset=dataset, data_dir=data_dir,
                            test_subset=test_subset)
@@ -31,6 +32,10 @@ def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
               "misclassified": M.misclassified(ev.labels, ev.predictions, ev.confidence,
                                                classes),
               "plots": {}}
+    if reject is not None:
+        assert ev.scores is not None
+        result["rejection"] = {"target_error": reject,
+                               "rejected_percent": rejection_at(ev.scores, ev.labels, reject)}
     if plots:
         from lenet.viz import plots as P
 

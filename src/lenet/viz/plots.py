@@ -319,3 +319,48 @@ def accuracy_curves(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]]
         ax.legend(fontsize=8)
     ax.set_title("accuracy per epoch")
     return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- rejection
+def _new_figure(width: float, height: float):  # -> matplotlib.figure.Figure
+    """A Figure of its own (no pyplot, no global backend): Figure.savefig renders with Agg."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingMatplotlib("plots need matplotlib: pip install 'lenet[viz]'") from None
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def error_vs_rejection(curves: Sequence[tuple[str, Any, Any]], target: float | None = 0.5,
+                       path: str | os.PathLike[str] | None = None, title: str | None = None):
+    """Error on the digits kept against the percentage rejected (the 1998 paper's Fig. 10),
+    one line per (label, rejected %, error %); a dashed line at the `target` error.
+
+    Returns the Figure; saves it as a PNG only when `path` is given.
+    """
+    fig = _new_figure(8, 4.5)
+    ax = fig.subplots()
+    right = 1.0
+    for label, rejected, error in curves:
+        x, y = _np(torch.as_tensor(rejected)), _np(torch.as_tensor(error))
+        ax.step(x, y, where="post", label=label)
+        zero = np.nonzero(y <= 0)[0]
+        # Show the curve until it reaches no error, not the long flat tail after it.
+        right = max(right, float(x[zero[0]]) * 1.25 if len(zero) else float(x[-1]))
+        if target is not None:
+            hit = np.nonzero(y <= target * (1 + 1e-12))[0]
+            if len(hit):
+                ax.plot([x[hit[0]]], [y[hit[0]]], "o", color=ax.lines[-1].get_color())
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1,
+                   label=f"{target:g} % error")
+    ax.set_xlim(0, min(100.0, right))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("test digits rejected (%), least confident first")
+    ax.set_ylabel("error on the digits kept (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "error against rejection (margin between the two best scores)")
+    if path is not None:
+        _save(fig, path)
+    return fig

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from lenet import rundir
+from lenet import atomic, rundir
 from lenet.errors import LenetError
 from lenet.viz import metrics as M
 from lenet.viz import plots
@@ -60,13 +60,14 @@ def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int 
     t0 = time.perf_counter()
     run = rundir.require(run_dir)
     config = rundir.read_config(run)
-    rows = rundir.read_metrics(run)
+    rows = rundir.read_metrics(run, required=("epoch", "test_accuracy"))
     loaded = load(run, device)
     ev = evaluate_detailed(loaded, data_dir=data_dir)
     model, meta = loaded.model.cpu(), loaded.meta
     rep = Report(run, run / HTML)
     title = f"{meta.model} on {meta.dataset}"
     _evaluation(rep, ev, title)
+    _rejection(rep, ev, title)
     if rows:
         rep.images["curves"] = plots.training_curves(rows, run / "curves.png", title)
     else:
@@ -78,7 +79,7 @@ def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int 
     if bitmaps is not None:
         rep.images["rbf"] = plots.rbf_bitmaps(bitmaps, ev.classes, run / "rbf_bitmaps.png")
     page = _html(rep, title, config, rows, summary_dict(meta.model), map_index, image_index)
-    rep.html.write_text(page, encoding="utf-8")
+    atomic.write_text(rep.html, page)
     rep.seconds = time.perf_counter() - t0
     return rep
 
@@ -98,6 +99,19 @@ def _evaluation(rep: Report, ev: DetailedEval, title: str) -> None:
         ev.images[shown], ev.labels[shown], ev.predictions[shown], ev.confidence[shown],
         classes, rep.run_dir / "misclassified.png",
         title=f"{first}{len(wrong)} misclassified test digits: true→predicted (confidence)")
+
+
+def _rejection(rep: Report, ev: DetailedEval, title: str) -> None:
+    """Error on the digits kept against the digits rejected (the 1998 paper's Fig. 10)."""
+    from lenet.evaluate import REJECT_TARGET, rejection_at, rejection_curve
+
+    assert ev.scores is not None  # evaluate_detailed keeps them
+    curve = rejection_curve(ev.scores, ev.labels)
+    path = rep.run_dir / "rejection.png"
+    plots.error_vs_rejection([(title, curve.rejected, curve.error)], REJECT_TARGET, path)
+    rep.images["rejection"] = path
+    rep.evaluation["rejection"] = {"target_error": REJECT_TARGET,
+                                   "rejected_percent": rejection_at(ev.scores, ev.labels)}
 
 
 def _kernels(rep: Report, model: nn.Module, model_name: str, map_index: int) -> None:
@@ -203,7 +217,8 @@ nav a{margin-right:.8em}
 
 _SECTIONS = [("summary", "Summary"), ("curves", "Training curves"),
              ("metrics", "Metrics per epoch"), ("per-class", "Per-class results"),
-             ("confusion", "Confusion matrix"), ("kernels", "First convolution's kernels"),
+             ("confusion", "Confusion matrix"), ("rejection", "Rejection"),
+             ("kernels", "First convolution's kernels"),
              ("kernels2", "Second convolution's kernels"), ("feature-maps", "Feature maps"),
              ("predictions", "Test predictions"), ("samples", "Training samples"),
              ("misclassified", "Misclassified digits"), ("rbf", "RBF output bitmaps"),
@@ -231,6 +246,7 @@ def _sections(rep: Report, config: dict[str, Any], rows: list[dict[str, str]],
         "metrics": _metrics(rows),
         "per-class": _per_class(rep.evaluation),
         "confusion": _confusion(rep),
+        "rejection": _rejection_section(rep),
         "kernels": _note(rep, "kernels") + _image(rep, "kernels1", "first convolution kernels"),
         "kernels2": _kernels2(rep, map_index),
         "feature-maps": _feature_maps_section(rep, image_index),
@@ -316,6 +332,23 @@ def _confusion(rep: Report) -> str:
             ["true", "predicted", "count"], [[t["true"], t["predicted"], t["count"]]
                                              for t in top])
     return _image(rep, "confusion", "confusion matrix") + listed
+
+
+def _rejection_section(rep: Report) -> str:
+    r = rep.evaluation["rejection"]
+    target, pct = r["target_error"], r["rejected_percent"]
+    if pct is None:
+        said = (f"No rejection brings the error under {target:g} %: "
+                "only rejecting every digit would.")
+    elif pct == 0:
+        said = f"The error is already at most {target:g} % without rejecting any digit."
+    else:
+        said = (f"Rejecting the {pct:.2f} % least confident test digits brings the error on "
+                f"the rest to {target:g} % or less.")
+    how = ("A digit is rejected when the margin between its two highest scores is small "
+           "(the 1998 paper's Fig. 10); digits with equal margins are rejected together.")
+    return f"<p>{html.escape(said)} {html.escape(how)}</p>" + _image(rep, "rejection",
+                                                                    "error against rejection")
 
 
 def _kernels2(rep: Report, map_index: int) -> str:
