@@ -59,6 +59,20 @@ def test_same_seed_gives_bit_identical_weights_on_cpu(tmp_path, mnist_ready) -> 
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
+def test_deslant_trains_on_deslanted_digits_and_saves_it_in_the_weights(tmp_path,
+                                                                       mnist_ready) -> None:
+    r = _quick(tmp_path, "d", deslant=True, seed=3)
+    _, meta = weights.read(r.run_dir)
+    assert meta.preprocessing.deslant is True
+    assert r.test.accuracy > 0.5  # one pass on 1,000 deslanted digits still learns
+    # evaluate, predict and serve read the preprocessing from the weights: same digits, same score
+    again = evaluate_weights(r.run_dir, test_subset=500)
+    assert again["accuracy"] == r.test.accuracy
+    plain = _quick(tmp_path, "p", seed=3)
+    assert plain.test.accuracy != r.test.accuracy or plain.history[0].train_loss != \
+        r.history[0].train_loss
+
+
 def test_validation_split_is_held_out(tmp_path, mnist_ready) -> None:
     r = _quick(tmp_path, "v", val_size=500, train_subset=0, epochs=1, batch_size=512)
     assert r.history[0].val_accuracy is not None

@@ -55,6 +55,9 @@ class TrainConfig:
                      choices=("auto", "cross-entropy", "rbf-map", "rbf-mle"))
     rbf_j: float = _key(1.0, "the constant j of the paper's Eq. 9 loss", flag=False)
     distort: bool = _key(False, "random affine distortions per sample")
+    deslant: bool = _key(False, "deslant every digit (shear it upright from its second moments, "
+                                "the 1998 paper's preprocessing); saved in the weights, so "
+                                "evaluate, predict and serve deslant too")
     val_size: int = _key(0, "hold out N training digits (seeded) for validation")
     train_subset: int = _key(0, "train on the first N digits only (0: all)")
     test_subset: int = _key(0, "test on the first N digits only (0: all)")

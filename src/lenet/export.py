@@ -5,9 +5,9 @@ returns the model's raw scores (N, classes); argmax predicts, softmax gives prob
 the input must be is stored in the model's ``metadata_props``, so a consumer never has to guess:
 
 - ``lenet.model``: registry name; ``lenet.dataset``; ``lenet.classes``: JSON list;
-- ``lenet.preprocessing``: JSON ``{"mean", "std", "pad", "resize"}``, i.e.
-  ``x = (pad(resize(uint8_digit)) / 255 - mean) / std`` on white-ink-on-black 28x28 digits made
-  as MNIST was (see :mod:`lenet.predict`);
+- ``lenet.preprocessing``: JSON ``{"mean", "std", "pad", "resize", "deslant"}``, i.e.
+  ``x = (pad(resize(deslant?(uint8_digit))) / 255 - mean) / std`` on white-ink-on-black 28x28
+  digits made as MNIST was (see :mod:`lenet.predict`; deslant: :mod:`lenet.data.deslant`);
 - ``lenet.test_accuracy``, ``lenet.version``, ``lenet.torch_version``.
 """
 

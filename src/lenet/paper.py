@@ -298,6 +298,7 @@ def _classical_seed(plan: _Plan, row: Row, seed: int, folder: Path) -> _Seed:
     ctx = classic.Context(out=folder, seed=seed, train_subset=plan.train_subset,
                           test_subset=plan.test_subset, epochs=plan.epochs,
                           device=pick(plan.device or "cpu").type,
+                          shared=plan.out / "classic" / "shared",
                           log=_row_log(plan, f"{row.name} seed {seed}", log_path))
     try:
         o = classic.run(row.name, ctx)

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -474,7 +474,8 @@ def _setup(cfg: TrainConfig, log: Log, progress: bool, device: torch.device,
     loss_name = spec.loss if cfg.loss == "auto" else cfg.loss
     loss_fn = make_loss(loss_name, label_smoothing=cfg.label_smoothing, rbf_j=cfg.rbf_j)
     eval_loss_fn = make_loss(loss_name, rbf_j=cfg.rbf_j)
-    data = _load_data(cfg, spec.preprocessing, device)
+    prep = replace(spec.preprocessing, deslant=True) if cfg.deslant else spec.preprocessing
+    data = _load_data(cfg, prep, device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = spec.build().to(device, memory_format=memory_format)
     # A resumed run keeps its id; a run dir from an older lenet has none, and gets one (its

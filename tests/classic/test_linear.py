@@ -31,8 +31,19 @@ def test_pairwise_row_scores_and_costs(mnist_ready: None, tmp_path: Path) -> Non
     assert a.scores.shape == (500, 10)
     assert a.error < 15.0  # observed 10.2 %
     assert a.macs == 45 * 784 and a.memory == 45 * 785
-    votes = a.scores.round()  # the tie-break is within (-1/2, 1/2) of the votes
-    assert torch.equal(votes.sum(1), torch.full((500,), 45.0))  # every unit votes once
+    # Scores are each class's weakest duel: positive only for a class that beats all nine others
+    # (the vote winner), and at most one class can.
+    assert ((a.scores > 0).sum(1) <= 1).all()
+    assert (a.scores.max(1).values > 0).float().mean() > 0.9
+
+
+def test_duel_scores_answer_the_class_that_beats_every_other() -> None:
+    # pairs (0, 1), (0, 2), (1, 2); > 0 favours the pair's first class
+    dec = torch.tensor([[2.0, 1.0, -3.0],  # 0 beats 1 and 2; 2 beats 1
+                        [-1.0, 0.5, 4.0]])  # 1 beats 0 and 2; 0 beats 2
+    s = linear.duel_scores(dec, classes=3)
+    assert torch.equal(s, torch.tensor([[1.0, -3.0, -1.0], [-1.0, 1.0, -4.0]]))
+    assert s.argmax(1).tolist() == [0, 1]
 
 
 def test_pairwise_voting_on_a_three_class_toy() -> None:

@@ -65,3 +65,21 @@ def test_preprocessing_that_is_not_an_object_is_refused() -> None:
     for bad in ([0.5, 0.5], "std=0.5", None):
         with pytest.raises(WeightsError, match="expected an object with keys mean, std"):
             Preprocessing.from_dict(bad, source="w")  # type: ignore[arg-type]
+
+
+def test_deslant_preprocessing_shears_upright_and_round_trips_through_metadata() -> None:
+    from lenet.data.deslant import moments
+    from lenet.data.transforms import Preprocessing
+    from lenet.errors import WeightsError
+
+    img = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    for row in range(6, 22):  # a bar leaning right by 0.5 px per row
+        col = 14 + (14 - row) // 2
+        img[0, row, col - 1:col + 2] = 255
+    plain, upright = Preprocessing(), Preprocessing(deslant=True)
+    mu11 = lambda x: moments(x[:, 0])[3].abs().item()  # noqa: E731
+    assert mu11(upright(img)) < 0.05 * mu11(plain(img))
+    assert Preprocessing.from_dict(upright.to_dict()) == upright
+    assert Preprocessing.from_dict({"mean": 0, "std": 1, "pad": 0, "resize": None}) == plain
+    with pytest.raises(WeightsError, match="deslant"):
+        Preprocessing.from_dict({**upright.to_dict(), "deslant": "yes"})

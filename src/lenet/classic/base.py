@@ -29,6 +29,8 @@ class Context:
     device: str = "cpu"
     data_dir: str | None = None
     log: console.Log = console.log
+    # A folder the rows of one table share (the LeNet-4 that two hybrid rows read); None: `out`.
+    shared: Path | None = None
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """LeNet-4 hybrids (Fig. 9): with k-NN or local learning instead of its last layer, and boosted.
 
 The nets are LeNet-4 trained with its recipe (``configs/lenet4.yaml``) by :func:`lenet.train.train`
-into ``ctx.out/lenet4-seed<S>`` (``lenet4-distort-seed<S>`` with distortions); a finished run
-with the same config found there is reused, an unfinished one resumed. ``ctx.epochs``,
+into ``lenet4-seed<S>`` (``lenet4-distort-seed<S>`` with distortions) under ``ctx.shared``
+(``lenet paper``'s ``classic/shared/``, so the k-NN and local-learning rows read one net) or
+``ctx.out``; a finished run with the same config found there is reused, an unfinished one
+resumed. ``ctx.epochs``,
 ``ctx.train_subset`` and ``ctx.device`` apply to every net trained here.
 
 Choices the paper leaves open (ours):
@@ -27,6 +29,7 @@ Choices the paper leaves open (ours):
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -51,23 +54,33 @@ FEATURES = 120
 
 # --------------------------------------------------------------------------- the nets
 def lenet4_config(ctx: Context, distort: bool = False) -> TrainConfig:
-    """LeNet-4's recipe with this context's overrides, into ``ctx.out/lenet4[-distort]-seed<S>``."""
+    """LeNet-4's recipe with this context's overrides, into ``lenet4[-distort]-seed<S>`` under
+    ``ctx.shared`` (or ``ctx.out``)."""
     from lenet.config import resolve
 
     name = f"lenet4{'-distort' * distort}-seed{ctx.seed}"
+    folder = ctx.shared or ctx.out
     overrides = {"seed": ctx.seed, "epochs": ctx.epochs, "train_subset": ctx.train_subset or 0,
                  "test_subset": ctx.test_subset or 0, "device": ctx.device,
                  "data_dir": ctx.data_dir, "distort": distort or None,
-                 "run_dir": str(ctx.out / name), "tensorboard": False}
+                 "run_dir": str(folder / name), "tensorboard": False}
     return resolve("lenet4", overrides)
 
 
 def trained_lenet4(ctx: Context, distort: bool = False) -> tuple[nn.Module, float]:
     """The trained net and its training seconds: reused if its run finished with this config."""
+    cfg = lenet4_config(ctx, distort)
+    with _TRAINING:  # two rows on worker threads (paper -j) share one net: train it once
+        return _trained(ctx, cfg, distort)
+
+
+_TRAINING = threading.Lock()
+
+
+def _trained(ctx: Context, cfg: TrainConfig, distort: bool) -> tuple[nn.Module, float]:
     from lenet import rundir, weights
     from lenet.train import train
 
-    cfg = lenet4_config(ctx, distort)
     run_dir, wanted = Path(cfg.run_dir), cfg.to_dict()
     saved = rundir.read_config(run_dir) if (run_dir / rundir.CONFIG).is_file() else {}
     same = {k: saved.get(k) for k in wanted} == wanted  # the trainer adds keys (run_id)

@@ -13,12 +13,14 @@ Choices the paper leaves open (ours):
   normalisation, with the data's own scale); for higher d, gamma shrinks as 1/d because
   ``(1 + gamma x.y)^d`` tends to ``exp(d gamma x.y)``, so the kernel's effective width stays that
   of the degree-4 one. Chosen on a validation split of the training digits, never the test
-  set (`benchmarks/svm_kernel_choice.py`: 3,000 digits fitted, training digits 50,000-52,999
+  set (`benchmarks/classic_choices.py`: 3,000 digits fitted, training digits 50,000-52,999
   scored): 4.8 / 5.0 / 4.9 % validation error for d = 4 / 5 / 9, against 6.5-29 % for the
   homogeneous kernel ``(gamma x.y)^d`` or scikit-learn's ``gamma="scale"`` without the 1.
 - C = 10 (on that split C = 1, 10 and 100 moved the error by 0.1 point at most).
-- Scores: scikit-learn's one-vs-rest shape of the 45 decisions (votes plus a confidence in
-  (-1/3, 1/3) from the summed decision values), so the top-two margin orders the rejections.
+- Scores: each class's weakest duel (:func:`lenet.classic.linear.duel_scores`): the answer is
+  the class that beats every other, and the top-two margin orders the rejections (scikit-learn's
+  one-vs-rest shape, votes plus a squashed confidence, answers the same but its margin is a vote
+  count: see there).
 - Default subset: the first 10,000 training digits (libsvm on 60,000 takes hours on two
   cores); ``lenet paper --only svm-poly4 --train-subset 60000`` runs the full size.
 """
@@ -34,6 +36,7 @@ import torch
 
 from lenet.classic.base import Context, Method, Outcome, register
 from lenet.classic.data import digits
+from lenet.classic.linear import duel_scores
 
 DEFAULT_SUBSET = 10_000
 C = 10.0
@@ -91,7 +94,7 @@ class Machines:
         return torch.cat([self.kernel(part.double(), v) @ coef + b for part in x.split(chunk)])
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        return ovr_scores(self.decisions(x))
+        return duel_scores(self.decisions(x))
 
     @property
     def macs(self) -> int:

@@ -27,7 +27,8 @@ MAX_MEAN = 1e6
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """x_uint8 -> (resize) -> zero-pad -> (x/255 - mean) / std, as one (N, 1, H, W) float tensor.
+    """x_uint8 -> (deslant) -> (resize) -> zero-pad -> (x/255 - mean) / std, as one (N, 1, H, W)
+    float tensor.
 
     Padding happens on the uint8 image with 0 (the background), so the padded border gets the
     same value as the digit's own background after normalization, as in the 1998 paper.
@@ -37,6 +38,7 @@ class Preprocessing:
     std: float = 1.0
     pad: int = 0  # pixels added on each side after resizing
     resize: int | None = None  # side length to resize the 28x28 digit to first (LeNet-1: 16)
+    deslant: bool = False  # shear each digit upright first (lenet.data.deslant, the paper's)
 
     @property
     def input_size(self) -> int:
@@ -46,6 +48,10 @@ class Preprocessing:
         if images.dim() == 3:
             images = images.unsqueeze(1)
         x = images.float()
+        if self.deslant:
+            from lenet.data.deslant import deslant
+
+            x = deslant(x.squeeze(1)).unsqueeze(1)
         if self.resize is not None and self.resize != x.shape[-1]:
             x = F.interpolate(x, size=(self.resize, self.resize), mode="area")
         if self.pad:
@@ -67,7 +73,8 @@ class Preprocessing:
         try:
             prep = cls(mean=_number(d["mean"]), std=_number(d["std"]),
                        pad=_whole(d.get("pad", 0)),
-                       resize=None if d.get("resize") is None else _whole(d["resize"]))
+                       resize=None if d.get("resize") is None else _whole(d["resize"]),
+                       deslant=_flag(d.get("deslant", False)))
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise WeightsError(
                 f"{source}: invalid preprocessing {d!r:.120} ({e}); expected keys mean, std, "
@@ -96,6 +103,12 @@ def _number(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"{v!r:.40} is not a number")
     return float(v)
+
+
+def _flag(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError(f"deslant {v!r:.40} is not true or false")
+    return v
 
 
 def _whole(v: Any) -> int:
