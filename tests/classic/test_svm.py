@@ -105,8 +105,8 @@ def test_virtual_row_trains_on_five_copies(small: dict) -> None:
     assert got["out"].extra["virtual_digits"] == 5 * got["out"].extra["first_vectors"]
 
 
-def test_rows_are_registered_with_their_subset() -> None:
+def test_rows_are_registered_to_train_on_every_digit() -> None:
     from lenet.classic.base import get
 
-    assert get("svm-poly4").default_train_subset == svm.DEFAULT_SUBSET
+    assert get("svm-poly4").default_train_subset is None
     assert get("vsvm-poly9").needs_sklearn
