@@ -52,6 +52,13 @@ def test_every_shipped_recipe_resolves() -> None:
         ({"seed": 1e23}, "seed must be an integer from 0 to 9223372036854775806, got 1e"),
         ({"seed": -1}, "seed must be an integer from 0"),
         ({"seed": "1e23"}, "invalid value '1e23' for 'seed'"),
+        ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\), got 1.0"),
+        ({"val_fraction": -0.1}, r"val_fraction must be in \[0, 1\)"),
+        ({"val_size": 500, "val_fraction": 0.2},
+         r"val_size \(500\) and val_fraction \(0.2\) both set the validation split"),
+        ({"early_stop": 3}, "early_stop 3 watches the validation loss, and there is no "
+                            "validation split: add --val-size N or --val-fraction F"),
+        ({"early_stop": -1, "val_size": 10}, "early_stop must be 0 or more"),
     ],
 )
 def test_bad_values_name_the_field(overrides: dict, message: str) -> None:
@@ -142,3 +149,44 @@ def test_resume_config_changes_only_where_and_how_long(tmp_path) -> None:
     # The run id that train stamps into config.json is the run's identity, not a config key.
     rundir.write_config(tmp_path, {**resolve("lenet5-fast").to_dict(), rundir.RUN_ID: "ab12"})
     assert resume_config(str(tmp_path), None, {}).epochs == resolve("lenet5-fast").epochs
+
+
+def test_validation_split_by_size_or_fraction() -> None:
+    from lenet.config import val_count
+
+    assert val_count(resolve(None, {"val_size": 500}), 60000) == 500
+    assert val_count(resolve(None, {"val_fraction": 0.2}), 60000) == 12000
+    assert val_count(resolve(), 60000) == 0
+    assert resolve(None, {"val_fraction": 0.1, "early_stop": 2}).early_stop == 2
+
+
+def test_seed_002_recipe_holds_out_a_fifth_and_keeps_the_paper_study_training() -> None:
+    cfg, base = resolve("lenet5-val"), resolve("lenet5")
+    assert (cfg.val_fraction, cfg.val_size, cfg.early_stop) == (0.2, 0, 0)
+    assert base.val_fraction == 0 and base.val_size == 0  # shipped: all 60,000 train
+    assert {**cfg.to_dict(), "val_fraction": 0.0} == base.to_dict()
+
+
+def test_train_help_states_each_config_default_while_flags_stay_unset() -> None:
+    import argparse
+    import dataclasses
+    import re
+
+    from lenet.config import TrainConfig, add_train_arguments
+
+    p = argparse.ArgumentParser(prog="lenet train")
+    add_train_arguments(p)
+    text = " ".join(p.format_help().split())  # argparse wraps lines
+    for f in dataclasses.fields(TrainConfig):
+        if f.metadata["flag"]:
+            helps = " ".join(f.metadata["help"].split())
+            assert f"{helps} (default: {f.metadata['shown']})" in text, f.name
+    for name, shown in [("lr", "0.01"), ("optimizer", "adam"), ("nesterov", "False"),
+                        ("epochs", "10"), ("run_dir", "runs/<time>-<model>")]:
+        assert re.search(rf"--{name.replace('_', '-')}\b.*?\(default: {re.escape(shown)}\)",
+                         text), name
+    assert "the recipe in use (--config, or the default one) may set its own" in text
+    # The flags themselves default to None: only the flags given override the recipe.
+    args = p.parse_args([])
+    assert all(getattr(args, f.name) is None for f in dataclasses.fields(TrainConfig)
+               if f.metadata["flag"])

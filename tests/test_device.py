@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from lenet.device import available_cores, pick, threads_per_job
+from lenet.device import available, available_cores, is_device_form, pick, threads_per_job
 from lenet.errors import ConfigError
 
 
@@ -36,5 +36,81 @@ def test_pick_cuda_without_a_gpu_says_so() -> None:
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
+        pick("cuda")
+
+
+def test_torch_device_strings_are_accepted_as_written() -> None:
+    assert pick("cpu:0").type == "cpu"
+    assert available()[0] == "cpu"
+    for good in ("auto", "cpu", "cuda", "cuda:1", "mps", "xpu", "xpu:2", "privateuseone"):
+        assert is_device_form(good), good
+    for bad in ("", "CUDA", "cuda:", "cuda:x", "cuda 1", ":0", "cuda:0:1", "tpu", "auto:0"):
+        assert not is_device_form(bad), bad
+
+
+def test_auto_is_the_accelerator_torch_reports() -> None:
+    import torch
+
+    device = pick("auto")
+    if hasattr(torch, "accelerator"):
+        current = torch.accelerator.current_accelerator()
+        expected = current.type if current is not None and torch.accelerator.is_available() \
+            else "cpu"
+        assert device.type == expected
+    else:
+        assert device.type in ("cpu", "cuda", "mps")
+
+
+def test_auto_without_torch_accelerator_asks_cuda_then_mps(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.delattr(torch, "accelerator", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick("auto").type == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick("auto").type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick("auto").type == "cuda"
+
+
+@pytest.mark.parametrize("name", ["cuda:1", "xpu", "xpu:0", "mps", "meta"])
+def test_a_device_this_machine_lacks_is_one_line_naming_what_it_has(name: str) -> None:
+    kind = name.partition(":")[0]
+    here = available()
+    if any(d == name or d.startswith(f"{name}:") for d in here):
+        pytest.skip(f"this machine has {name}")
+    if name == "cuda:1" and "cuda:0" in here:
+        pytest.skip("this machine has one CUDA GPU (tested below with a fake count)")
+    with pytest.raises(ConfigError) as e:
+        pick(name)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"--device {name}: ")
+    assert f"available here: {', '.join(here)}" in message
+    assert kind in message
+
+
+def test_a_device_index_past_the_count_names_the_indices(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick("cuda:1") == torch.device("cuda", 1)
+    assert available()[:3] == ["cpu", "cuda:0", "cuda:1"]
+    with pytest.raises(ConfigError, match=r"--device cuda:2: only 2 cuda devices visible "
+                                          r"\(index 0 to 1\); available here: cpu, cuda:0, cuda:1"):
+        pick("cuda:2")
+
+
+def test_a_backend_whose_probe_fails_counts_as_absent(monkeypatch) -> None:
+    import torch
+
+    def broken() -> bool:
+        raise RuntimeError("driver trouble")
+
+    monkeypatch.setattr(torch.cuda, "is_available", broken)
+    assert "cuda:0" not in available()
     with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
         pick("cuda")

@@ -98,3 +98,15 @@ def test_malformed_metrics_name_the_file_and_line(tmp_path, text, line) -> None:
     (tmp_path / rundir.METRICS).write_text(text)
     with pytest.raises(rundir.RunDirError, match=rf"metrics\.csv, line {line}: "):
         rundir.read_metrics(tmp_path)
+
+
+def test_overwrite_clears_model_best_as_a_file_of_the_run(tmp_path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in (rundir.CONFIG, rundir.WEIGHTS, rundir.BEST):
+        (run / name).write_text("x")
+    with rundir.claim(run, overwrite=True):
+        assert sorted(p.name for p in run.iterdir()) == [rundir.LOCK]
+    (run / "model_best.safetensors.bak").write_text("someone else's")  # not lenet's: kept away
+    with pytest.raises(rundir.RunDirError), rundir.claim(run, overwrite=True):
+        pass

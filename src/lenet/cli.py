@@ -7,27 +7,13 @@ exit with status 2; they never print a traceback.
 
 from __future__ import annotations
 
-import argparse
 import errno
-import importlib
 import os
 import sys
 from collections.abc import Sequence
 
-from lenet import __version__
-from lenet.commands import NAMES
+from lenet.commands import build_parser
 from lenet.errors import LenetError
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lenet", description="LeNet-5, faithful and fast: train, evaluate, inspect.")
-    parser.add_argument("--version", action="version", version=f"lenet {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in NAMES:
-        importlib.import_module(f"lenet.commands.{name}").add_parser(sub)
-    return parser
-
 
 # Errors that can only come from writing; others (EACCES, EISDIR, ...) can come from either.
 _WRITE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})

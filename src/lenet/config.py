@@ -20,12 +20,15 @@ from lenet import rundir
 from lenet.errors import ConfigError
 
 
-def _key(default: Any, help: str = "", *, choices: tuple[str, ...] = (), flag: bool = True
-         ) -> Any:
+def _key(default: Any, help: str = "", *, choices: tuple[str, ...] = (), flag: bool = True,
+         shown: str | None = None) -> Any:
     """A config key: its default, and for `lenet train` its flag's help and allowed values.
 
-    ``flag=False`` keys are set with ``--set KEY=VALUE`` only. Lists get a fresh default each."""
-    meta = {"help": help, "choices": choices, "flag": flag}
+    ``flag=False`` keys are set with ``--set KEY=VALUE`` only. Lists get a fresh default each.
+    `shown` is how ``--help`` states the default when the value itself would not say it (None
+    standing for "chosen at run time")."""
+    meta = {"help": help, "choices": choices, "flag": flag,
+            "shown": str(default) if shown is None else shown}
     if isinstance(default, list):
         assert not default, "list keys start empty"
         return dataclasses.field(default_factory=list, metadata=meta)
@@ -51,24 +54,30 @@ class TrainConfig:
     lr_values: list[float] = _key([], "milestones: lr per phase", flag=False)
     warmup_fraction: float = _key(0.25, "onecycle: fraction of steps warming up", flag=False)
     label_smoothing: float = _key(0.0, "cross-entropy label smoothing")
-    loss: str = _key("auto", "training criterion (auto: the model's own)",
+    loss: str = _key("auto", "training criterion", shown="auto, the model's own",
                      choices=("auto", "cross-entropy", "rbf-map", "rbf-mle"))
     rbf_j: float = _key(1.0, "the constant j of the paper's Eq. 9 loss", flag=False)
     distort: bool = _key(False, "random affine distortions per sample")
     deslant: bool = _key(False, "deslant every digit (shear it upright from its second moments, "
                                 "the 1998 paper's preprocessing); saved in the weights, so "
                                 "evaluate, predict and serve deslant too")
-    val_size: int = _key(0, "hold out N training digits (seeded) for validation")
-    train_subset: int = _key(0, "train on the first N digits only (0: all)")
-    test_subset: int = _key(0, "test on the first N digits only (0: all)")
+    val_size: int = _key(0, "hold out N training digits (seeded) for validation, which picks "
+                            "model_best.safetensors", shown="0, none")
+    val_fraction: float = _key(0.0, "hold out this fraction (0 to 1) of the training digits "
+                                    "instead of --val-size", shown="0, none")
+    early_stop: int = _key(0, "stop after N epochs without a lower validation loss (needs "
+                              "--val-size or --val-fraction)", shown="0, off")
+    train_subset: int = _key(0, "train on the first N digits only", shown="0, all")
+    test_subset: int = _key(0, "test on the first N digits only", shown="0, all")
     seed: int = _key(0, "the same seed gives bit-identical weights on CPU")
-    device: str = _key("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
+    device: str = _key("auto", "where to train: auto or a torch device (cpu, cuda:1, mps, xpu)")
     bf16: bool = _key(False, "bf16 autocast for the forward pass")
     channels_last: bool = _key(False, "channels-last memory format")
     compile: bool = _key(False, "torch.compile the training step")
     eval_batch_size: int = _key(2000, "digits per evaluation batch", flag=False)
-    data_dir: str | None = _key(None, "where datasets live (default $LENET_DATA_DIR or cache)")
-    run_dir: str | None = _key(None, "where to save the run (default runs/<time>-<model>)")
+    data_dir: str | None = _key(None, "where datasets live",
+                                shown="$LENET_DATA_DIR, else ~/.cache/lenet")
+    run_dir: str | None = _key(None, "where to save the run", shown="runs/<time>-<model>")
     tensorboard: bool = _key(True, "write TensorBoard event files", flag=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,14 +204,33 @@ def _validate(c: TrainConfig) -> None:
     for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
         if getattr(c, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(c, name)}")
-    for name in ("val_size", "train_subset", "test_subset"):
+    for name in ("val_size", "train_subset", "test_subset", "early_stop"):
         if getattr(c, name) < 0:
             raise ConfigError(f"{name} must be 0 or more, got {getattr(c, name)}")
+    _validate_validation(c)
     if not 0 <= c.seed <= MAX_SEED:
         shown = f"{c.seed:.6g}" if abs(c.seed) > 10**12 else str(c.seed)
         raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, got {shown}")
     _validate_optimizer(c)
     _validate_schedule(c)
+
+
+def _validate_validation(c: TrainConfig) -> None:
+    """The held-out split, and early stopping, which needs one."""
+    if not 0 <= c.val_fraction < 1:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {c.val_fraction}; e.g. 0.2 "
+                          "holds out a fifth of the training digits")
+    if c.val_size and c.val_fraction:
+        raise ConfigError(f"val_size ({c.val_size}) and val_fraction ({c.val_fraction:g}) both "
+                          "set the validation split: give one of them")
+    if c.early_stop and not (c.val_size or c.val_fraction):
+        raise ConfigError(f"early_stop {c.early_stop} watches the validation loss, and there is "
+                          "no validation split: add --val-size N or --val-fraction F")
+
+
+def val_count(c: TrainConfig, train_digits: int) -> int:
+    """How many of `train_digits` training digits `c` holds out for validation (0: none)."""
+    return c.val_size or round(c.val_fraction * train_digits)
 
 
 def _validate_optimizer(c: TrainConfig) -> None:
@@ -235,21 +263,29 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The config flags of `lenet train` on `p`: ``--config``, one flag per :class:`TrainConfig`
     key that has one (the rest through ``--set KEY=VALUE``), and ``--no-tensorboard``. Every
     default is None ("not given"), so that :func:`train_overrides` changes only what was asked."""
-    p.add_argument("--config", help="YAML recipe: a path or a shipped name such as lenet5-fast")
+    p.add_argument("--config", help="YAML recipe: a path or a shipped name such as lenet5-fast; "
+                                     "its values replace the defaults shown below (default: "
+                                     "the --model's own recipe, else lenet5)")
+    keys = p.add_argument_group(
+        "config keys", "Each default shown is TrainConfig's; the recipe in use (--config, or "
+        "the default one) may set its own, and a flag given here wins over both.")
     for f in fields(TrainConfig):
         if not f.metadata["flag"]:
             continue
-        flag, text = "--" + f.name.replace("_", "-"), f.metadata["help"]
+        flag = "--" + f.name.replace("_", "-")
+        # The flags' own defaults stay None ("not given"); the help states TrainConfig's.
+        text = f"{f.metadata['help']} (default: {f.metadata['shown']})".replace("%", "%%")
         if isinstance(f.default, bool):
-            p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
-                           help=text)
+            keys.add_argument(flag, dest=f.name, action="store_const", const=True,
+                              default=None, help=text)
             continue
         choices = f.metadata["choices"]
-        p.add_argument(flag, dest=f.name, type=str if f.default is None else type(f.default),
-                       default=None, help=text,
-                       metavar="{" + ",".join(choices) + "}" if choices else None)
+        keys.add_argument(flag, dest=f.name, type=str if f.default is None else type(f.default),
+                          default=None, help=text,
+                          metavar="{" + ",".join(choices) + "}" if choices else None)
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False,
-                   default=None, help="do not write TensorBoard event files")
+                   default=None,
+                   help="do not write TensorBoard event files (default: they are written)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set warmup_fraction=0.2")
 

@@ -86,7 +86,8 @@ def open_image(source: str | os.PathLike[str] | bytes, name: str | None = None):
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
-        raise LenetError("reading images needs Pillow: pip install 'lenet[predict]'") from None
+        raise LenetError("reading images needs Pillow, a dependency of lenet missing here: "
+                         "pip install 'pillow>=10'") from None
 
     label = name or (str(source) if not isinstance(source, bytes) else "image")
     fp = io.BytesIO(source) if isinstance(source, bytes) else _open_regular(source, label)

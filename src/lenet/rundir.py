@@ -6,6 +6,8 @@
 - ``metrics.csv`` (:data:`METRICS`): one row per epoch;
 - ``initial.safetensors`` / ``model.safetensors`` (:data:`INITIAL`, :data:`WEIGHTS`): the
   weights before and after training (read them with :mod:`lenet.weights`);
+- ``model_best.safetensors`` (:data:`BEST`): with a validation split only, the weights of the
+  epoch with the best validation accuracy (chosen on validation, never on test);
 - ``checkpoints/`` (:data:`CHECKPOINTS`): what ``lenet train --resume`` continues from;
 - ``train.log`` (:data:`LOG`): the run's stderr, when a sweep started it;
 - ``.lock`` (:data:`LOCK`): held (``flock``) by the one process training into the folder.
@@ -40,6 +42,7 @@ CONFIG = "config.json"
 METRICS = "metrics.csv"
 INITIAL = "initial.safetensors"
 WEIGHTS = "model.safetensors"
+BEST = "model_best.safetensors"
 CHECKPOINTS = "checkpoints"
 LOG = "train.log"
 LOCK = ".lock"
@@ -51,7 +54,7 @@ PathLike = str | os.PathLike[str]
 _TMP = re.compile(r"^\..+\.tmp$")
 # What a run writes into its folder: `--overwrite` clears a folder only when it holds nothing
 # else. `lenet report` adds report.html and its figures (lenet.viz.report).
-_OWN = re.compile(r"^(config\.json|metrics\.csv|initial\.safetensors|model\.safetensors"
+_OWN = re.compile(r"^(config\.json|metrics\.csv|initial\.safetensors|model(_best)?\.safetensors"
                   r"|train\.log|\.lock|events\.out\.tfevents\..*|report\.html"
                   r"|(curves|rbf_bitmaps|confusion|misclassified|rejection|kernels_first_conv"
                   r"|kernels_second_conv_map\d+|feature_maps_\d+|predictions|samples)\.png)$")

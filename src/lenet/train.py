@@ -8,6 +8,13 @@ preprocessing and the final test accuracy in their metadata), the last two check
 which ``lenet train --resume RUN_DIR`` continues bit-identically on CPU) and TensorBoard event
 files (``tensorboard --logdir runs``).
 
+Model selection is honest: the test set is evaluated every epoch (a curve in metrics.csv) but
+never chooses anything. With a validation split (``val_size`` or ``val_fraction``, carved from
+the training digits) ``model_best.safetensors`` holds the epoch with the best validation
+accuracy, ties going to the lower validation loss (:func:`select`), and ``early_stop``
+stops after that many epochs without a new low of the validation loss. Both are recomputed from
+the metrics history, so a resumed run chooses and stops exactly as an uninterrupted one.
+
 One process owns a run directory while it trains (:func:`lenet.rundir.claim`): a new or empty
 folder, or with ``--resume`` its own run, whose id (``run_id`` in config.json) every checkpoint
 carries; ``--resume`` skips a checkpoint of another run, or one that does not fit the model and
@@ -41,7 +48,7 @@ import torch
 from torch import nn
 
 from lenet import checkpoint, console, rundir, weights
-from lenet.config import TrainConfig
+from lenet.config import TrainConfig, val_count
 from lenet.console import Log
 from lenet.errors import ConfigError, LenetError, WeightsError
 from lenet.evaluate import EvalResult, evaluate_tensors
@@ -77,12 +84,53 @@ class EpochMetrics:
     test_accuracy: float
     test_loss: float
     val_accuracy: float | None
+    val_loss: float | None
     lr: float
     seconds: float
     images_per_s: float
 
 
 METRICS_COLUMNS = tuple(f.name for f in fields(EpochMetrics))
+
+
+def _metrics(row: dict[str, Any]) -> EpochMetrics:
+    """A checkpoint's history row (one from before val_loss was recorded has none)."""
+    return EpochMetrics(**{"val_loss": None, **row})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the validation split has chosen after some epochs (all None without one)."""
+
+    best_epoch: int | None  # the epoch whose weights model_best.safetensors holds
+    best_val_accuracy: float | None
+    best_val_loss: float | None
+    stale_epochs: int  # epochs since the validation loss last reached a new low
+
+
+def select(history: list[EpochMetrics]) -> Selection:
+    """The best epoch on validation: the highest validation accuracy, a tie going to the lower
+    validation loss, then to the earlier epoch; and the epochs since the validation loss last
+    fell (what ``early_stop`` counts). The test columns are never read."""
+    best: EpochMetrics | None = None
+    low, stale = math.inf, 0
+    for m in history:
+        if m.val_accuracy is None:
+            continue
+        if best is None or (m.val_accuracy, -_loss(m)) > (best.val_accuracy, -_loss(best)):
+            best = m
+        if _loss(m) < low:
+            low, stale = _loss(m), 0
+        else:
+            stale += 1
+    if best is None:
+        return Selection(None, None, None, 0)
+    return Selection(best.epoch, best.val_accuracy, best.val_loss, stale)
+
+
+def _loss(m: EpochMetrics) -> float:
+    """The validation loss, infinite when unknown (a row from an older lenet)."""
+    return math.inf if m.val_loss is None else m.val_loss
 
 
 @dataclass
@@ -96,6 +144,7 @@ class RunResult:
 
     def summary(self) -> dict[str, Any]:
         epochs = len(self.history)
+        chosen = select(self.history)
         return {
             "model": self.config.model,
             "dataset": self.config.dataset,
@@ -103,8 +152,12 @@ class RunResult:
             "test_accuracy": self.test.accuracy,
             "test_loss": self.test.loss,
             "test_errors": self.test.errors,
+            # The final model's; the best epoch is chosen on validation (select), never on test.
             "val_accuracy": self.history[-1].val_accuracy if self.history else None,
-            "best_test_accuracy": max((m.test_accuracy for m in self.history), default=None),
+            "val_loss": self.history[-1].val_loss if self.history else None,
+            "best_val_accuracy": chosen.best_val_accuracy,
+            "best_epoch": chosen.best_epoch,
+            "early_stopped": epochs < self.config.epochs,
             "train_seconds": self.train_seconds,
             "seconds_per_epoch": self.train_seconds / max(epochs, 1),
             "params": self.params,
@@ -128,12 +181,16 @@ def load_splits(cfg: TrainConfig, device: torch.device) -> tuple[Split, Split | 
     train_x, train_y = data.load(cfg.dataset, "train", data_dir=cfg.data_dir)
     test_x, test_y = data.load(cfg.dataset, "test", data_dir=cfg.data_dir)
     val = None
-    if cfg.val_size:
-        if cfg.val_size >= len(train_y):
-            raise TrainingError(f"val_size {cfg.val_size} leaves no training data "
+    held = val_count(cfg, len(train_y))
+    if cfg.val_fraction and held == 0:
+        raise TrainingError(f"val_fraction {cfg.val_fraction:g} of {len(train_y)} training "
+                            "digits holds out none; use a larger fraction")
+    if held:
+        if held >= len(train_y):
+            raise TrainingError(f"a validation split of {held} leaves no training data "
                                 f"({len(train_y)} training digits)")
         order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(cfg.seed))
-        val_idx, train_idx = order[:cfg.val_size].sort().values, order[cfg.val_size:].sort().values
+        val_idx, train_idx = order[:held].sort().values, order[held:].sort().values
         val = Split(train_x[val_idx].to(device), train_y[val_idx].to(device))
         train_x, train_y = train_x[train_idx], train_y[train_idx]
     if cfg.train_subset:
@@ -375,7 +432,9 @@ class _Run:
     def main(self) -> bool:
         return self.dist.is_main
 
-    def weights_meta(self, accuracy: float | None, epoch: int) -> weights.WeightsMeta:
+    def weights_meta(self, accuracy: float | None, epoch: int,
+                     chosen: dict[str, Any] | None = None) -> weights.WeightsMeta:
+        """`chosen`: for model_best, how validation chose it."""
         from lenet.data import DATASETS
 
         cfg = self.cfg
@@ -383,7 +442,7 @@ class _Run:
             cfg.model, self.data.prep, cfg.dataset, list(DATASETS[cfg.dataset].classes),
             accuracy, {"loss": self.loss_name, "rbf_j": cfg.rbf_j,
                        "eval_batch_size": cfg.eval_batch_size, "config": cfg.to_dict(),
-                       "epoch": epoch})
+                       "epoch": epoch, **(chosen or {})})
 
 
 @dataclass
@@ -450,6 +509,8 @@ def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None
             test: EvalResult | None = None
             with _stop_on_signals() as stop:
                 for epoch in range(run.epoch, cfg.epochs):
+                    if _patience_spent(run):
+                        break
                     test = _run_epoch(run, loop, epoch, stop)
             return _finish(run, loop, test, t_start)
     finally:
@@ -507,7 +568,7 @@ def _check_checkpoint(run: _Run, ckpt: checkpoint.Checkpoint, path: Path, steps:
                            f"{run.run_id})")
     history = ckpt.state["history"]
     try:
-        metrics = [EpochMetrics(**m) for m in history]
+        metrics = [_metrics(m) for m in history]
         ok = all(m.epoch == i + 1 and all(isinstance(v, (int, float)) or v is None
                                           for v in asdict(m).values())
                  for i, m in enumerate(metrics))
@@ -541,10 +602,11 @@ def _resume(run: _Run) -> bool:
     run.optimizer.load_state_dict(ckpt.optimizer)
     _match_state_layout(run.optimizer)
     _restore_rng(run.gens, ckpt.rng)
-    run.history = [EpochMetrics(**m) for m in ckpt.state["history"]]
+    run.history = [_metrics(m) for m in ckpt.state["history"]]
     run.epoch, run.step = ckpt.epoch, ckpt.global_step
     run.train_seconds = float(ckpt.state.get("train_seconds", 0.0))
     run.last_checkpoint = ckpt.path
+    _check_best(run)
     if ckpt.step_in_epoch:
         carried = ckpt.state.get("epoch_progress", {})
         run.resume_at = _Resume(ckpt.step_in_epoch, carried["order_state"],
@@ -590,7 +652,7 @@ def _start(run: _Run, resumed: bool) -> _Loop:
             if not resumed:
                 weights.save(run.run_dir / rundir.INITIAL, run.model,
                              run.weights_meta(None, 0))
-            tb = _tensorboard(run.run_dir) if cfg.tensorboard else None
+            tb = _tensorboard(run.run_dir, run.log) if cfg.tensorboard else None
     train_model: nn.Module = run.model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -711,6 +773,7 @@ def _end_epoch(run: _Run, loop: _Loop, ep: _Epoch, stop: _Stop) -> EvalResult:
     val = _evaluate(run, run.data.val) if run.data.val is not None else None
     m = EpochMetrics(ep.index + 1, train_loss, int(ep.correct) / loop.seen, test.accuracy,
                      test.loss, val.accuracy if val is not None else None,
+                     val.loss if val is not None else None,
                      loop.schedule.lr(ep.index, ep.index * loop.steps),
                      time.perf_counter() - ep.started,
                      (loop.seen - ep.first * cfg.batch_size) / seconds)
@@ -721,11 +784,53 @@ def _end_epoch(run: _Run, loop: _Loop, ep: _Epoch, stop: _Stop) -> EvalResult:
             rundir.write_metrics(run.run_dir, METRICS_COLUMNS, [asdict(h) for h in run.history])
             if loop.tb is not None:
                 loop.tb.log_epoch(run.model, m)
+            # Before the checkpoint: a checkpoint of epoch k implies model_best is of epoch <= k.
+            _save_best(run, m)
         _save(run, ep.index + 1, 0, {})
     run.epoch = ep.index + 1
     if _should_stop(stop, run.dist, run.device) and ep.index + 1 < cfg.epochs:
         _interrupted(run, f"after epoch {ep.index + 1}", None, stop.signum)
     return test
+
+
+def _save_best(run: _Run, m: EpochMetrics) -> None:
+    """Write model_best.safetensors (atomically) when epoch `m` is the best on validation."""
+    chosen = select(run.history)
+    if chosen.best_epoch != m.epoch:
+        return
+    weights.save(run.run_dir / rundir.BEST, run.model, run.weights_meta(
+        m.test_accuracy, m.epoch, {"selected_on": "validation", "val_accuracy": m.val_accuracy,
+                                   "val_loss": m.val_loss}))
+
+
+def _check_best(run: _Run) -> None:
+    """On resume: drop a model_best.safetensors that is not of the best epoch the history
+    records (written for an epoch the resumed run trains again, or damaged); validation picks
+    again from here."""
+    path = run.run_dir / rundir.BEST
+    if not run.main or not path.exists():
+        return
+    try:
+        epoch = weights.read(path)[1].extra.get("epoch")
+    except (WeightsError, OSError):
+        epoch = None
+    best = select(run.history).best_epoch
+    if epoch != best:
+        run.log(f"{path} is not of epoch {best}, the best on validation so far; deleting it")
+        with _writing(run):
+            path.unlink()
+
+
+def _patience_spent(run: _Run) -> bool:
+    """Whether `early_stop` epochs have passed without a new low of the validation loss."""
+    patience = run.cfg.early_stop
+    chosen = select(run.history)
+    if not patience or chosen.stale_epochs < patience:
+        return False
+    run.log(f"early stop after epoch {run.epoch}: the validation loss has not fallen for "
+            f"{chosen.stale_epochs} epoch{'s' if chosen.stale_epochs > 1 else ''} "
+            f"(--early-stop {patience})")
+    return True
 
 
 def _diverged(run: _Run, where: str, rate: float) -> TrainingError:
@@ -783,7 +888,11 @@ def _finish(run: _Run, loop: _Loop, test: EvalResult | None, t_start: float) -> 
         if loop.tb is not None:
             loop.tb.close(cfg.to_dict(), {k: v for k, v in result.summary().items()
                                           if k in ("test_accuracy", "test_loss",
-                                                   "best_test_accuracy", "train_seconds")})
+                                                   "best_val_accuracy", "train_seconds")})
+    chosen = select(run.history)
+    if chosen.best_epoch is not None:
+        run.log(f"best validation accuracy {chosen.best_val_accuracy:.4f} at epoch "
+                f"{chosen.best_epoch}: {run.run_dir / rundir.BEST}")
     run.log(f"test accuracy {test.accuracy:.4f} ({test.errors} errors of {test.total}), "
             f"{run.train_seconds:.1f}s training, {time.perf_counter() - t_start:.1f}s in all; "
             f"saved {run.run_dir / rundir.WEIGHTS}")
@@ -791,7 +900,10 @@ def _finish(run: _Run, loop: _Loop, test: EvalResult | None, t_start: float) -> 
 
 
 def _format_epoch(m: EpochMetrics, epochs: int) -> str:
-    val = f" val_acc {m.val_accuracy:.4f}" if m.val_accuracy is not None else ""
+    val = ""
+    if m.val_accuracy is not None:
+        val = f" val_acc {m.val_accuracy:.4f}"
+        val += f" val_loss {m.val_loss:.4f}" if m.val_loss is not None else ""
     return (f"epoch {m.epoch:>{len(str(epochs))}}/{epochs}  loss {m.train_loss:.4f}  "
             f"train_acc {m.train_accuracy:.4f}{val}  test_acc {m.test_accuracy:.4f}  "
             f"lr {m.lr:.3g}  {m.seconds:.2f}s  {m.images_per_s:,.0f} img/s")
@@ -895,9 +1007,10 @@ def _progress(total: int, desc: str, enabled: bool, initial: int = 0):  # -> tqd
                 file=sys.stderr)
 
 
-def _tensorboard(run_dir: Path):  # -> TensorBoardLogger | None
+def _tensorboard(run_dir: Path, log: Log):  # -> TensorBoardLogger | None
     try:
         from lenet.viz.tensorboard import TensorBoardLogger
-    except ImportError:  # tensorboard is a dependency, but a broken install must not stop training
+    except ImportError as e:  # TensorBoard is an extra (lenet[tensorboard]): train without it
+        log(str(e))
         return None
     return TensorBoardLogger(run_dir)

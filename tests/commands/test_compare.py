@@ -9,4 +9,4 @@ def test_cli_compare(runs, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     out = run_cli(["compare", str(runs["lenet5"].run_dir), str(runs["mlp"].run_dir),
                    "--out", "cmp.png"])
-    assert "best acc" in out and (tmp_path / "cmp.png").is_file()
+    assert "best val" in out and (tmp_path / "cmp.png").is_file()

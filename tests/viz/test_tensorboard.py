@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+pytest.importorskip("tensorboard", reason="an extra: pip install 'lenet[tensorboard]'")
+
 
 def test_tensorboard_event_tags(runs) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

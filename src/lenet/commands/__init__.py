@@ -13,8 +13,28 @@ It imports only the standard library and :mod:`lenet.commands.options` at module
 defaults to ``auto``, ``--json`` prints one JSON result on stdout. A user's mistake is a
 :class:`lenet.errors.LenetError`, which :func:`lenet.cli.main` prints as one line.
 
-A new command is a new module here and its name in :data:`NAMES`.
+A new command is a new module here and its name in :data:`NAMES`. :func:`build_parser` is the
+whole `lenet` parser, for :mod:`lenet.cli` and for ``lenet completion`` (which hands it to
+shtab).
 """
 
+from __future__ import annotations
+
+import argparse
+import importlib
+
 NAMES = ("train", "evaluate", "report", "compare", "predict", "export", "serve", "sweep",
-         "paper", "bench", "models", "summary", "data")
+         "paper", "bench", "models", "summary", "data", "completion")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`lenet`'s parser: ``--version`` and one subcommand per name in :data:`NAMES`."""
+    from lenet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lenet", description="LeNet-5, faithful and fast: train, evaluate, inspect.")
+    parser.add_argument("--version", action="version", version=f"lenet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in NAMES:
+        importlib.import_module(f"lenet.commands.{name}").add_parser(sub)
+    return parser

@@ -1,7 +1,8 @@
 """Flags that several commands share, spelled one way everywhere.
 
 ``--run-dir DIR`` is a run folder (or a folder of runs), ``--out FILE`` a file the command
-writes, ``--device`` defaults to ``auto`` (CUDA, then MPS, then the CPU). An older spelling of a
+writes, ``--device`` takes ``auto`` (the default: this machine's accelerator, else the CPU) or
+any torch device string (``cpu``, ``cuda:1``, ``mps``, ``xpu``). An older spelling of a
 flag stays accepted as a hidden alias, so existing scripts keep working.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from lenet.device import is_device_form
 
 
 def add_json(p: argparse.ArgumentParser, what: str = "the result") -> None:
@@ -17,9 +18,20 @@ def add_json(p: argparse.ArgumentParser, what: str = "the result") -> None:
                    help=f"print {what} as one JSON object on stdout (progress goes to stderr)")
 
 
+def device_name(text: str) -> str:
+    """``--device``'s type: a device string torch parses is accepted here; whether this
+    machine has that device is :func:`lenet.device.pick`'s question, when the command runs."""
+    if not is_device_form(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device: expected auto or a torch device string such as cpu, "
+            "cuda, cuda:1, mps or xpu")
+    return text
+
+
 def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="auto (default: CUDA, then MPS, then the CPU), cpu, cuda or mps")
+    p.add_argument("--device", default="auto", type=device_name, metavar="DEVICE",
+                   help="auto (default: this machine's accelerator, else the CPU) or a torch "
+                        "device such as cpu, cuda, cuda:1, mps, xpu")
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:

@@ -1,5 +1,6 @@
 """`lenet train`: train a model and save the run; ``--resume`` continues one, ``--nproc N``
-trains with N processes (DDP through torchrun's own launcher)."""
+trains with N processes (DDP through torchrun's own launcher), ``--print-config`` shows the
+recipe it would train and stops."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "folder holding other files is refused)")
     p.add_argument("--nproc", type=int, default=None, metavar="N",
                    help="train with N processes (DDP via torchrun on this machine)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the fully resolved config (defaults < --config < flags) as YAML "
+                        "and exit without training; the output is a recipe for --config")
     p.set_defaults(handler=run)
     return p
 
@@ -34,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from lenet.errors import ConfigError
     from lenet.train import train
 
+    if args.print_config:
+        return _print_config(args)
     if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch_with_torchrun(args.nproc)
     overrides = train_overrides(args)
@@ -50,6 +56,21 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.summary())
     else:
         print(f"run saved in {result.run_dir}")
+    return 0
+
+
+def _print_config(args: argparse.Namespace) -> int:
+    """The config `lenet train` would run with these flags, as a YAML recipe on stdout: every
+    key, in TrainConfig's order. Nothing is trained, written or checked on disk beyond reading
+    the recipe (and, with --resume, the run's saved config)."""
+    import yaml
+
+    from lenet.config import resolve, resume_config, train_overrides
+
+    overrides = train_overrides(args)
+    cfg = (resume_config(args.resume, args.config, overrides) if args.resume
+           else resolve(args.config, overrides))
+    sys.stdout.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None))
     return 0
 
 

@@ -1,12 +1,14 @@
 """See inside a run: evaluation reports, plots, TensorBoard logging, an HTML report, comparisons.
 
-Every submodule imports matplotlib (Agg backend) only when a plot is drawn, so importing
-``lenet`` or ``lenet.viz`` stays light. The pieces:
+Every submodule imports matplotlib only when a plot is drawn, so importing ``lenet`` or
+``lenet.viz`` stays light; figures are drawn on their own Agg canvas, never through pyplot or the
+global backend. The pieces:
 
 - :mod:`lenet.viz.metrics`: confusion matrix, per-class precision/recall/F1, top confusions;
 - :mod:`lenet.viz.evaluation`: what ``lenet evaluate`` reports, as JSON or text;
 - :mod:`lenet.viz.modules`: the layers worth drawing in any model;
-- :mod:`lenet.viz.plots`: every PNG (curves, kernels, feature maps, grids, galleries);
+- :mod:`lenet.viz.plots`: every figure (curves, kernels, feature maps, grids, galleries), as a
+  ``matplotlib.figure.Figure``, also written as a PNG when given a path;
 - :mod:`lenet.viz.report`: ``lenet report``, one self-contained ``report.html``;
 - :mod:`lenet.viz.compare`: ``lenet compare``;
 - :mod:`lenet.viz.tensorboard`: the trainer's TensorBoard logger.

@@ -26,7 +26,9 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     model = config.get("model") or (meta.model if meta else "?")
     acc = [float(r["test_accuracy"]) for r in rows]
     val = [float(r["val_accuracy"]) for r in rows if r.get("val_accuracy")]
-    best = max(range(len(acc)), key=acc.__getitem__) if acc else None
+    # The best epoch is chosen on validation, never on test (no validation split: no best).
+    best = (max(range(len(val)), key=lambda i: (val[i], -float(rows[i].get("val_loss") or 0)))
+            if val and len(val) == len(rows) else None)
     try:
         params = count_parameters(create(model))
     except ConfigError:  # a model no longer in the registry: still compare what is on disk
@@ -37,7 +39,7 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "model": model,
         "dataset": config.get("dataset") or (meta.dataset if meta else "?"),
         "epochs": len(rows),
-        "best_accuracy": acc[best] if best is not None else None,
+        "best_val_accuracy": val[best] if best is not None else None,
         "best_epoch": int(rows[best]["epoch"]) if best is not None else None,
         "final_accuracy": (meta.test_accuracy if meta and meta.test_accuracy is not None
                            else (acc[-1] if acc else None)),
@@ -59,7 +61,8 @@ def compare(run_dirs: list[str], out: str | os.PathLike[str] | None = "compare.p
     if out is not None:
         curves = [(label, r["epochs_list"], r["accuracy_list"])
                   for label, r in zip(labels, runs, strict=True) if r["accuracy_list"]]
-        result["plot"] = str(plots.accuracy_curves(curves, out))
+        plots.accuracy_curves(curves, out)
+        result["plot"] = str(Path(out))
     return result
 
 
@@ -68,12 +71,12 @@ def _labels(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def format_table(runs: list[dict[str, Any]]) -> str:
-    header = ["run", "model", "dataset", "epochs", "best acc (epoch)", "final acc", "params",
+    header = ["run", "model", "dataset", "epochs", "best val (epoch)", "final acc", "params",
               "s/epoch"]
     body = []
     for r in runs:
-        best = (f"{r['best_accuracy']:.4f} ({r['best_epoch']})"
-                if r["best_accuracy"] is not None else "-")
+        best = (f"{r['best_val_accuracy']:.4f} ({r['best_epoch']})"
+                if r["best_val_accuracy"] is not None else "-")
         body.append([Path(r["run_dir"]).name, r["model"], r["dataset"], str(r["epochs"]), best,
                      f"{r['final_accuracy']:.4f}" if r["final_accuracy"] is not None else "-",
                      f"{r['params']:,}" if r["params"] is not None else "-",

@@ -41,13 +41,11 @@ def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
 
         out = Path(plot_dir) if plot_dir else (Path(path) if Path(path).is_dir() else Path("."))
         name = f"{ev.summary['model']} on {ev.summary['dataset']}"
-        result["plots"] = {
-            "confusion": str(P.confusion_heatmap(cm, classes, out / "confusion.png",
-                                                 f"{name}: confusion matrix")),
-            "misclassified": str(P.misclassified_gallery(
-                ev.images, ev.labels, ev.predictions, ev.confidence, classes,
-                out / "misclassified.png")),
-        }
+        confusion, gallery = out / "confusion.png", out / "misclassified.png"
+        P.confusion_heatmap(cm, classes, confusion, f"{name}: confusion matrix")
+        P.misclassified_gallery(ev.images, ev.labels, ev.predictions, ev.confidence, classes,
+                                gallery)
+        result["plots"] = {"confusion": str(confusion), "misclassified": str(gallery)}
     return result
 
 

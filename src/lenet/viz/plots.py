@@ -1,49 +1,61 @@
-"""Every PNG lenet draws. Each function writes one file and returns its path.
+"""Every figure lenet draws. Each function returns a ``matplotlib.figure.Figure`` and, given a
+path, also writes it there as a PNG (atomically).
 
-matplotlib is imported inside the functions and only its object-oriented API is used
-(``matplotlib.figure.Figure`` rendered by Agg), so no global pyplot state or GUI backend is ever
-touched. Sizes are fixed (no tight bounding boxes), so a figure's pixel size is predictable:
-``figsize * DPI``.
+Figures are built with matplotlib's object-oriented API only: a bare ``Figure`` with its own Agg
+canvas. pyplot is never imported and the global backend never set, so calling these functions in
+a notebook or another program leaves its matplotlib state as it was, and no figure is registered
+with pyplot's figure manager: a figure nobody keeps is freed like any object (no ``close``
+needed in long runs). Sizes are fixed (no tight bounding boxes), so a figure's pixel size is
+predictable: ``figsize * DPI``.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import torch
 
+from lenet import atomic
 from lenet.errors import LenetError
+
+if TYPE_CHECKING:
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
 
 DPI = 100
 RIGHT, WRONG = "#1a7f37", "#cf222e"  # green and red captions
+PathArg: TypeAlias = "str | os.PathLike[str] | None"  # None: draw only, write nothing
 
 
 class MissingMatplotlib(LenetError):
-    """Plots need the optional dependency matplotlib."""
+    """matplotlib, a dependency of lenet, is not installed in this environment."""
 
 
-def _figure(width: float, height: float):  # -> matplotlib.figure.Figure
+def _figure(width: float, height: float) -> Figure:
+    """A Figure of its own on an Agg canvas: no pyplot, no global backend."""
     try:
-        import matplotlib
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
-        raise MissingMatplotlib("plots need matplotlib: pip install 'lenet[viz]'") from None
+        raise MissingMatplotlib("plots need matplotlib, a dependency of lenet missing from this "
+                                "environment: pip install 'matplotlib>=3.6'") from None
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+    return fig
 
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-
-
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    return path
+def _done(fig: Figure, path: PathArg) -> Figure:
+    """Write `fig` as a PNG at `path` (atomically: a reader never sees half a file), if given."""
+    if path is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+        atomic.write_bytes(path, buf.getvalue())
+    return fig
 
 
 def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -69,7 +81,7 @@ def mosaic(tiles: np.ndarray, cols: int, normalize: bool = True, gap: int = 1) -
     return out
 
 
-def _cmap(name: str, bad: str = "white"):
+def _cmap(name: str, bad: str = "white") -> Colormap:
     import matplotlib
 
     return matplotlib.colormaps[name].with_extremes(bad=bad)
@@ -95,8 +107,8 @@ def _column(rows: Sequence[dict[str, Any]], name: str) -> list[float] | None:
     return [float(v) for v in vals]
 
 
-def training_curves(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str],
-                    title: str = "") -> Path:
+def training_curves(rows: Sequence[dict[str, Any]], path: PathArg = None,
+                    title: str = "") -> Figure:
     """Loss, accuracy and learning rate per epoch, from ``metrics.csv`` rows."""
     fig = _figure(12, 3.6)
     axes = fig.subplots(1, 3)
@@ -124,7 +136,7 @@ def training_curves(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]
             ax.legend()
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return _done(fig, path)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -140,9 +152,9 @@ def _kernel_tiles(w: torch.Tensor) -> tuple[np.ndarray, int]:
 
 
 def kernels_before_after(before: torch.Tensor, after: torch.Tensor,
-                         path: str | os.PathLike[str], title: str,
+                         path: PathArg = None, title: str = "",
                          labels: tuple[str, str] = ("at initialization", "after training")
-                         ) -> Path:
+                         ) -> Figure:
     """Two mosaics of kernels side by side, each on its own symmetric colour scale
     (blue negative, red positive), so the structure training adds is visible."""
     tiles = [_kernel_tiles(before), _kernel_tiles(after)]
@@ -159,12 +171,12 @@ def kernels_before_after(before: torch.Tensor, after: torch.Tensor,
         _off(ax)
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return _done(fig, path)
 
 
 # --------------------------------------------------------------------------- feature maps
 def feature_maps(image: torch.Tensor, layers: Sequence[tuple[str, torch.Tensor]],
-                 path: str | os.PathLike[str], title: str = "") -> Path:
+                 path: PathArg = None, title: str = "") -> Figure:
     """The input digit, then one row per layer with all its maps (each on its own scale)."""
     n = len(layers) + 1
     fig = _figure(12, 1.6 + 1.5 * n)
@@ -184,12 +196,12 @@ def feature_maps(image: torch.Tensor, layers: Sequence[tuple[str, torch.Tensor]]
         _off(ax)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return _done(fig, path)
 
 
 # --------------------------------------------------------------------------- digit grids
 def prediction_grid(images: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor,
-                    classes: Sequence[str], path: str | os.PathLike[str], side: int = 5) -> Path:
+                    classes: Sequence[str], path: PathArg = None, side: int = 5) -> Figure:
     """side x side test digits titled "pred / true": green when right, red when wrong."""
     fig = _figure(1.4 * side, 1.55 * side)
     axes = fig.subplots(side, side, squeeze=False)
@@ -203,12 +215,12 @@ def prediction_grid(images: torch.Tensor, predictions: torch.Tensor, labels: tor
         ax.set_title(f"{classes[p]} / {classes[t]}", color=RIGHT if p == t else WRONG,
                      fontsize=10)
     fig.suptitle("test predictions: pred / true")
-    return _save(fig, path)
+    return _done(fig, path)
 
 
 def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
-                path: str | os.PathLike[str], side: int = 6, title: str = "training samples"
-                ) -> Path:
+                path: PathArg = None, side: int = 6, title: str = "training samples"
+                ) -> Figure:
     fig = _figure(1.3 * side, 1.45 * side)
     axes = fig.subplots(side, side, squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -219,12 +231,12 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes: Sequence[st
         ax.imshow(_np(images[i]), cmap="gray_r", interpolation="nearest")
         ax.set_title(classes[int(labels[i])], fontsize=10)
     fig.suptitle(title)
-    return _save(fig, path)
+    return _done(fig, path)
 
 
 # --------------------------------------------------------------------------- evaluation
 def confusion_heatmap(cm: torch.Tensor, classes: Sequence[str],
-                      path: str | os.PathLike[str], title: str = "confusion matrix") -> Path:
+                      path: PathArg = None, title: str = "confusion matrix") -> Figure:
     """Counts, coloured by row-normalized rate (so rare classes' mistakes still show)."""
     c = _np(cm)
     rates = c / np.maximum(c.sum(1, keepdims=True), 1)
@@ -244,13 +256,13 @@ def confusion_heatmap(cm: torch.Tensor, classes: Sequence[str],
                         color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class")
     ax.set_title(title)
-    return _save(fig, path)
+    return _done(fig, path)
 
 
 def misclassified_gallery(images: torch.Tensor, labels: torch.Tensor,
                           predictions: torch.Tensor, confidence: torch.Tensor,
-                          classes: Sequence[str], path: str | os.PathLike[str],
-                          cols: int = 20, title: str = "") -> Path:
+                          classes: Sequence[str], path: PathArg = None,
+                          cols: int = 20, title: str = "") -> Figure:
     """Every misclassified digit, captioned "true→predicted (confidence)" (cf. the paper's Fig. 8).
 
     One image and one text per digit on a single axes, so thousands of digits draw in seconds.
@@ -284,11 +296,11 @@ def misclassified_gallery(images: torch.Tensor, labels: torch.Tensor,
                 va="center", fontsize=6.5, color=WRONG)
     ax.imshow(canvas, cmap=_cmap("gray_r", bad="white"), vmin=0, vmax=1,
               extent=(0, cols * cell_w, rows * cell_h + 14, 14), interpolation="nearest")
-    return _save(fig, path)
+    return _done(fig, path)
 
 
 def rbf_bitmaps(bitmaps: torch.Tensor, classes: Sequence[str],
-                path: str | os.PathLike[str]) -> Path:
+                path: PathArg = None) -> Figure:
     """The output RBF units' parameter vectors as images (7x12 bitmaps in the 1998 paper)."""
     b = _np(bitmaps)
     n = b.shape[0]
@@ -299,12 +311,12 @@ def rbf_bitmaps(bitmaps: torch.Tensor, classes: Sequence[str],
         ax.set_title(classes[i] if i < len(classes) else str(i), fontsize=10)
         _off(ax)
     fig.suptitle("RBF output bitmaps (the codes each class is matched against)")
-    return _save(fig, path)
+    return _done(fig, path)
 
 
 # --------------------------------------------------------------------------- compare
 def accuracy_curves(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]],
-                    path: str | os.PathLike[str], ylabel: str = "test accuracy") -> Path:
+                    path: PathArg = None, ylabel: str = "test accuracy") -> Figure:
     """One line per run: (label, epochs, accuracies)."""
     fig = _figure(9, 5.5)
     ax = fig.subplots()
@@ -318,27 +330,16 @@ def accuracy_curves(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]]
     if curves:
         ax.legend(fontsize=8)
     ax.set_title("accuracy per epoch")
-    return _save(fig, path)
+    return _done(fig, path)
 
 
 # --------------------------------------------------------------------------- rejection
-def _new_figure(width: float, height: float):  # -> matplotlib.figure.Figure
-    """A Figure of its own (no pyplot, no global backend): Figure.savefig renders with Agg."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingMatplotlib("plots need matplotlib: pip install 'lenet[viz]'") from None
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-
-
 def error_vs_rejection(curves: Sequence[tuple[str, Any, Any]], target: float | None = 0.5,
-                       path: str | os.PathLike[str] | None = None, title: str | None = None):
+                       path: PathArg = None, title: str | None = None) -> Figure:
     """Error on the digits kept against the percentage rejected (the 1998 paper's Fig. 10),
     one line per (label, rejected %, error %); a dashed line at the `target` error.
-
-    Returns the Figure; saves it as a PNG only when `path` is given.
     """
-    fig = _new_figure(8, 4.5)
+    fig = _figure(8, 4.5)
     ax = fig.subplots()
     right = 1.0
     for label, rejected, error in curves:
@@ -361,6 +362,4 @@ def error_vs_rejection(curves: Sequence[tuple[str, Any, Any]], target: float | N
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "error against rejection (margin between the two best scores)")
-    if path is not None:
-        _save(fig, path)
-    return fig
+    return _done(fig, path)

@@ -12,6 +12,7 @@ import html
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,8 @@ def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int 
     _evaluation(rep, ev, title)
     _rejection(rep, ev, title)
     if rows:
-        rep.images["curves"] = plots.training_curves(rows, run / "curves.png", title)
+        rep.images["curves"] = _png(run / "curves.png", plots.training_curves, rows,
+                                    title=title)
     else:
         rep.notes["curves"] = f"no {rundir.METRICS} in this run directory"
     _kernels(rep, model, meta.model, map_index)
@@ -77,7 +79,8 @@ def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int 
     _digit_grids(rep, ev, data_dir)
     bitmaps = rbf_bitmaps(model)  # the 1998 network's output codes
     if bitmaps is not None:
-        rep.images["rbf"] = plots.rbf_bitmaps(bitmaps, ev.classes, run / "rbf_bitmaps.png")
+        rep.images["rbf"] = _png(run / "rbf_bitmaps.png", plots.rbf_bitmaps, bitmaps,
+                                 ev.classes)
     page = _html(rep, title, config, rows, summary_dict(meta.model), map_index, image_index)
     atomic.write_text(rep.html, page)
     rep.seconds = time.perf_counter() - t0
@@ -85,19 +88,28 @@ def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int 
 
 
 # --------------------------------------------------------------------------- figures
+def _png(path: Path, draw: Callable[..., Any], *args: Any, **kwargs: Any) -> Path:
+    """`draw(*args, path=path, **kwargs)`, a :mod:`lenet.viz.plots` function; the PNG's path.
+
+    The Figure it returns is dropped here: it is not pyplot's, so nothing else holds it.
+    """
+    draw(*args, path=path, **kwargs)
+    return path
+
+
 def _evaluation(rep: Report, ev: DetailedEval, title: str) -> None:
     """The evaluation's tables, the confusion matrix and the gallery of mistakes."""
     classes = ev.classes
     cm, tables = M.classification_report(ev.labels, ev.predictions, classes)
     rep.evaluation = {**ev.summary, **tables}
-    rep.images["confusion"] = plots.confusion_heatmap(cm, classes, rep.run_dir / "confusion.png",
-                                                      f"{title}: confusion matrix")
+    rep.images["confusion"] = _png(rep.run_dir / "confusion.png", plots.confusion_heatmap, cm,
+                                   classes, title=f"{title}: confusion matrix")
     wrong = (ev.labels != ev.predictions).nonzero().flatten()
     shown = wrong[:GALLERY_LIMIT]
     first = f"the first {len(shown)} of " if len(shown) < len(wrong) else ""
-    rep.images["misclassified"] = plots.misclassified_gallery(
-        ev.images[shown], ev.labels[shown], ev.predictions[shown], ev.confidence[shown],
-        classes, rep.run_dir / "misclassified.png",
+    rep.images["misclassified"] = _png(
+        rep.run_dir / "misclassified.png", plots.misclassified_gallery,
+        ev.images[shown], ev.labels[shown], ev.predictions[shown], ev.confidence[shown], classes,
         title=f"{first}{len(wrong)} misclassified test digits: true→predicted (confidence)")
 
 
@@ -107,9 +119,8 @@ def _rejection(rep: Report, ev: DetailedEval, title: str) -> None:
 
     assert ev.scores is not None  # evaluate_detailed keeps them
     curve = rejection_curve(ev.scores, ev.labels)
-    path = rep.run_dir / "rejection.png"
-    plots.error_vs_rejection([(title, curve.rejected, curve.error)], REJECT_TARGET, path)
-    rep.images["rejection"] = path
+    rep.images["rejection"] = _png(rep.run_dir / "rejection.png", plots.error_vs_rejection,
+                                   [(title, curve.rejected, curve.error)], REJECT_TARGET)
     rep.evaluation["rejection"] = {"target_error": REJECT_TARGET,
                                    "rejected_percent": rejection_at(ev.scores, ev.labels)}
 
@@ -142,13 +153,13 @@ def _first_kernels(rep: Report, name: str, conv: nn.Module,
     w = conv_weight(conv)
     path = rep.run_dir / "kernels_first_conv.png"
     if name in initial:
-        rep.images["kernels1"] = plots.kernels_before_after(
-            conv_weight(initial[name]), w, path,
-            f"first convolution '{name}': {tuple(w.shape)} kernels")
+        rep.images["kernels1"] = _png(
+            path, plots.kernels_before_after, conv_weight(initial[name]), w,
+            title=f"first convolution '{name}': {tuple(w.shape)} kernels")
     else:
         rep.notes["kernels"] = f"no {rundir.INITIAL}: showing the trained kernels only"
-        rep.images["kernels1"] = plots.kernels_before_after(
-            w, w, path, f"first convolution '{name}'",
+        rep.images["kernels1"] = _png(
+            path, plots.kernels_before_after, w, w, title=f"first convolution '{name}'",
             labels=("after training", "after training"))
 
 
@@ -160,9 +171,9 @@ def _second_kernels(rep: Report, name: str, conv: nn.Module, initial: dict[str, 
         raise ReportError(f"--map {map_index}: '{name}' has output maps 0 to {out_maps - 1}")
     after = w[map_index]
     before = conv_weight(initial[name])[map_index] if name in initial else after
-    rep.images["kernels2"] = plots.kernels_before_after(
-        before, after, rep.run_dir / f"kernels_second_conv_map{map_index}.png",
-        f"second convolution '{name}': output map {map_index} across its "
+    rep.images["kernels2"] = _png(
+        rep.run_dir / f"kernels_second_conv_map{map_index}.png", plots.kernels_before_after,
+        before, after, title=f"second convolution '{name}': output map {map_index} across its "
         f"{after.shape[0]} input maps")
     mask = conv_mask(conv)
     if mask is not None:
@@ -184,9 +195,9 @@ def _feature_maps(rep: Report, model: nn.Module, meta: WeightsMeta, ev: Detailed
                                      "so there are no feature maps to show.")
         return
     label, pred = int(ev.labels[image_index]), int(ev.predictions[image_index])
-    rep.images["feature_maps"] = plots.feature_maps(
-        ev.images[image_index], acts, rep.run_dir / f"feature_maps_{image_index}.png",
-        f"test digit {image_index}: true {ev.classes[label]}, "
+    rep.images["feature_maps"] = _png(
+        rep.run_dir / f"feature_maps_{image_index}.png", plots.feature_maps,
+        ev.images[image_index], acts, title=f"test digit {image_index}: true {ev.classes[label]}, "
         f"predicted {ev.classes[pred]}")
 
 
@@ -194,12 +205,12 @@ def _digit_grids(rep: Report, ev: DetailedEval, data_dir: str | None) -> None:
     """The first test digits with their predictions, and the first training digits."""
     from lenet import data
 
-    rep.images["predictions"] = plots.prediction_grid(ev.images[:25], ev.predictions[:25],
-                                                      ev.labels[:25], ev.classes,
-                                                      rep.run_dir / "predictions.png")
+    rep.images["predictions"] = _png(rep.run_dir / "predictions.png", plots.prediction_grid,
+                                     ev.images[:25], ev.predictions[:25], ev.labels[:25],
+                                     ev.classes)
     train_x, train_y = data.load(ev.summary["dataset"], "train", data_dir=data_dir)
-    rep.images["samples"] = plots.sample_grid(train_x[:36], train_y[:36], ev.classes,
-                                              rep.run_dir / "samples.png")
+    rep.images["samples"] = _png(rep.run_dir / "samples.png", plots.sample_grid,
+                                 train_x[:36], train_y[:36], ev.classes)
 
 
 # --------------------------------------------------------------------------- HTML

@@ -15,11 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-# At import time, so that a missing tensorboard raises ImportError where the trainer imports
-# this module (it then trains without TensorBoard).
-from torch.utils.tensorboard import SummaryWriter
-
 from lenet.viz.modules import conv_layers, conv_weight
+
+# At import time, so that a missing tensorboard raises ImportError where the trainer imports
+# this module (it then trains without TensorBoard, and says so with this message).
+try:
+    from torch.utils.tensorboard import SummaryWriter
+except ImportError as e:  # TensorBoard is an extra: `lenet[tensorboard]`, part of `lenet[all]`
+    raise ImportError("TensorBoard logging is off: tensorboard is not installed (pip install "
+                      "'lenet[tensorboard]')", name="tensorboard") from e
 
 
 def kernel_image(weight: torch.Tensor, cols: int = 8, zoom: int = 8) -> torch.Tensor:
@@ -73,6 +77,8 @@ class TensorBoardLogger:
         w.add_scalar("Accuracy/test", m.test_accuracy, step)
         if m.val_accuracy is not None:
             w.add_scalar("Accuracy/val", m.val_accuracy, step)
+        if getattr(m, "val_loss", None) is not None:
+            w.add_scalar("Loss/val", m.val_loss, step)
         w.add_scalar("LR", m.lr, step)
         w.add_scalar("Time/epoch_seconds", m.seconds, step)
         for name, p in model.named_parameters():
