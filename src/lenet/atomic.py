@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from lenet.errors import OutputError
@@ -54,7 +55,27 @@ def ensure_writable(path: str | os.PathLike[str], *, fix: str = OUT_FIX) -> Path
     if path.exists() and not path.is_file():
         # Replacing a device or a pipe (/dev/null, /dev/stdout) by a file is never what was meant.
         raise fail("it exists and is not a regular file")
-    folder = path.parent
+    _check_nearest_folder(path.parent, fail)
+    return path
+
+
+def ensure_writable_dir(path: str | os.PathLike[str], *, fix: str = OUT_FIX) -> Path:
+    """As :func:`ensure_writable`, for a folder that files will be written into (made later,
+    with its parents, if missing). Raises :class:`OutputError` ("cannot write into PATH: ...")."""
+    path = Path(path)
+
+    def fail(reason: str) -> OutputError:
+        return OutputError(f"cannot write into {path}: {reason}; {fix}")
+
+    if path.exists() and not path.is_dir():
+        raise fail("it exists and is not a directory")
+    _check_nearest_folder(path, fail)
+    return path
+
+
+def _check_nearest_folder(folder: Path, fail: Callable[[str], OutputError]) -> None:
+    """The nearest existing folder at or above `folder` must be a directory we can write in:
+    a temp file is made there and removed, nothing else is created."""
     while not folder.exists():
         if folder.is_symlink():
             raise fail(f"{folder} is a broken symbolic link")
@@ -62,12 +83,11 @@ def ensure_writable(path: str | os.PathLike[str], *, fix: str = OUT_FIX) -> Path
     if not folder.is_dir():
         raise fail(f"{folder} is not a directory")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=".lenet-check.", suffix=".tmp", dir=folder)
     except OSError as e:
         raise fail(f"{folder} is not writable ({e.strerror or e})") from None
     os.close(fd)
     Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def _fsync_dir(directory: Path) -> None:

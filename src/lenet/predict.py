@@ -467,35 +467,10 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
 
 def check_save_dir(path: str | os.PathLike[str], flag: str = "--save-preprocessed") -> Path:
     """Check, before any work, that PNGs can be written into the folder `path` (made later, with
-    its parents, if missing); raise :class:`~lenet.errors.OutputError` naming it otherwise.
+    its parents, if missing); raise :class:`~lenet.errors.OutputError` naming it otherwise."""
+    from lenet.atomic import ensure_writable_dir
 
-    A temp file is made and removed in the nearest existing folder, as the atomic writes will
-    need; nothing else is created."""
-    import tempfile
-
-    from lenet.errors import OutputError
-
-    p = Path(path)
-
-    def fail(reason: str) -> OutputError:
-        return OutputError(f"cannot write into {p}: {reason}; choose another folder with {flag}")
-
-    if p.exists() and not p.is_dir():
-        raise fail("it exists and is not a directory")
-    folder = p
-    while not folder.exists():
-        if folder.is_symlink():
-            raise fail(f"{folder} is a dangling symbolic link")
-        folder = folder.parent
-    if not folder.is_dir():
-        raise fail(f"{folder} is not a directory")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".lenet-check.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise fail(f"{folder} is not writable ({e.strerror or e})") from None
-    os.close(fd)
-    Path(tmp).unlink(missing_ok=True)
-    return p
+    return ensure_writable_dir(path, fix=f"choose another folder with {flag}")
 
 
 def _save_name(path: Path, used: set[str]) -> str:
