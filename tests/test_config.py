@@ -190,3 +190,16 @@ def test_train_help_states_each_config_default_while_flags_stay_unset() -> None:
     args = p.parse_args([])
     assert all(getattr(args, f.name) is None for f in dataclasses.fields(TrainConfig)
                if f.metadata["flag"])
+
+
+def test_precision_and_its_older_spelling() -> None:
+    assert resolve(None, {}).precision == "fp32"
+    cfg = resolve(None, {"bf16": True})
+    assert cfg.precision == "bf16" and cfg.bf16
+    cfg = resolve(None, {"precision": "bf16"})
+    assert cfg.precision == "bf16" and cfg.bf16  # a saved config reads the same either way
+    assert resolve(None, {"precision": "auto"}).precision == "auto"
+    with pytest.raises(ConfigError, match="bf16 and precision fp16 disagree"):
+        resolve(None, {"bf16": True, "precision": "fp16"})
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, fp16, auto"):
+        resolve(None, {"precision": "fp8"})

@@ -114,3 +114,73 @@ def test_a_backend_whose_probe_fails_counts_as_absent(monkeypatch) -> None:
     assert "cuda:0" not in available()
     with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
         pick("cuda")
+
+
+# --------------------------------------------------------------------------- CPU kind, threads
+def _flags(monkeypatch: pytest.MonkeyPatch, *flags: str) -> None:
+    from lenet import device
+
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset(flags))
+
+
+@pytest.mark.parametrize(("flags", "isa", "bf16"), [
+    (("sse4_2",), "no AVX2", False),
+    (("avx2", "fma"), "AVX2", False),
+    (("avx2", "avx512f"), "AVX-512", False),
+    (("avx2", "avx512f", "avx512_bf16"), "AVX-512 + BF16", True),
+    (("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"), "AVX-512 + BF16 + AMX", True),
+])
+def test_cpu_isa_and_native_bf16(monkeypatch, flags, isa, bf16) -> None:
+    from lenet import device
+
+    _flags(monkeypatch, *flags)
+    assert device.cpu_isa() == isa and device.cpu_has_bf16() is bf16
+
+
+def test_this_machines_flags_are_read() -> None:
+    from lenet import device
+
+    if os.path.exists("/proc/cpuinfo"):
+        assert device.cpu_flags() and device.cpu_isa() != ""
+
+
+def test_precision_auto_never_picks_emulated_bf16(monkeypatch) -> None:
+    import torch
+
+    from lenet import device
+
+    cpu = torch.device("cpu")
+    _flags(monkeypatch, "avx2")
+    assert device.pick_precision("auto", cpu, 4096) == ("fp32", None)
+    precision, note = device.pick_precision("bf16", cpu, 64)
+    assert precision == "bf16" and "emulated, several times slower than fp32" in note
+    assert "AVX2" in note
+    _flags(monkeypatch, "avx512f", "avx512_bf16")
+    assert device.pick_precision("auto", cpu, 64) == ("fp32", None)  # small batches: fp32
+    assert device.pick_precision("auto", cpu, device.AUTO_BF16_MIN_BATCH) == ("bf16", None)
+    assert device.pick_precision("bf16", cpu, 64) == ("bf16", None)
+    assert device.pick_precision("fp32", cpu, 512) == ("fp32", None)
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        device.pick_precision("fp16", cpu, 64)
+
+
+def test_free_cores_leaves_the_busy_ones(monkeypatch) -> None:
+    from lenet import device
+
+    monkeypatch.setattr(device, "available_cores", lambda: 4)
+    monkeypatch.setattr(device, "_running_elsewhere", iter([1, 3, 1, 2, 1]).__next__)
+    assert device.free_cores(gap=0) == 3  # the job in every sample counts; the blips do not
+    monkeypatch.setattr(device, "_running_elsewhere", lambda: 9)
+    assert device.free_cores(gap=0) == 1  # never zero
+    monkeypatch.setattr(device, "_running_elsewhere", lambda: None)  # no /proc/loadavg
+    assert device.free_cores(gap=0) == 4
+
+
+def test_omp_num_threads_wins_over_the_free_cores(monkeypatch) -> None:
+    from lenet import device
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert device.default_threads() is None
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(device, "free_cores", lambda: 2)
+    assert device.default_threads() == 2

@@ -141,3 +141,28 @@ def test_schedules() -> None:
     assert s.lr(1, 19) < 0.1
     step = Schedule(resolve(), steps_per_epoch=10)
     assert [step.lr(e, 0) for e in (0, 2, 3, 6)] == pytest.approx([0.01, 0.01, 0.001, 0.0001])
+
+
+def test_progress_bars_show_in_jupyter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from lenet import train as trainer
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    assert trainer._interactive() is False
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # any module object: a kernel is loaded
+    assert trainer._interactive() is True
+
+
+@pytest.mark.slow
+def test_bf16_trains_and_the_log_names_the_precision_and_threads(tmp_path, mnist_ready) -> None:
+    lines: list[str] = []
+    cfg = resolve(None, {"model": "lenet5", "epochs": 1, "train_subset": 2000,
+                         "test_subset": 500, "precision": "bf16", "seed": 2,
+                         "run_dir": str(tmp_path / "r"), "tensorboard": False})
+    r = train(cfg, log=lines.append, progress=False)
+    start = next(line for line in lines if line.startswith("training lenet5"))
+    assert re.search(r", bf16, device cpu \(\d+ threads?\)", start), start
+    assert r.test.accuracy > 0.5
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["precision"] == "bf16"

@@ -3,7 +3,7 @@
 A checkpoint is one safetensors file: the model's and the optimizer's tensors, and every RNG
 state as a uint8 tensor; everything else (epoch, step, metrics so far, optimizer hyperparameters,
 the mid-epoch order state) is JSON in its metadata, together with a SHA-256 over that metadata
-and every tensor (:func:`lenet.weights.digest`, the same as for weights files). It is written
+and every tensor (:func:`lenet.tensorfile.digest`, the same as for weights files). It is written
 atomically (temp file, fsync, rename), so a crash leaves the previous checkpoint intact; a
 truncated or edited file (tensors or metadata), a pickle, one written by an older lenet whose
 checksum did not cover the metadata, or one whose metadata is malformed is refused by
@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import torch
 
-from lenet import atomic, rundir, weights
+from lenet import atomic, rundir, tensorfile
 from lenet.errors import WeightsError
 
 CHECKPOINT_DIR = rundir.CHECKPOINTS  # inside the run directory
@@ -108,7 +108,7 @@ def save(run_dir: Path, ckpt: Checkpoint, keep: Path | Literal["newest"] | None 
             "global_step": ckpt.global_step, "optimizer": opt_meta, "state": ckpt.state}
     if ckpt.run_id is not None:
         meta["run_id"] = ckpt.run_id
-    data = weights.encode(tensors, METADATA_KEY, meta)
+    data = tensorfile.encode(tensors, METADATA_KEY, meta)
     path = path_for(run_dir, ckpt.epoch, ckpt.step_in_epoch)
     _prune(path.parent, keep)
     atomic.write_bytes(path, data)
@@ -203,7 +203,7 @@ def load(path: Path) -> Checkpoint:
     except OSError as e:
         raise WeightsError(f"{path}: cannot read the checkpoint ({e.strerror})") from None
     try:
-        tensors, meta = weights.decode(data, METADATA_KEY, str(path), what="checkpoint")
+        tensors, meta = tensorfile.decode(data, METADATA_KEY, str(path), what="checkpoint")
     except WeightsError:
         raise
     except Exception as e:
@@ -246,7 +246,7 @@ def check_fits(ckpt: Checkpoint, source: str, model: torch.nn.Module,
     optimizer kernel from reading past a tensor (a crash, not an error) or load_state_dict
     from failing half-way.
     """
-    weights.check_state(model.state_dict(), ckpt.model, source, what="the model being trained")
+    tensorfile.check_state(model.state_dict(), ckpt.model, source, what="the model being trained")
     try:
         _check_optimizer(ckpt.optimizer, optimizer, set(state_keys))
     except _Malformed as e:

@@ -71,7 +71,13 @@ class TrainConfig:
     test_subset: int = _key(0, "test on the first N digits only", shown="0, all")
     seed: int = _key(0, "the same seed gives bit-identical weights on CPU")
     device: str = _key("auto", "where to train: auto or a torch device (cpu, cuda:1, mps, xpu)")
-    bf16: bool = _key(False, "bf16 autocast for the forward pass")
+    precision: str = _key(
+        "fp32", "forward-pass precision: fp32; bf16 autocast (fast only where the CPU has "
+        "native bf16, AVX512-BF16 or AMX: elsewhere it is emulated and several times slower); "
+        "fp16 autocast with a GradScaler (CUDA); auto: bf16 on a GPU that has it (else fp16), "
+        "and on a CPU with native bf16 at large batches, else fp32",
+        choices=("fp32", "bf16", "fp16", "auto"))
+    bf16: bool = _key(False, "the same as --precision bf16 (kept for older scripts)")
     channels_last: bool = _key(False, "channels-last memory format")
     compile: bool = _key(False, "torch.compile the training step")
     eval_batch_size: int = _key(2000, "digits per evaluation batch", flag=False)
@@ -194,9 +200,19 @@ def resolve(recipe: str | None = None, overrides: dict[str, Any] | None = None) 
                 raise ConfigError(f"{source}: {key} must be one of {', '.join(_CHOICES[key])}, "
                                   f"got {value!r}")
             values[key] = value
-    config = TrainConfig(**values)
+    config = _with_precision(TrainConfig(**values))
     _validate(config)
     return config
+
+
+def _with_precision(c: TrainConfig) -> TrainConfig:
+    """`bf16: true` (the older spelling) is `precision: bf16`; the two must not disagree."""
+    if c.bf16 and c.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"bf16 and precision {c.precision} disagree: give one of them "
+                          "(--precision bf16 is --bf16)")
+    if c.bf16 or c.precision == "bf16":
+        return dataclasses.replace(c, precision="bf16", bf16=True)
+    return c
 
 
 def _validate(c: TrainConfig) -> None:

@@ -9,6 +9,7 @@ A device this machine lacks is one :class:`ConfigError` naming the devices it ha
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import TYPE_CHECKING
@@ -125,3 +126,128 @@ def available_cores() -> int:
 def threads_per_job(jobs: int) -> int:
     """Intra-op threads for each of `jobs` processes sharing this machine's cores."""
     return max(1, available_cores() // jobs)
+
+
+@functools.cache
+def _cpuinfo() -> str:
+    """/proc/cpuinfo, read once; empty where there is none (macOS, Windows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def cpu_name() -> str:
+    """The CPU's model name, e.g. ``AMD EPYC``."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo has none)."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_isa() -> str:
+    """The vector extensions that decide CPU speed: ``AVX2``, ``AVX-512``, ``AVX-512 + BF16``,
+    ``AVX-512 + BF16 + AMX``, or ``no AVX2``."""
+    flags = cpu_flags()
+    if "avx512f" not in flags:
+        return "AVX2" if "avx2" in flags else "no AVX2"
+    parts = ["AVX-512"]
+    if "avx512_bf16" in flags:
+        parts.append("BF16")
+    if "amx_tile" in flags:
+        parts.append("AMX")
+    return " + ".join(parts)
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 dot products (AVX512-BF16 or AMX); elsewhere bf16 is emulated, and slow."""
+    flags = cpu_flags()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _running_elsewhere() -> int | None:
+    """Runnable tasks on the machine now, less this process (/proc/loadavg's 4th field)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return max(0, int(f.read().split()[3].split("/")[0]) - 1)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def free_cores(samples: int = 5, gap: float = 0.01) -> int:
+    """Cores of this process's affinity set that other work is not using right now.
+
+    The fewest runnable tasks elsewhere over a few samples ``gap`` seconds apart (a job that
+    keeps a core busy is in every sample; a blip is not), subtracted from the cores this
+    process may use; at least 1. Used for the default thread count: on a 2-core machine beside
+    one busy job, two threads make every op wait for the thread that shares its core with the
+    other job (measured in BENCHMARKS.md), one thread does not.
+    """
+    import time
+
+    busy = []
+    for i in range(samples):
+        n = _running_elsewhere()
+        if n is None:
+            return available_cores()
+        busy.append(n)
+        if i + 1 < samples:
+            time.sleep(gap)
+    return max(1, available_cores() - min(busy))
+
+
+def default_threads() -> int | None:
+    """Intra-op threads for a command that was not told (None: it was, by ``OMP_NUM_THREADS``,
+    which torch honours itself)."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return free_cores()
+
+
+# `--precision auto` on a CPU with native bf16: bf16 only from this batch size up, where the
+# convolutions are large enough for bf16's halved memory traffic to beat the casts it adds
+# (BENCHMARKS.md, "Precision"); at batch 64 fp32 is as fast or faster.
+AUTO_BF16_MIN_BATCH = 256
+
+
+def pick_precision(requested: str, device: torch.device, batch_size: int
+                   ) -> tuple[str, str | None]:
+    """The precision a run uses for `requested` (fp32, bf16, fp16 or auto) on `device`, and a
+    note for the user when the choice will be slow; fp16 off CUDA is a :class:`ConfigError`."""
+    import torch
+
+    if requested == "auto":
+        if device.type == "cuda":
+            return ("bf16" if torch.cuda.is_bf16_supported() else "fp16"), None
+        if device.type == "cpu" and cpu_has_bf16() and batch_size >= AUTO_BF16_MIN_BATCH:
+            return "bf16", None
+        return "fp32", None
+    if requested == "fp16" and device.type != "cuda":
+        raise ConfigError(f"--precision fp16 needs a CUDA device (with a GradScaler), not "
+                          f"{device}; use fp32, or bf16 where the hardware has it")
+    if requested == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        return "bf16", (f"note: bf16 on this CPU ({cpu_isa()}, no AVX512-BF16 or AMX) is "
+                        "emulated, several times slower than fp32; --precision auto picks fp32 "
+                        "here")
+    return requested, None
+
+
+def use_free_cores() -> None:
+    """A command's start: intra-op threads for the cores free now (see :func:`free_cores`),
+    unless ``OMP_NUM_THREADS`` set them."""
+    threads = default_threads()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)

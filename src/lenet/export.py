@@ -86,23 +86,28 @@ def to_onnx(model: Any, meta: Any) -> Any:
 
 
 def _lenet_version() -> str:
-    from lenet import __version__
+    from lenet._version import __version__
 
     return __version__
 
 
 def export_onnx(weights_path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None
                 ) -> Path:
-    """Export a run directory or weights file to ONNX, written atomically; returns the path.
+    """Export a run directory, weights file or bundled weights' name to ONNX, written
+    atomically (default: next to the weights; ``./NAME.onnx`` for bundled ones); returns the
+    path.
 
     The output is checked first, so a read-only place or a directory given as the file fails
     at once (:class:`~lenet.errors.OutputError`), not after the export."""
     from lenet import atomic
 
     if output is None:
-        from lenet.weights import resolve_path
+        from lenet.weights import is_bundled, resolve_path
 
-        output = resolve_path(weights_path).with_suffix(".onnx")
+        # Bundled weights live inside the installed package: their ONNX goes in the current
+        # folder instead, as NAME.onnx.
+        output = (Path(f"{os.fspath(weights_path)}.onnx") if is_bundled(weights_path)
+                  else resolve_path(weights_path).with_suffix(".onnx"))
     output = atomic.ensure_writable(output)
     from lenet import weights  # imports torch: only once the output is known to be writable
 

@@ -320,8 +320,8 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], backend: str | None = None) -> Predictor:
-        """Weights (run dir, .safetensors) or a .onnx file; backend None: onnxruntime for a
-        .onnx file, torch otherwise."""
+        """Bundled weights' name, weights (run dir, .safetensors) or a .onnx file; backend
+        None: onnxruntime for a .onnx file, torch otherwise."""
         p = Path(path)
         if backend is None:
             backend = "onnxruntime" if p.suffix == ".onnx" else "torch"
@@ -392,6 +392,10 @@ class Predictor:
             out.append(Prediction(i, self.classes[i] if i < len(self.classes) else str(i),
                                   row_p.tolist(), row_s.tolist()))
         return out
+
+    def predict_image(self, source: str | os.PathLike[str] | bytes) -> Prediction:
+        """One image file (a path or its bytes), preprocessed as `lenet predict` does."""
+        return self.predict(preprocess_image(source)[None])[0]
 
     def first_conv_maps(self, digit: np.ndarray) -> dict[str, Any] | None:
         """Outputs of the model's first convolution for one digit (torch backend only)."""

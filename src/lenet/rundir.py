@@ -46,6 +46,7 @@ BEST = "model_best.safetensors"
 CHECKPOINTS = "checkpoints"
 LOG = "train.log"
 LOCK = ".lock"
+ROBUSTNESS = "robustness.json"  # `lenet robustness` into a run dir; `lenet report` shows it
 RUN_ID = "run_id"  # the key of config.json that names the run its checkpoints belong to
 
 PathLike = str | os.PathLike[str]
@@ -53,11 +54,12 @@ PathLike = str | os.PathLike[str]
 # A temp file of lenet.atomic (".NAME.XXXXXXXX.tmp"), left behind only by a killed process.
 _TMP = re.compile(r"^\..+\.tmp$")
 # What a run writes into its folder: `--overwrite` clears a folder only when it holds nothing
-# else. `lenet report` adds report.html and its figures (lenet.viz.report).
+# else. `lenet report` adds report.html and its figures (lenet.viz.report), `lenet robustness`
+# its curves.
 _OWN = re.compile(r"^(config\.json|metrics\.csv|initial\.safetensors|model(_best)?\.safetensors"
-                  r"|train\.log|\.lock|events\.out\.tfevents\..*|report\.html"
-                  r"|(curves|rbf_bitmaps|confusion|misclassified|rejection|kernels_first_conv"
-                  r"|kernels_second_conv_map\d+|feature_maps_\d+|predictions|samples)\.png)$")
+                  r"|train\.log|\.lock|events\.out\.tfevents\..*|report\.html|robustness\.json"
+                  r"|(robustness|robustness_examples|curves|rbf_bitmaps|confusion|misclassified"
+                  r"|rejection|kernels_first_conv|kernels_second_conv_map\d+|feature_maps_\d+|predictions|samples)\.png)$")
 _OWN_CHECKPOINT = re.compile(r"^epoch-\d{4,}(-step-\d+)?\.safetensors$")
 
 

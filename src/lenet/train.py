@@ -50,6 +50,7 @@ from torch import nn
 from lenet import checkpoint, console, rundir, weights
 from lenet.config import TrainConfig, val_count
 from lenet.console import Log
+from lenet.device import default_threads, pick, pick_precision
 from lenet.errors import ConfigError, LenetError, WeightsError
 from lenet.evaluate import EvalResult, evaluate_tensors
 from lenet.losses import make_loss
@@ -141,6 +142,12 @@ class RunResult:
     test: EvalResult
     train_seconds: float
     history: list[EpochMetrics] = field(default_factory=list)
+    model: nn.Module | None = None  # the trained model (final weights, eval mode)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """:meth:`summary`: the run's figures, as `lenet train --json` prints them."""
+        return self.summary()
 
     def summary(self) -> dict[str, Any]:
         epochs = len(self.history)
@@ -490,15 +497,15 @@ def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None
     training continues from its newest intact checkpoint of that run (or from the start if it
     has none).
     """
-    from lenet.device import pick
-
     dist = Distributed.from_env()
     if log is None:
         log = console.log if dist.is_main else console.silent
-    progress = (sys.stderr.isatty() and dist.is_main) if progress is None else progress
+    progress = (_interactive() and dist.is_main) if progress is None else progress
     t_start = time.perf_counter()
     device = dist.setup(pick(cfg.device))
-    threads = torch.get_num_threads()  # per-pattern training drops to one (_make_step)
+    threads = torch.get_num_threads()  # restored at the end; per-pattern training uses one
+    if device.type == "cpu" and (free := default_threads()) is not None:
+        torch.set_num_threads(free)  # the cores free now, unless OMP_NUM_THREADS says
     try:
         run_dir, created = _run_dir(cfg, dist)
         owned = (rundir.claim(run_dir, resume=resume, overwrite=overwrite, created=created)
@@ -661,11 +668,18 @@ def _start(run: _Run, resumed: bool) -> _Loop:
             run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     n, bs = len(run.data.train.labels), cfg.batch_size
     steps = _steps_per_epoch(run)
-    step_fn = _make_step(train_model, run.optimizer, run.loss_fn, run.loss_name, run.device, cfg)
+    precision, note = pick_precision(cfg.precision, run.device, cfg.batch_size)
+    if note and run.main:
+        run.log(note)
+    step_fn = _make_step(train_model, run.optimizer, run.loss_fn, run.loss_name, run.device, cfg,
+                         precision)
     if run.epoch == 0 and run.resume_at is None:
+        n_threads = torch.get_num_threads()
+        threads = (f" ({n_threads} thread{'s' if n_threads != 1 else ''})"
+                   if run.device.type == "cpu" else "")
         run.log(f"training {cfg.model} ({run.params:,} parameters) on {cfg.dataset}: {n:,} "
                 f"digits, {cfg.epochs} epochs, batch {bs}, {cfg.optimizer} lr {cfg.lr:g}, "
-                f"device {run.device}"
+                f"{precision}, device {run.device}{threads}"
                 + (f" x {dist.world} processes" if dist.world > 1 else "")
                 + f"; run dir {run.run_dir}")
     return _Loop(step_fn, Schedule(cfg, steps), steps, min(n, steps * bs),
@@ -879,7 +893,8 @@ def _finish(run: _Run, loop: _Loop, test: EvalResult | None, t_start: float) -> 
     cfg = run.cfg
     if test is None:  # resumed a run whose last epoch had already finished
         test = _evaluate(run, run.data.test)
-    result = RunResult(cfg, run.run_dir, run.params, test, run.train_seconds, run.history)
+    result = RunResult(cfg, run.run_dir, run.params, test, run.train_seconds, run.history,
+                       run.model.eval())
     if run.main:
         with _writing(run):
             # The epochs trained, which a resume never lets differ from cfg.epochs.
@@ -956,27 +971,52 @@ def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+def _pattern_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name: str,
+                  rbf_j: float) -> Step | None:
+    """The hand-written per-pattern step: compiled where numba imports and supports the setup,
+    unless LENET_PATTERN_STEP=torch asks for the reference; None where neither applies."""
+    from lenet.optim import pattern_step
+
+    if not pattern_step.supports(model, optimizer, loss_name):
+        return None
+    if os.environ.get("LENET_PATTERN_STEP", "auto") != "torch":
+        try:
+            from lenet.optim import pattern_numba
+        except ImportError:  # numba is optional (lenet[fast]), or too old/new for this numpy
+            pattern_numba = None
+        if pattern_numba is not None and pattern_numba.supports(model, optimizer, loss_name):
+            return pattern_numba.NumbaPatternStep(model, optimizer, loss_name, rbf_j)
+    return pattern_step.PatternStep(model, optimizer, loss_name, rbf_j)
+
+
 def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable,
-               loss_name: str, device: torch.device, cfg: TrainConfig) -> Step:
+               loss_name: str, device: torch.device, cfg: TrainConfig, precision: str) -> Step:
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    # fp16's narrow range underflows small gradients: scale the loss (CUDA only, see device).
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             scores = model(x)
         loss = loss_fn(scores.float(), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         return loss, scores
 
     fn: Step = step
     if cfg.compile:
         fn = torch.compile(step)
-    elif not cfg.bf16 and cfg.optimizer == "sdlm":
+    elif precision == "fp32" and cfg.optimizer == "sdlm":
         # The paper's per-pattern recipe: the same step with its gradients written out by hand,
-        # which at batch 1 skips autograd's per-step graph (lenet.optim.pattern_step).
-        from lenet.optim import pattern_step
-
-        if pattern_step.supports(model, optimizer, loss_name):
-            fn = pattern_step.PatternStep(model, optimizer, loss_name, cfg.rbf_j)
+        # which at batch 1 skips autograd's per-step graph (lenet.optim.pattern_step), compiled
+        # with numba where installed (lenet.optim.pattern_numba, ~9x faster).
+        fn = _pattern_step(model, optimizer, loss_name, cfg.rbf_j) or fn
     if device.type != "cpu" or cfg.batch_size > 4:
         return fn
 
@@ -998,10 +1038,16 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
     return native_conv_step
 
 
+def _interactive() -> bool:
+    """A person is watching: stderr is a terminal, or this runs in a Jupyter kernel."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
 def _progress(total: int, desc: str, enabled: bool, initial: int = 0):  # -> tqdm | None
     if not enabled:
         return None
-    from tqdm import tqdm
+    # tqdm.auto: a widget in Jupyter (where ipywidgets is installed), text in a terminal.
+    from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, leave=False, unit="step",
                 file=sys.stderr)
@@ -1014,3 +1060,39 @@ def _tensorboard(run_dir: Path, log: Log):  # -> TensorBoardLogger | None
         log(str(e))
         return None
     return TensorBoardLogger(run_dir)
+
+
+def run(config: str | os.PathLike[str] | TrainConfig | None = None, *, log: Log | None = None,
+        progress: bool | None = None, resume: bool = False, overwrite: bool = False,
+        **overrides: Any) -> RunResult:
+    """``lenet.train(...)``: train as `lenet train` does, from Python.
+
+    `config` is a shipped recipe's name (``"lenet5-fast"``), a YAML path, a :class:`TrainConfig`
+    or None (the model's own recipe, else ``lenet5``); `overrides` are TrainConfig keys
+    (``epochs=2, train_subset=6000``). Returns the :class:`RunResult`: ``.metrics``, ``.model``
+    (trained, in eval mode), ``.run_dir``, ``.history``.
+
+    >>> result = lenet.train("lenet5", epochs=1, train_subset=6000)
+    """
+    from lenet.config import resolve
+
+    if isinstance(config, TrainConfig):
+        values = {**config.to_dict(), **overrides}
+        values.pop("run_id", None)
+        cfg = resolve(None, {"model": config.model, **values})
+    else:
+        cfg = resolve(None if config is None else os.fspath(config), overrides)
+    return train(cfg, log=log, progress=progress, resume=resume, overwrite=overwrite)
+
+
+class _CallableModule(type(sys)):  # type: ignore[misc]
+    """This module, callable: ``lenet.train(...)`` is :func:`run`, while ``lenet.train.train``
+    and the rest stay reachable (a plain function of that name would be shadowed by this very
+    module once anything imported it)."""
+
+    def __call__(self, config: str | os.PathLike[str] | TrainConfig | None = None,
+                 **kwargs: Any) -> RunResult:
+        return run(config, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

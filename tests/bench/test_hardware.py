@@ -8,24 +8,24 @@ import pytest
 
 
 def test_cpuinfo_is_read_once_for_the_name_and_the_bf16_flags(monkeypatch) -> None:
-    from pathlib import Path
+    import builtins
 
-    from lenet.bench import hardware
+    from lenet import device
 
     reads = []
-    real = Path.read_text
+    real = builtins.open
 
-    def counting(self, *a, **kw):
-        reads.append(str(self))
-        return real(self, *a, **kw)
+    def counting(file, *a, **kw):
+        reads.append(str(file))
+        return real(file, *a, **kw)
 
-    hardware._cpuinfo.cache_clear()
-    monkeypatch.setattr(Path, "read_text", counting)
+    device._cpuinfo.cache_clear()
+    monkeypatch.setattr(builtins, "open", counting)
     try:
-        name, bf16 = hardware.cpu_name(), hardware.cpu_has_bf16()
-        hardware.cpu_name()
+        name, bf16 = device.cpu_name(), device.cpu_has_bf16()
+        device.cpu_name(), device.cpu_isa()
     finally:
-        hardware._cpuinfo.cache_clear()
+        device._cpuinfo.cache_clear()
     assert name and isinstance(bf16, bool)
     assert reads.count("/proc/cpuinfo") <= 1
 

@@ -9,7 +9,7 @@ from tests.bench.conftest import positive
 
 def test_large_batch_row_and_per_pattern_step(quick: tuple[dict, str, str]) -> None:
     r, _, _ = quick
-    large = r["train"]["lenet_train_batch512_bf16"]
+    large = r["train"]["lenet_train_batch512_auto"]
     assert large["batch_size"] == 512 and 0 <= large["test_accuracy"] <= 1
     p = r["per_pattern"]
     for key in ("autograd_us", "hand_written_us", "speedup", "pass_seconds"):

@@ -10,3 +10,5 @@ def test_models_lists_the_registry_as_json() -> None:
     by_name = {r["name"]: r for r in rows}
     assert by_name["lenet5"]["params"] == 61_706
     assert by_name["lenet5-tanh"]["input_size"] == 28
+    # Which architectures have bundled weights (`lenet weights list`).
+    assert by_name["lenet5"]["pretrained"] is True and by_name["mlp-300"]["pretrained"] is False

@@ -105,8 +105,11 @@ def test_text_output_globs_and_per_file_errors(run_dir, rendered, tmp_path, caps
 
 def test_bad_weights_and_top_k_exit_2(run_dir, rendered, tmp_path, capsys):
     folder, _, _ = rendered
-    assert cli.main(["predict", str(tmp_path / "nope"), str(folder)]) == 2
-    assert "lenet: error:" in capsys.readouterr().err
+    assert cli.main(["predict", "--weights", str(tmp_path / "nope"), str(folder)]) == 2
+    assert "nope: no such weights file or run directory" in capsys.readouterr().err
+    # The older spelling: a first argument that names a weights file is the weights.
+    assert cli.main(["predict", str(tmp_path / "nope.safetensors"), str(folder)]) == 2
+    assert "nope.safetensors: no such weights file" in capsys.readouterr().err
     assert cli.main(["predict", str(run_dir), str(folder), "--top-k", "11"]) == 2
     assert "--top-k 11" in capsys.readouterr().err
 

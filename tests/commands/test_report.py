@@ -42,3 +42,15 @@ def test_the_report_file_name_is_the_one_viz_writes() -> None:
     from lenet.viz.report import HTML
 
     assert HTML_NAME == HTML
+
+
+def test_report_on_bundled_weights_needs_no_run(tmp_path) -> None:
+    from tests.commands.cli import lenet
+
+    out = tmp_path / "rep"
+    r = json.loads(lenet("report", "--weights", "lenet5", "--out", str(out), "--json").stdout)
+    assert (out / "report.html").is_file() and (out / "confusion.png").is_file()
+    assert "curves are in the run that trained them" in r["notes"]["curves"]
+    assert r["evaluation"]["total"] == 10_000
+    proc = lenet("report", str(tmp_path), "--weights", "lenet5", check=False)
+    assert proc.returncode == 2 and "not both" in proc.stderr

@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from lenet import cli
+from lenet.models import get_weights
+from lenet.weights import read
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,10 +25,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_process_answers_and_stops(run_dir, tmp_path):
+@pytest.mark.parametrize("weights", ["run", None])
+def test_serve_process_answers_and_stops(weights, run_dir, tmp_path):
+    """With a run, and with none: the bundled lenet5 weights."""
     port = _free_port()
     log = (tmp_path / "serve.log").open("w+")
-    proc = subprocess.Popen([sys.executable, "-m", "lenet", "serve", str(run_dir), "--port",
+    chosen = [str(run_dir)] if weights == "run" else []
+    proc = subprocess.Popen([sys.executable, "-m", "lenet", "serve", *chosen, "--port",
                              str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -38,8 +44,11 @@ def test_serve_process_answers_and_stops(run_dir, tmp_path):
                 assert time.monotonic() < deadline, "server did not answer within 60 s"
                 time.sleep(0.2)
         assert r.json() == {"status": "ok"}
-        assert httpx.get(f"http://127.0.0.1:{port}/api/model", timeout=10).json()["name"] == \
-            "lenet5"
+        info = httpx.get(f"http://127.0.0.1:{port}/api/model", timeout=10).json()
+        assert info["name"] == "lenet5"
+        recorded = get_weights("lenet5").test_accuracy if weights is None else \
+            read(run_dir)[1].test_accuracy
+        assert info["test_accuracy"] == recorded
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -7,44 +7,23 @@ import torch
 
 from lenet.losses import make_loss
 from lenet.models import create
-from lenet.models.lenet1998 import LeNet1998
 from lenet.optim import SDLM
 from lenet.optim.pattern_step import PatternStep, supports
-
-
-def _model_and_data(seed: int = 0, n: int = 64) -> tuple[LeNet1998, torch.Tensor, torch.Tensor]:
-    torch.manual_seed(seed)
-    model = create("lenet5-1998")
-    # Digit-like inputs in the paper's range: background -0.1, ink up to 1.175.
-    x = torch.rand(n, 1, 32, 32).mul(1.275).sub(0.1)
-    y = torch.randint(0, 10, (n,))
-    return model, x, y
+from tests.optim.steps import assert_matches_autograd, model_and_data
 
 
 @pytest.mark.parametrize("loss", ["rbf-map", "rbf-mle"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_gradients_match_autograd(loss: str, batch: int) -> None:
-    model, x, y = _model_and_data()
+    model, x, y = model_and_data()
     step = PatternStep(model, SDLM(model.parameters(), lr=1e-4), loss, rbf_j=0.5)
-    value, scores, grads = step.gradients(x[:batch], y[:batch])
-
-    model.zero_grad()
-    ref_scores = model(x[:batch])
-    ref = make_loss(loss, rbf_j=0.5)(ref_scores, y[:batch])
-    ref.backward()
-    torch.testing.assert_close(scores, ref_scores.detach(), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(value, ref.detach(), rtol=1e-6, atol=1e-5)
-    assert sorted(grads) == sorted(n for n, _ in model.named_parameters())
-    for name, p in model.named_parameters():
-        scale = p.grad.abs().max().item()
-        assert scale > 0, name
-        torch.testing.assert_close(grads[name], p.grad, rtol=0, atol=1e-5 * scale, msg=name)
+    assert_matches_autograd(step, model, x[:batch], y[:batch], loss)
 
 
 def test_updates_match_autograd_sdlm_over_many_patterns() -> None:
     """50 per-pattern SDLM updates at the recipe's rate, by hand and by autograd + SDLM.step,
     end at the same weights (up to float rounding, which every per-pattern step amplifies)."""
-    model, x, y = _model_and_data(seed=1, n=50)
+    model, x, y = model_and_data(seed=1, n=50)
     twin = create("lenet5-1998")
     twin.load_state_dict(model.state_dict())
     opt_a = SDLM(model.parameters(), lr=2e-5)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 
 
@@ -10,10 +13,10 @@ def predictor(run_dir):
     return Predictor.load(run_dir)
 
 
-@pytest.fixture(scope="session")
-def live_server(predictor):
+@contextlib.contextmanager
+def serving(predictor) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 (a free port picked by the OS), in a thread, set up
-    as `lenet serve` sets it up (lenet.serve.app.listen and server_config)."""
+    as `lenet serve` sets it up (lenet.serve.app.listen and server_config); yields its URL."""
     import threading
     import time
 
@@ -31,8 +34,16 @@ def live_server(predictor):
             server.should_exit = True
             pytest.fail("uvicorn did not start within 30 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
     assert not thread.is_alive(), "uvicorn did not stop within 15 s"
+
+
+@pytest.fixture(scope="session")
+def live_server(predictor):
+    with serving(predictor) as url:
+        yield url

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from benchmarks.loadtest import png_bytes
+from lenet.serve.app import MAX_BODY as MAX_BODY_BYTES
 from lenet.serve.app import STATIC, create_app
 
 
@@ -504,3 +505,187 @@ def test_real_uvicorn_server(live_server, mnist_test):
         big = c.post("/api/predict", content=b"\x00" * (3 * 1024 * 1024),
                      headers={"content-type": "image/png"})
         assert big.status_code == 413 and "limit" in big.json()["detail"]
+
+
+# --------------------------------------------------------------------------- /api/activations
+_LENET5_LAYERS = [("input", "input", [1, 28, 28]), ("c1", "conv", [6, 28, 28]),
+                  ("s2", "pool", [6, 14, 14]), ("c3", "conv", [16, 10, 10]),
+                  ("s4", "pool", [16, 5, 5]), ("c5", "linear", [120]), ("f6", "linear", [84]),
+                  ("output", "output", [10])]
+
+
+def _layers(body: dict) -> list[tuple]:
+    return [(la["name"], la["kind"], la["shape"]) for la in body["layers"]]
+
+
+def _by_hand_lenet5(model, x):
+    """lenet5's layers computed without hooks: each one's activated output."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        c1 = F.relu(model.c1(x))
+        s2 = F.max_pool2d(c1, 2)
+        c3 = F.relu(model.c3(s2))
+        s4 = F.max_pool2d(c3, 2)
+        c5 = F.relu(model.c5(s4.flatten(1)))
+        f6 = F.relu(model.f6(c5))
+        return [x, c1, s2, c3, s4, c5, f6, model.output(f6)]
+
+
+def test_activations_match_the_model_run_directly(client, predictor, mnist_test):
+    import torch
+
+    images, _ = mnist_test
+    r = client.post("/api/activations", json={"pixels": images[3].reshape(-1).tolist()})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert _layers(body) == _LENET5_LAYERS and body["model"] == "lenet5"
+    # The same answer as /api/predict for the same input.
+    plain = client.post("/api/predict", json={"pixels": images[3].reshape(-1).tolist()}).json()
+    for key in ("digit", "label", "probabilities", "preprocessed", "classes"):
+        assert body[key] == plain[key], key
+    assert body["original"] == body["preprocessed"] and body["steps"] == []
+    digit = np.array(body["preprocessed"], np.uint8).reshape(1, 28, 28)
+    x = predictor.preprocessing(torch.from_numpy(digit))
+    for layer, want in zip(body["layers"], _by_hand_lenet5(predictor.model, x), strict=True):
+        got = np.array(layer["values"]).reshape(layer["shape"])
+        assert np.abs(got - want[0].numpy()).max() <= 1e-4, layer["name"]
+        assert layer["omitted"] is False
+    assert np.abs(np.array(body["scores"]) - predictor.scores(digit)[0]).max() <= 1e-4
+    assert body["layers"][1]["reads"]["table"] == [[0]] * 6 and "rbf" not in body
+    assert len(r.content) < 150_000
+
+
+@pytest.fixture(scope="module")
+def other_models(tmp_path_factory):
+    """Untrained lenet5-1998 and mlp weights (shapes and wiring, not accuracy)."""
+    import torch
+
+    from lenet import weights
+    from lenet.models import create
+    from lenet.models.registry import get_spec
+
+    root = tmp_path_factory.mktemp("other-models")
+    paths = {}
+    for name in ("lenet5-1998", "mlp"):
+        torch.manual_seed(0)
+        meta = weights.WeightsMeta(name, get_spec(name).preprocessing, "mnist",
+                                   [str(i) for i in range(10)])
+        paths[name] = weights.save(root / f"{name}.safetensors", create(name), meta)
+    return paths
+
+
+def _activations_of(path, pixels: list[int]) -> tuple[dict, object]:
+    from lenet.predict import Predictor
+
+    p = Predictor.load(path)
+    with TestClient(create_app(p), base_url="http://localhost") as c:
+        r = c.post("/api/activations", json={"pixels": pixels})
+    assert r.status_code == 200, r.text
+    return r.json(), p
+
+
+def test_activations_of_lenet5_1998_with_c3_table_and_rbf(other_models, mnist_test):
+    import torch
+
+    from lenet.models.lenet1998 import C3_TABLE, rbf_codes, squash
+
+    images, _ = mnist_test
+    body, p = _activations_of(other_models["lenet5-1998"], images[0].reshape(-1).tolist())
+    assert _layers(body) == [("input", "input", [1, 32, 32]), ("c1", "conv", [6, 28, 28]),
+                             ("s2", "pool", [6, 14, 14]), ("c3", "conv", [16, 10, 10]),
+                             ("s4", "pool", [16, 5, 5]), ("c5", "conv", [120, 1, 1]),
+                             ("f6", "linear", [84]), ("output", "rbf", [10])]
+    c3 = body["layers"][3]["reads"]
+    assert c3["sparse"] is True and c3["table"] == [sorted(t) for t in C3_TABLE]
+    m = p.model
+    x = p.preprocessing(torch.tensor(body["preprocessed"], dtype=torch.uint8).reshape(1, 28, 28))
+    with torch.no_grad():
+        s2 = squash(m.s2(squash(m.c1(x))))
+        c5 = squash(m.c5(squash(m.s4(squash(m.c3(s2))))))
+        f6 = squash(m.f6(c5.flatten(1)))
+    assert np.abs(np.array(body["layers"][6]["values"]) - f6[0].numpy()).max() <= 1e-4
+    rbf = body["rbf"]
+    assert rbf["shape"] == [12, 7] and rbf["codes"] == rbf_codes().tolist()
+    want = (f6[0] - rbf_codes()).square().sum(1).sqrt().numpy()
+    assert np.abs(np.array(rbf["distances"]) - want).max() <= 1e-4
+    assert rbf["nearest"] == int(want.argmin()) == body["digit"] and rbf["features"] == "f6"
+
+
+def test_activations_of_an_mlp(other_models, mnist_test):
+    import torch
+
+    images, _ = mnist_test
+    body, p = _activations_of(other_models["mlp"], images[1].reshape(-1).tolist())
+    assert [(k, s) for _, k, s in _layers(body)] == [
+        ("input", [1, 28, 28]), ("linear", [300]), ("linear", [100]), ("output", [10])]
+    x = p.preprocessing(torch.tensor(body["preprocessed"], dtype=torch.uint8).reshape(1, 28, 28))
+    with torch.no_grad():
+        h1 = torch.relu(p.model.net[1](x.flatten(1)))
+    assert np.abs(np.array(body["layers"][1]["values"]) - h1[0].numpy()).max() <= 1e-4
+    assert body["layers"][1]["reads"] == {"type": "dense"} and "rbf" not in body
+
+
+def test_activations_transform_upload_steps_and_raw_pixels(client, mnist_test):
+    from lenet.predict import preprocess_image
+    from lenet.serve.digits import Transform, apply
+
+    images, _ = mnist_test
+    png = _png(255 - images[5], "RGB", 84)
+    t = {"rotate": 20, "shift_x": 2, "stroke": 1}
+    r = client.post("/api/activations", files={"file": ("d.png", png, "image/png")},
+                    data={"transform": json.dumps(t)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    original = np.array(body["original"], np.uint8).reshape(28, 28)
+    assert np.array_equal(original, preprocess_image(png))  # exactly like `lenet predict`
+    assert body["preprocessed"] == apply(original, Transform.parse(t)).reshape(-1).tolist()
+    assert body["transform"] == Transform.parse(t).to_dict()
+    assert body["steps"][0]["name"] == "grayscale" and len(body["steps"]) == 4
+    # The network input is the transformed digit, as the model's preprocessing makes it.
+    assert body["layers"][0]["values"][:3] == [-1.0, -1.0, -1.0]
+    # "preprocess": false feeds the pixels as they are (here: the transformed digit again).
+    again = client.post("/api/activations", json={"pixels": body["preprocessed"],
+                                                  "preprocess": False}).json()
+    assert again["original"] == again["preprocessed"] == body["preprocessed"]
+    assert again["layers"] == body["layers"] and again["digit"] == body["digit"]
+    raw = client.post("/api/activations", content=png, headers={"content-type": "image/png"})
+    assert raw.status_code == 200 and raw.json()["original"] == body["original"]
+
+
+@pytest.mark.parametrize("kwargs,status,needle", [
+    ({"content": b"\x00" * (MAX_BODY_BYTES + 1), "headers": {"content-type": "image/png"}},
+     413, "limit"),
+    ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "content type"),
+    ({"files": {"file": ("x.png", b"not an image", "image/png")}}, 415, "not an image"),
+    ({"content": b"{nope", "headers": {"content-type": "application/json"}}, 422, "malformed"),
+    ({"json": {"pixels": [0] * 783}}, 422, "784"),
+    ({"json": {"pixels": [0] * 784}}, 422, "no ink"),
+    ({"json": {"pixels": [255] * 784, "preprocess": "no"}}, 422, "preprocess"),
+    ({"json": {"pixels": [0] * 784, "transform": {"spin": 1}}}, 422, "unknown field"),
+    ({"json": {"pixels": [0] * 784, "transform": {"rotate": 1000}}}, 422, "-180..180"),
+    ({"files": {"file": ("d.png", _png(np.eye(28, dtype=np.uint8) * 255), "image/png")},
+      "data": {"transform": "{bad json"}}, 422, "malformed JSON"),
+    ({"files": {"file": ("d.png", _png(np.eye(28, dtype=np.uint8) * 255), "image/png")},
+      "data": {"transform": "[1]"}}, 422, "must be an object"),
+])
+def test_activations_bad_input_is_4xx(client, kwargs, status, needle):
+    assert needle in _json_error(client.post("/api/activations", **kwargs), status)
+
+
+def test_activations_are_documented_with_their_size_bound(client):
+    op = client.get("/openapi.json").json()["paths"]["/api/activations"]["post"]
+    assert {"413", "415", "422", "503"} <= set(op["responses"])
+    for needle in ("4 decimals", "100,000", "2 MB", "transform", "rotate", "rbf", "table"):
+        assert needle in op["description"], needle
+
+
+def test_activations_need_torch_weights(predictor):
+    from lenet.predict import Predictor
+
+    onnx_like = Predictor(predictor.model_name, predictor.classes, predictor.preprocessing,
+                          None, "mnist", backend="onnxruntime", model=None)
+    with TestClient(create_app(onnx_like), base_url="http://localhost") as c:
+        r = c.post("/api/activations", json={"pixels": [255] * 784})
+    assert "safetensors" in _json_error(r, 409)

@@ -1,4 +1,4 @@
-"""Fuzzing POST /api/predict: whatever arrives, the answer is never a 5xx.
+"""Fuzzing POST /api/predict and /api/activations: whatever arrives, the answer is never a 5xx.
 
 Random and mutated uploads, malformed multipart, huge and nested JSON, bad pixel values and
 random content types, through FastAPI's TestClient. Every answer must be JSON: a 200 with a
@@ -25,6 +25,7 @@ FUZZ = settings(max_examples=80, deadline=None, database=None,
                                        HealthCheck.large_base_example,
                                        HealthCheck.function_scoped_fixture])
 FEW = settings(FUZZ, max_examples=25)
+PATHS = st.sampled_from(["/api/predict", "/api/activations"])
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +44,18 @@ def _check(r) -> dict:
     assert isinstance(body, dict), body
     if r.status_code == 200:
         assert body["digit"] in range(10) and len(body["probabilities"]) == 10, body
+        if "layers" in body:  # /api/activations: every layer, sized as its shape says
+            for layer in body["layers"]:
+                assert len(layer["values"]) == int(np.prod(layer["shape"])), layer["name"]
     else:
         assert 400 <= r.status_code < 500, r.status_code
         assert body.get("detail"), body
     return body
 
 
-def _post(client, content: bytes, content_type: str | None):
+def _post(client, content: bytes, content_type: str | None, path: str = "/api/predict"):
     headers = {} if content_type is None else {"content-type": content_type}
-    return client.post("/api/predict", content=content, headers=headers)
+    return client.post(path, content=content, headers=headers)
 
 
 def _encode(arr: np.ndarray, mode: str, fmt: str) -> bytes | None:
@@ -86,9 +90,9 @@ _printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_
 @given(magic=st.sampled_from(_MAGIC), data=st.binary(max_size=2048),
        filename=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30),
        part_type=st.sampled_from(_CTYPES) | _printable,
-       field=st.sampled_from(["file", "image", "upload", ""]))
-def test_random_bytes_as_file_upload(client, magic, data, filename, part_type, field):
-    r = client.post("/api/predict", files={field: (filename or "x", magic + data, part_type)})
+       field=st.sampled_from(["file", "image", "upload", ""]), path=PATHS)
+def test_random_bytes_as_file_upload(client, magic, data, filename, part_type, field, path):
+    r = client.post(path, files={field: (filename or "x", magic + data, part_type)})
     body = _check(r)
     if r.status_code != 200:
         assert r.status_code in (413, 415, 422), body
@@ -97,16 +101,16 @@ def test_random_bytes_as_file_upload(client, magic, data, filename, part_type, f
 @FUZZ
 @given(fmt=st.sampled_from(sorted(_SAMPLES)), raw=st.booleans(),
        cut=st.integers(0, 4096), flips=st.lists(
-           st.tuples(st.integers(0, 4095), st.integers(0, 255)), max_size=8))
-def test_corrupted_real_images(client, fmt, raw, cut, flips):
+           st.tuples(st.integers(0, 4095), st.integers(0, 255)), max_size=8), path=PATHS)
+def test_corrupted_real_images(client, fmt, raw, cut, flips, path):
     data = bytearray(_SAMPLES[fmt])
     for pos, byte in flips:
         data[pos % len(data)] = byte
     data = bytes(data[:max(1, cut)] if cut < len(data) else data)
     if raw:
-        r = _post(client, data, "image/" + fmt.lower())
+        r = _post(client, data, "image/" + fmt.lower(), path)
     else:
-        r = client.post("/api/predict", files={"file": (f"d.{fmt.lower()}", data, "image/png")})
+        r = client.post(path, files={"file": (f"d.{fmt.lower()}", data, "image/png")})
     _check(r)
 
 
@@ -169,15 +173,15 @@ _boundary = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E,
                             b"Content-Disposition: attachment", b"Content-Type: image/png",
                             b'Content-Disposition: form-data; name="x"; filename*=utf-8\'\'%FF',
                             _SAMPLES["PNG"], b"just text"]),
-           st.binary(max_size=64), st.just(b"BOUNDARY")), max_size=24))
-def test_malformed_multipart(client, boundary, declared, pieces):
+           st.binary(max_size=64), st.just(b"BOUNDARY")), max_size=24), path=PATHS)
+def test_malformed_multipart(client, boundary, declared, pieces, path):
     body = b"".join(boundary.encode() if p == b"BOUNDARY" else p for p in pieces)
     ctype = "multipart/form-data"
     if declared is True:
         ctype += f"; boundary={boundary}"
     elif declared is not None:
         ctype += f'; boundary="{declared}"'
-    r = _post(client, body, ctype)
+    r = _post(client, body, ctype, path)
     _check(r)
     assert r.status_code in (200, 413, 415, 422), r.text
 
@@ -238,9 +242,10 @@ _garbage = st.recursive(_json_leaf, lambda c: st.lists(c, max_size=6)
 
 
 @FUZZ
-@given(doc=_garbage, wrap=st.booleans())
-def test_nested_garbage_json(client, doc, wrap):
-    r = _post(client, json.dumps({"pixels": doc} if wrap else doc).encode(), "application/json")
+@given(doc=_garbage, wrap=st.booleans(), path=PATHS)
+def test_nested_garbage_json(client, doc, wrap, path):
+    r = _post(client, json.dumps({"pixels": doc} if wrap else doc).encode(), "application/json",
+              path)
     _check(r)
     assert r.status_code == 422, r.text[:300]
 
@@ -272,13 +277,64 @@ def test_random_bytes_as_json(client, data, encoding):
 @given(ctype=st.one_of(_printable, st.sampled_from(_CTYPES),
                        st.sampled_from(_CTYPES).map(lambda t: t + "; charset=utf-8"),
                        st.sampled_from(_CTYPES).map(str.upper)),
-       body=st.sampled_from(["json", "png", "garbage", "empty"]))
-def test_random_content_types(client, ctype, body):
+       body=st.sampled_from(["json", "png", "garbage", "empty"]), path=PATHS)
+def test_random_content_types(client, ctype, body, path):
     content = {"json": json.dumps({"pixels": _DIGIT.reshape(-1).tolist()}).encode(),
                "png": _SAMPLES["PNG"], "garbage": b"\x00\x01garbage\xff", "empty": b""}[body]
-    r = _post(client, content, ctype)
+    r = _post(client, content, ctype, path)
     _check(r)
     main = ctype.split(";")[0].strip().lower()
     if main not in ("application/json", "multipart/form-data", "application/octet-stream") \
             and not main.startswith("image/"):
         assert r.status_code == 415, (ctype, r.text[:200])
+
+
+# --------------------------------------------------------------------------- activations' options
+_transform_value = (st.none() | st.booleans() | st.integers(-(10**30), 10**30)
+                    | st.text(max_size=8) | st.floats(allow_nan=True, allow_infinity=True)
+                    | st.lists(st.integers(), max_size=3))
+_transform_key = st.sampled_from(["rotate", "scale", "shift_x", "shift_y", "squeeze", "shear",
+                                  "stroke", "noise", "seed", "spin", ""]) | st.text(max_size=6)
+
+
+@FUZZ
+@given(transform=st.dictionaries(_transform_key, _transform_value, max_size=6) | _garbage,
+       preprocess=st.sampled_from([True, False, None, 0, 1, "false", [], {}]),
+       base=st.sampled_from(["digit", "zeros", "full"]))
+def test_random_transforms_and_options(client, transform, preprocess, base):
+    pixels = {"digit": _DIGIT.reshape(-1).tolist(), "zeros": [0] * 784,
+              "full": [255] * 784}[base]
+    doc = {"pixels": pixels, "transform": transform}
+    if preprocess is not None:
+        doc["preprocess"] = preprocess
+    r = _post(client, json.dumps(doc).encode(), "application/json", "/api/activations")
+    body = _check(r)
+    assert r.status_code in (200, 422), body
+    if r.status_code == 200:
+        assert len(body["preprocessed"]) == 784 and set(body["transform"]) >= {"rotate", "noise"}
+
+
+@FUZZ
+@given(rotate=st.floats(-180, 180), scale=st.floats(0.25, 4), shift=st.floats(-28, 28),
+       squeeze=st.floats(0.25, 4), shear=st.floats(-2, 2), stroke=st.integers(-3, 3),
+       noise=st.floats(0, 1), seed=st.integers(0, 2**31 - 1))
+def test_any_valid_transform_is_answered(client, rotate, scale, shift, squeeze, shear, stroke,
+                                         noise, seed):
+    t = {"rotate": rotate, "scale": scale, "shift_x": shift, "shift_y": -shift,
+         "squeeze": squeeze, "shear": shear, "stroke": stroke, "noise": noise, "seed": seed}
+    r = client.post("/api/activations",
+                    files={"file": ("d.png", _SAMPLES["PNG"], "image/png")},
+                    data={"transform": json.dumps(t)})
+    body = _check(r)
+    assert r.status_code == 200, body
+    assert all(0 <= v <= 255 for v in body["preprocessed"])
+
+
+@FEW
+@given(text=st.text(max_size=200) | st.sampled_from(["", "null", "[]", "{}", '{"rotate": NaN}',
+                                                     "1e999", '{"rotate": 1e999}']))
+def test_random_transform_fields_in_multipart(client, text):
+    r = client.post("/api/activations", files={"file": ("d.png", _SAMPLES["PNG"], "image/png")},
+                    data={"transform": text})
+    _check(r)
+    assert r.status_code in (200, 422), r.text[:300]

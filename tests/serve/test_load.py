@@ -6,6 +6,8 @@ benchmarks/serve_load.py and never asserted here.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmarks import loadtest
@@ -68,3 +70,35 @@ def test_soak_mixed_valid_and_invalid_requests(server, mnist_test):
     assert {"413", "415", "422", "200"} <= set(s.status_counts)
     assert report.rss_start_mb is not None and report.rss_end_mb is not None
     assert report.rss_growth_mb < 50, (report.rss_start_mb, report.rss_end_mb)
+
+
+def _to(path: str, specs: list) -> list:
+    """The same requests sent to another endpoint (kind names keep them apart)."""
+    return [dataclasses.replace(s, path=path, kind=f"{s.kind}@activations") for s in specs]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_activations_under_load_valid_and_invalid(server, mnist_test):
+    """/api/activations (every layer, bigger answers) beside /api/predict, 8 clients: every
+    answer right, no 5xx, memory flat. Bounded: 10 s or 2,000 requests."""
+    images, labels = mnist_test
+    valid = _to("/api/activations", loadtest.valid_requests(images[:120], labels[:120]))
+    valid += loadtest.valid_requests(images[120:160], labels[120:160])
+    invalid = _to("/api/activations", loadtest.invalid_requests())
+    report = loadtest.soak_test(server, valid, invalid, clients=CLIENTS, seconds=10,
+                                max_requests=2_000)
+    s = report.summary
+    assert report.server_alive and report.server_tracebacks == 0, server.log_text()[-4000:]
+    assert s.server_errors_5xx == 0 and s.transport_errors == 0, s.error_examples
+    assert s.errors == 0, s.error_examples
+    for kind, k in s.per_kind.items():
+        assert k["ok"] == k["count"] and k["status_counts"] == {str(k["expect"]): k["count"]}, \
+            (kind, k)
+    assert {"pixels@activations", "png@activations", "oversized-upload@activations",
+            "blank-image@activations"} <= set(s.per_kind)
+    # These 120 digits are sent as they are: the tiny model reads most of them right.
+    right = [r for r in loadtest.run_clients(server.url, valid[:120], clients=CLIENTS,
+                                              max_requests=120, max_seconds=120, timeout=60)[0]]
+    assert sum(r.digit == r.label for r in right) >= 100, "too few right through activations"
+    assert report.rss_growth_mb is not None and report.rss_growth_mb < 50

@@ -3,14 +3,12 @@ timers every figure of `lenet bench` is measured with."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import platform
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 ROUNDS = 5  # timed rounds per figure; the fastest is reported, as timeit does
@@ -93,28 +91,6 @@ def train_step_flops(model_name: str, batch: int) -> float:
 
 
 # --------------------------------------------------------------------------- the machine
-@functools.cache
-def _cpuinfo() -> str:
-    """/proc/cpuinfo, read once; empty where there is none (macOS, Windows)."""
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
-def cpu_name() -> str:
-    for line in _cpuinfo().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 dot products (AVX512-BF16 or AMX); elsewhere bf16 is emulated, and slow."""
-    flags = _cpuinfo()
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def load_average() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -125,7 +101,10 @@ def load_average() -> list[float] | None:
 def machine(device: Any) -> dict[str, Any]:
     import torch
 
-    info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+    from lenet.device import cpu_isa, cpu_name
+
+    info = {"cpu": cpu_name(), "isa": cpu_isa(), "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "device": str(device), "load_average": load_average()}
     if device.type == "cuda":

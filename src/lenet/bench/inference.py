@@ -7,7 +7,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from lenet.bench.hardware import ROUNDS, best_of, cpu_has_bf16
+from lenet.bench.hardware import ROUNDS, best_of
+from lenet.device import cpu_has_bf16
 
 Call = Callable[[], Any]
 

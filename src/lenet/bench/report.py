@@ -11,7 +11,8 @@ from lenet.bench.training import LARGE_BATCH
 TRAIN_LABELS = {
     "baseline_pipeline": "baseline (tutorials' PIL DataLoader pipeline, batch 64)",
     "lenet_train": "`lenet train` (lenet5 recipe, batch 64)",
-    "lenet_train_batch512_bf16": f"`lenet train` (lenet5-fast, batch {LARGE_BATCH}, lr 0.2, bf16)",
+    "lenet_train_batch512_auto": (f"`lenet train` (lenet5-fast, batch {LARGE_BATCH}, lr 0.2, "
+                                  "--precision auto: bf16 only where native)"),
     "lenet5_fast": "`lenet train --config lenet5-fast`",
 }
 TIME_LABELS = {
@@ -27,7 +28,7 @@ def _pm(mean: float, std: float | None, fmt: str) -> str:
 
 def _header(r: dict[str, Any]) -> list[str]:
     m = r["machine"]
-    where = m.get("gpu") or m["cpu"]
+    where = m.get("gpu") or (f"{m['cpu']} ({m['isa']})" if m.get("isa") else m["cpu"])
     return [f"`{r['command']}` on {where} ({m['threads']} threads, torch {m['torch']}), "
             f"{r['date']}; load average before/after {m['load_average']} / "
             f"{m.get('load_average_after')}", "",

@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-NAMES = ("train", "evaluate", "report", "compare", "predict", "export", "serve", "sweep",
-         "paper", "bench", "models", "summary", "data", "completion")
+NAMES = ("train", "evaluate", "report", "compare", "robustness", "predict", "export", "serve",
+         "sweep", "paper", "bench", "models", "weights", "summary", "data", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """`lenet`'s parser: ``--version`` and one subcommand per name in :data:`NAMES`."""
-    from lenet import __version__
+    from lenet._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="lenet", description="LeNet-5, faithful and fast: train, evaluate, inspect.")

@@ -11,7 +11,9 @@ from lenet.commands import options
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy, per-class scores, confusion matrix "
                               "and misclassified digits of a saved run or weights file")
-    p.add_argument("path", metavar="RUN_DIR_OR_WEIGHTS")
+    p.add_argument("path", metavar="RUN_DIR_OR_WEIGHTS", nargs="?",
+                   help="a run directory, a .safetensors file or bundled weights' name")
+    options.add_weights(p)
     p.add_argument("--dataset", help="evaluate on this dataset (default: the one it trained on)")
     options.add_device(p)
     options.add_data_dir(p)
@@ -78,8 +80,11 @@ def _format_rejection(rej: dict, total: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
+    from lenet.device import use_free_cores
     from lenet.viz.evaluation import evaluation_dict, format_evaluation
 
+    args.path = options.pick_weights(args.path, args.weights)
+    use_free_cores()  # threads for the cores free now: no collapse beside other work
     if not args.no_plots:
         _check_writable(args)
     r = evaluation_dict(args.path, dataset=args.dataset, device=args.device,

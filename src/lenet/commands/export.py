@@ -13,9 +13,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "batch; preprocessing, model name and classes in the "
                                    "metadata_props), checked with onnx.checker, written "
                                    "atomically.")
-    p.add_argument("weights", metavar="WEIGHTS", help="run directory or .safetensors file")
+    p.add_argument("path", metavar="WEIGHTS", nargs="?", help=options.WEIGHTS_HELP)
+    options.add_weights(p)
     p.add_argument("--format", choices=("onnx",), default="onnx")
-    options.add_out(p, "where to write (default: next to the weights, with suffix .onnx)",
+    options.add_out(p, "where to write (default: next to the weights, with suffix .onnx; "
+                       "./NAME.onnx for bundled weights)",
                     "-o", "--output")
     p.set_defaults(handler=run)
     return p
@@ -24,6 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from lenet.export import export_onnx
 
-    path = export_onnx(args.weights, args.out)
+    path = export_onnx(options.pick_weights(args.path, args.weights), args.out)
     print(f"wrote {path}")
     return 0

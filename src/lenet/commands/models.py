@@ -16,20 +16,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
-    from lenet.models import count_parameters, get_spec, names
+    from lenet.models import count_parameters, get_spec, list_pretrained, names
 
-    rows = []
+    rows, bundled = [], set(list_pretrained())
     for name in names():
         spec = get_spec(name)
         rows.append({"name": name, "params": count_parameters(spec.build()),
                      "input_size": spec.input_size, "loss": spec.loss,
-                     "description": spec.description, "source": spec.source})
+                     "description": spec.description, "source": spec.source,
+                     "pretrained": name in bundled})
     if args.json:
         print_json(rows)
         return 0
     print(f"{'name':<16}{'params':>10}  {'input':<7} description")
     for r in rows:
         size = f"{r['input_size']}x{r['input_size']}"
-        print(f"{r['name']:<16}{r['params']:>10,}  {size:<7} {r['description']}")
+        mark = "  [pretrained]" if r["pretrained"] else ""
+        print(f"{r['name']:<16}{r['params']:>10,}  {size:<7} {r['description']}{mark}")
         print(f"{'':<35}source: {r['source']}")
     return 0

@@ -13,6 +13,17 @@ import argparse
 from lenet.device import is_device_form
 
 
+def count(text: str) -> int:
+    """A flag's type for a count: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def add_json(p: argparse.ArgumentParser, what: str = "the result") -> None:
     p.add_argument("--json", action="store_true",
                    help=f"print {what} as one JSON object on stdout (progress goes to stderr)")
@@ -52,3 +63,31 @@ def add_out(p: argparse.ArgumentParser, help: str, *aliases: str,
     p.add_argument("--out", dest="out", metavar="FILE", default=default, help=help)
     for alias in aliases:
         p.add_argument(alias, dest="out", metavar="FILE", help=argparse.SUPPRESS)
+
+
+WEIGHTS_HELP = ("bundled weights by name (`lenet weights list`: lenet5, lenet5-1998, ...), a run "
+                "directory or a .safetensors file; an existing path wins over a name")
+
+
+def add_weights(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--weights NAME|RUN_DIR|FILE``: the same vocabulary in every command that loads weights.
+    """
+    shown = f" (default: the bundled {default})" if default else ""
+    p.add_argument("--weights", metavar="NAME|RUN_DIR|FILE", default=None,
+                   help=WEIGHTS_HELP + shown)
+
+
+def pick_weights(positional: str | None, flag: str | None, default: str | None = None
+                 ) -> str:
+    """The weights a command loads: its positional argument or ``--weights`` (not two different
+    ones), else `default`."""
+    from lenet.errors import ConfigError
+
+    if positional is not None and flag is not None and positional != flag:
+        raise ConfigError(f"two weights given ({positional!r} and --weights {flag!r}); "
+                          "give one")
+    chosen = positional or flag or default
+    if chosen is None:
+        raise ConfigError("no weights given: name a run directory or a weights file, or pass "
+                          "--weights NAME (`lenet weights list`)")
+    return chosen

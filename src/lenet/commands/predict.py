@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
+
+from lenet.commands import options
+
+DEFAULT_WEIGHTS = "lenet5"  # bundled: `lenet predict digit.png` works before any training
+WEIGHTS_SUFFIXES = (".safetensors", ".onnx")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -14,10 +20,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "preprocessed exactly as MNIST was made (invert if the paper is light, crop "
                     "to the ink, scale to 20 px, centre by mass in 28x28). One line per file: "
                     "path, digit, confidence, top-k. Exit status 1 if any file failed.")
-    p.add_argument("weights", metavar="WEIGHTS",
-                   help="run directory, .safetensors file, or a .onnx file from `lenet export`")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, directories (searched recursively) or glob patterns")
+                   help="image files, directories (searched recursively) or glob patterns; "
+                        "a run directory, .safetensors or .onnx file first is the weights "
+                        "(the older spelling of --weights)")
+    p.add_argument("--weights", metavar="NAME|RUN_DIR|FILE", default=None,
+                   help=options.WEIGHTS_HELP + ", or a .onnx file from `lenet export` "
+                        f"(default: the bundled {DEFAULT_WEIGHTS})")
     # One JSON array, not options.add_json's "one JSON object": a result per file.
     p.add_argument("--json", action="store_true", help="print one JSON array")
     p.add_argument("--top-k", type=int, default=3, metavar="K",
@@ -34,15 +43,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
+    from lenet.device import use_free_cores
     from lenet.errors import ConfigError
     from lenet.predict import Predictor, check_save_dir, predict_files
 
+    weights, inputs = split_weights(args.inputs, args.weights)
+    use_free_cores()  # threads for the cores free now: no collapse beside other work
     if args.save_preprocessed is not None:  # before the work, so that no result is lost
         check_save_dir(args.save_preprocessed)
-    predictor = Predictor.load(args.weights, backend=args.backend)
+    predictor = Predictor.load(weights, backend=args.backend)
     if not 1 <= args.top_k <= len(predictor.classes):
         raise ConfigError(f"--top-k {args.top_k}: expected 1..{len(predictor.classes)}")
-    results = predict_files(predictor, args.inputs, args.top_k, args.save_preprocessed)
+    results = predict_files(predictor, inputs, args.top_k, args.save_preprocessed)
     failed = [r for r in results if "error" in r]
     if args.json:
         print_json(results)
@@ -53,6 +65,23 @@ def run(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"lenet: error: {r['path']}: {r['error']}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def split_weights(inputs: list[str], flag: str | None) -> tuple[str, list[str]]:
+    """The weights and the images: ``--weights``, else a first argument that is a run directory
+    or a weights file (`lenet predict RUN IMAGE...`, the spelling before ``--weights``), else
+    the bundled default."""
+    from lenet.errors import ConfigError
+
+    first = Path(inputs[0])
+    is_weights = (first.is_dir() and (first / "model.safetensors").is_file()) or (
+        first.suffix in WEIGHTS_SUFFIXES)
+    if flag is None and is_weights:
+        if len(inputs) == 1:
+            raise ConfigError(f"{inputs[0]} is weights, and no image follows it: give image "
+                              "files, folders or globs after it")
+        return inputs[0], inputs[1:]
+    return flag or DEFAULT_WEIGHTS, inputs
 
 
 def _format_line(r: dict[str, Any]) -> str:

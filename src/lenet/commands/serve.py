@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import argparse
 
+from lenet.commands import options
+
+DEFAULT_WEIGHTS = "lenet5"  # bundled: `lenet serve` works before any training
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="draw-a-digit web app and JSON API",
                        description="Serve a page where you draw a digit and watch the network "
-                                   "read it, plus POST /api/predict, GET /api/model, /healthz "
-                                   "and offline API docs at /docs. Works with no network.")
-    p.add_argument("weights", metavar="WEIGHTS", help="run directory or .safetensors file")
+                                   "read it, every layer live, with image upload and distortion "
+                                   "sliders, plus POST /api/predict, POST /api/activations, "
+                                   "GET /api/model, /healthz and offline API docs at /docs. "
+                                   "Works with no network.")
+    p.add_argument("path", metavar="WEIGHTS", nargs="?",
+                   help=options.WEIGHTS_HELP + " (default: the bundled lenet5)")
+    options.add_weights(p, default=DEFAULT_WEIGHTS)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
@@ -38,6 +46,7 @@ def _url(host: str, port: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lenet.device import use_free_cores
     from lenet.errors import LenetError
 
     try:
@@ -52,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.read_timeout > 0:
         raise LenetError(f"--read-timeout {args.read_timeout:g}: expected a number of seconds "
                          "above 0")
-    app = create_app(args.weights, max_in_flight=args.max_in_flight,
+    weights = options.pick_weights(args.path, args.weights, DEFAULT_WEIGHTS)
+    use_free_cores()  # threads for the cores free now: no collapse beside other work
+    app = create_app(weights, max_in_flight=args.max_in_flight,
                      allowed_hosts=[*default_hosts(args.host), *args.allowed_host])
     sock = listen(args.host, args.port)  # bound after the model loads: no client waits on it
     try:

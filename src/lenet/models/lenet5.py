@@ -12,6 +12,8 @@ The faithful 1998 network (C3 table, trainable subsampling, RBF output) lives in
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -79,7 +81,7 @@ _HALF = Preprocessing(mean=0.5, std=0.5)
 register(
     ModelSpec(
         name="lenet5",
-        build=lambda: LeNet5("relu", "max", c1_padding=2),
+        build=partial(LeNet5, "relu", "max", c1_padding=2),
         preprocessing=_HALF,
         source="'Paper Study (Lenet-5)' PyTorch code: ReLU, max-pool, C1 padding 2",
         description="modern LeNet-5: ReLU, max-pool, softmax head",
@@ -88,7 +90,7 @@ register(
 register(
     ModelSpec(
         name="lenet5-tanh",
-        build=lambda: LeNet5("tanh", "avg", c1_padding=0),
+        build=partial(LeNet5, "tanh", "avg", c1_padding=0),
         # The notes' transform: ToTensor then Normalize((0.5,), (0.5,)), so pixels lie in
         # [-1, 1], centred where tanh is steepest.
         preprocessing=_HALF,
@@ -99,7 +101,7 @@ register(
 register(
     ModelSpec(
         name="lenet5-sigmoid",
-        build=lambda: LeNet5("sigmoid", "avg", c1_padding=2, init="xavier"),
+        build=partial(LeNet5, "sigmoid", "avg", c1_padding=2, init="xavier"),
         preprocessing=_HALF,
         source="d2l 'Convolutional Neural Networks (LeNet)': sigmoid, average pool, Xavier init",
         description="d2l's LeNet: sigmoid, average pooling, Xavier-uniform init",

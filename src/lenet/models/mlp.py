@@ -6,6 +6,8 @@ nets (Fig. 9) register further names from the same class.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -33,7 +35,7 @@ class MLP(nn.Module):
 register(
     ModelSpec(
         name="mlp",
-        build=lambda: MLP((300, 100)),
+        build=partial(MLP, (300, 100)),
         # MNIST's own mean and std, the usual choice for an MLP baseline.
         preprocessing=Preprocessing(mean=0.1307, std=0.3081),
         source="baseline: 784-300-100-10 with ReLU",

@@ -25,7 +25,9 @@ Choices where the paper leaves a detail open:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 import torch
 from torch import nn
@@ -96,8 +98,8 @@ _MLPS = {
 }
 
 
-def _mlp_builder(hidden: tuple[int, ...]):
-    return lambda: MLP(hidden, activation="tanh")
+def _mlp_builder(hidden: tuple[int, ...]) -> Callable[..., MLP]:
+    return partial(MLP, hidden, activation="tanh")
 
 
 for _name, (_hidden, _description) in _MLPS.items():

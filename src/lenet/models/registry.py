@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    build: Callable[[], nn.Module]
+    build: Callable[..., nn.Module]  # keyword arguments reach the model's constructor
     preprocessing: Preprocessing
     source: str  # where the architecture comes from, for `lenet models`
     description: str
@@ -59,11 +59,6 @@ def get_spec(name: str) -> ModelSpec:
         raise ConfigError(
             f"unknown model {name!r}; known models: {known} (see `lenet models`)"
         ) from None
-
-
-def create(name: str) -> nn.Module:
-    """Build a freshly initialized model by registry name."""
-    return get_spec(name).build()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,11 +1,17 @@
 """The draw-a-digit web app and its JSON API (FastAPI), and the uvicorn server that runs it.
 
-- ``GET /``: the page (canvas, live prediction, probabilities, the 28x28 input, C1 feature maps);
+- ``GET /``: the page (draw, or open, drop, paste or photograph a digit; live prediction,
+  probabilities, the 28x28 input and its preprocessing steps, sliders that distort the digit,
+  and every layer of the network, each unit showing what it reads when pointed at or focused);
   every asset is served from :mod:`lenet.serve`'s ``static`` folder, nothing from a CDN.
 - ``POST /api/predict``: an uploaded image file (multipart field ``file``), a raw ``image/*`` body,
   or JSON ``{"pixels": [784 numbers 0-255]}`` (white ink on black, row-major). Returns
   ``{"digit", "label", "confidence", "probabilities", "preprocessed" (784 ints, row-major),
   "feature_maps"}``. Every input goes through the same MNIST preprocessing as `lenet predict`.
+- ``POST /api/activations``: the same inputs, answers and limits, plus every layer's activations
+  (:mod:`lenet.serve.activations`), an upload's preprocessing steps, and an optional
+  ``transform`` (:mod:`lenet.serve.digits`); values rounded to :data:`DECIMALS` decimals and at
+  most :data:`MAX_LAYER_VALUES` of them, so the answer is size-bounded (:data:`ACTIVATIONS_DOC`).
 - ``GET /api/model``, ``GET /healthz``, ``GET /openapi.json``, and ``GET /docs``: a small
   self-contained page rendering the OpenAPI schema (Swagger UI would load from a CDN).
 
@@ -74,6 +80,10 @@ from lenet.predict import (
     preprocess_image,
     preprocess_pixels,
 )
+from lenet.serve.activations import layer_activations
+from lenet.serve.digits import LIMITS as TRANSFORM_LIMITS
+from lenet.serve.digits import Transform, TransformError, upload_digit
+from lenet.serve.digits import apply as apply_transform
 
 STATIC = Path(__file__).with_name("static")
 MAX_BODY = 2 * 1024 * 1024
@@ -82,6 +92,8 @@ MAX_HEADER_BYTES = 16 * 1024  # h11's limit on the request line and headers: mor
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")
 RETRY_AFTER = "1"
+DECIMALS = 4  # /api/activations rounds every layer value to this many decimals
+MAX_LAYER_VALUES = 100_000  # layer values in one /api/activations answer; later layers: null
 log = logging.getLogger("lenet.serve")
 
 
@@ -191,7 +203,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _form_file(request: Request, body: bytes) -> bytes:
+async def _form_file(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
+    """The multipart body's file (field ``file``, else the first file) and its text fields."""
     sent = False
 
     async def replay() -> dict[str, Any]:
@@ -210,16 +223,21 @@ async def _form_file(request: Request, body: bytes) -> bytes:
         upload = next((v for v in form.values() if not isinstance(v, str)), None)
     if upload is None:
         raise ApiError(422, "multipart body without a file; send the image in field 'file'")
-    return await upload.read()
+    texts = {k: v for k, v in form.items() if isinstance(v, str)}
+    return await upload.read(), texts
 
 
-def _pixels_from_json(body: bytes) -> list[Any]:
+def _json_doc(body: bytes | str) -> Any:
     try:
-        doc = json.loads(body)
+        return json.loads(body)
     except RecursionError:
         raise ApiError(422, "malformed JSON: nested too deeply") from None
     except ValueError as e:  # bad syntax or encoding, or an integer literal over 4300 digits
         raise ApiError(422, f"malformed JSON: {e}") from None
+
+
+def _pixels(doc: Any) -> list[Any]:
+    """The 784 pixel values of a JSON request, checked."""
     if not isinstance(doc, dict) or "pixels" not in doc:
         raise ApiError(422, 'expected a JSON object {"pixels": [784 numbers 0-255]}')
     pixels = doc["pixels"]
@@ -233,6 +251,10 @@ def _pixels_from_json(body: bytes) -> list[Any]:
     if not all(0 <= v <= 255 for v in pixels):
         raise ApiError(422, '"pixels": pixel values must be numbers in 0..255 (no NaN or Infinity)')
     return pixels
+
+
+def _pixels_from_json(body: bytes) -> list[Any]:
+    return _pixels(_json_doc(body))
 
 
 def _image_pixels(data: bytes, limit: int) -> int:
@@ -266,13 +288,11 @@ def _feature_maps(predictor: Predictor, digit: np.ndarray) -> dict[str, Any] | N
             "maps": [m.reshape(-1).tolist() for m in scaled]}
 
 
-def _infer(predictor: Predictor, kind: str, payload: bytes) -> dict[str, Any]:
-    """Parse or decode one input and run the network (in a worker thread); every problem with
-    the input is a 4xx ApiError."""
-    pixels = _pixels_from_json(payload) if kind == "json" else None
+@contextlib.contextmanager
+def _input_errors() -> Iterator[None]:
+    """Every problem with an input image or pixels as the 4xx (or 503) it deserves."""
     try:
-        digit = (preprocess_pixels(pixels) if pixels is not None
-                 else preprocess_image(payload, "upload"))
+        yield
     except (NotAnImageError, UnsupportedImageError) as e:
         raise ApiError(415, str(e)) from None
     except ImageTooLargeError as e:
@@ -281,27 +301,87 @@ def _infer(predictor: Predictor, kind: str, payload: bytes) -> dict[str, Any]:
         raise ApiError(422, str(e)) from None
     except MemoryError:
         raise _busy("out of memory decoding this image") from None
+    except ApiError:
+        raise
     except Exception as e:  # a decoder failure nobody foresaw: the client's file, not a 500
         log.warning("cannot process an upload", exc_info=e)
         raise ApiError(422, f"upload: cannot process this image ({type(e).__name__}: "
                             f"{e})") from None
+
+
+def _answer(predictor: Predictor, digit: np.ndarray) -> dict[str, Any]:
     pred = predictor.predict(digit[None])[0]
     return {"digit": pred.index, "label": pred.label, "confidence": pred.confidence,
             "probabilities": pred.probabilities, "classes": predictor.classes,
-            "preprocessed": digit.reshape(-1).tolist(),
-            "feature_maps": _feature_maps(predictor, digit)}
+            "preprocessed": digit.reshape(-1).tolist()}
 
 
-async def _payload(request: Request, max_body: int) -> tuple[str, bytes]:
-    """The request's input by content type: ("json", body) or ("image", file bytes)."""
+def _infer(predictor: Predictor, kind: str, payload: bytes) -> dict[str, Any]:
+    """Parse or decode one input and run the network (in a worker thread); every problem with
+    the input is a 4xx ApiError."""
+    pixels = _pixels_from_json(payload) if kind == "json" else None
+    with _input_errors():
+        digit = (preprocess_pixels(pixels) if pixels is not None
+                 else preprocess_image(payload, "upload"))
+    return {**_answer(predictor, digit), "feature_maps": _feature_maps(predictor, digit)}
+
+
+def _digit_for_layers(kind: str, payload: bytes, fields: dict[str, str]
+                      ) -> tuple[np.ndarray, list[dict[str, Any]], Transform]:
+    """/api/activations' input: (the MNIST-style 28x28 digit, pictures of an upload's
+    preprocessing steps, the transform to apply). Cheap checks first, decoding last."""
+    steps: list[dict[str, Any]] = []
+    doc = _json_doc(payload) if kind == "json" else None
+    pixels = _pixels(doc) if kind == "json" else None
+    if isinstance(doc, dict):
+        preprocess, spec = doc.get("preprocess", True), doc.get("transform")
+        if not isinstance(preprocess, bool):
+            raise ApiError(422, '"preprocess" must be true or false')
+    else:
+        preprocess, spec = True, (_json_doc(fields["transform"]) if "transform" in fields
+                                  else None)
+    try:
+        transform = Transform.parse(spec)
+    except TransformError as e:
+        raise ApiError(422, str(e)) from None
+    with _input_errors():
+        if pixels is None:
+            digit, steps = upload_digit(payload, "upload")
+        elif preprocess:
+            digit = preprocess_pixels(pixels)
+        else:  # already an MNIST-style digit: the network sees it as it is
+            digit = np.rint(np.asarray(pixels, np.float64)).astype(np.uint8).reshape(28, 28)
+    return digit, steps, transform
+
+
+def _infer_layers(predictor: Predictor, kind: str, payload: bytes, fields: dict[str, str]
+                  ) -> dict[str, Any]:
+    """The answer and every layer's activations for one input (in a worker thread)."""
+    import torch
+
+    if predictor.model is None:
+        raise ApiError(409, "this server runs an ONNX file; every layer's activations need "
+                            "the safetensors weights (serve a run dir or .safetensors file)")
+    digit, steps, transform = _digit_for_layers(kind, payload, fields)
+    seen = apply_transform(digit, transform)
+    x = predictor.preprocessing(torch.from_numpy(seen[None].copy()))
+    acts = layer_activations(predictor.model, x)
+    return {**_answer(predictor, seen), "model": predictor.model_name,
+            "original": digit.reshape(-1).tolist(), "transform": transform.to_dict(),
+            "steps": steps, **acts.to_dict(DECIMALS, MAX_LAYER_VALUES)}
+
+
+async def _payload(request: Request, max_body: int) -> tuple[str, bytes, dict[str, str]]:
+    """The request's input by content type: ("json", body, {}) or ("image", file bytes, the
+    multipart body's text fields)."""
     body = await _read_body(request, max_body)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
-        return "json", body
+        return "json", body, {}
     if ctype == "multipart/form-data":
-        return "image", await _form_file(request, body)
+        return "image", *await _form_file(request, body)
     if ctype.startswith("image/") or ctype == "application/octet-stream":
-        return "image", body
+        return "image", body, {}
     raise ApiError(415, f"unsupported content type {ctype or '(none)'!r}; send "
                         "multipart/form-data, image/*, or application/json")
 
@@ -428,6 +508,37 @@ def _add_pages(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
+ACTIVATIONS_DOC = (
+    "The same inputs as /api/predict (multipart field `file`, a raw image/* body, or JSON "
+    '`{"pixels": [784 numbers 0-255]}`), the same preprocessing and limits, plus two options. '
+    '`"preprocess": false` (JSON only) feeds the 784 pixels to the network as they are, for a '
+    'digit that is already MNIST-style. `"transform"` (a JSON object; in a multipart body the '
+    "text field `transform`) distorts the MNIST-style digit before the network sees it: "
+    + "; ".join(f"`{k}` {lo:g}..{hi:g} ({what})" for k, (lo, hi, what) in TRANSFORM_LIMITS.items())
+    + ". Applied on the server in this order: stroke width (3x3 dilation/erosion per pixel), "
+    "one affine map about the centre (bilinear), seeded Gaussian noise. Answers what "
+    "/api/predict answers (`preprocessed` is the digit the network saw, after the transform), "
+    "and `original` (the digit before the transform), `transform`, `steps` (pictures of an "
+    "upload's preprocessing: name, width, height, pixels), `layers` (the input as the network "
+    "sees it, then every layer in order: name, kind conv/pool/linear/rbf/output, shape, values "
+    "flat row-major, and `reads`: how a unit reads the previous layer, with a conv's "
+    "connection `table`), `scores` (the raw output), and for an RBF-output model (lenet5-1998) "
+    "`rbf`: the codes (10 x 84, a 12 x 7 bitmap each), the Euclidean `distances` of the layer "
+    f"below to each, and the `nearest`. Size bound: values are rounded to {DECIMALS} decimals and "
+    f"at most {MAX_LAYER_VALUES:,} layer values are sent (later layers come with `values: null`, "
+    "`omitted: true`), so an answer stays under 2 MB; the registered models need at most "
+    "about 9,200 values (under 150 KB).")
+
+
+def _error_docs(max_pixels: int) -> dict[int | str, dict[str, Any]]:
+    return {413: {"description": f"body over 2 MB or image over {max_pixels / 1e6:g} "
+                                 "megapixels"},
+            415: {"description": "not an image, an unsupported image mode (LAB) or content "
+                                 "type"},
+            422: {"description": "malformed JSON, wrong pixel count, no ink, a bad transform"},
+            503: {"description": "too many requests in progress (Retry-After)"}}
+
+
 def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
                max_in_flight: int = 4, queue_timeout: float = 10.0,
                max_pixels: int = MAX_PIXELS, max_queued: int | None = None,
@@ -444,24 +555,30 @@ def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
     _add_error_handlers(app, secure)
     app.add_middleware(_Guard, headers=secure, allowed=allowed_hosts)
 
-    @app.post("/api/predict", summary="Recognize one digit",
-              description="Multipart upload (field `file`), a raw image/* body, or JSON "
-                          '`{"pixels": [784 numbers 0-255]}` (white ink on black, row-major).',
-              responses={413: {"description": "body over 2 MB or image over "
-                                              f"{max_pixels / 1e6:g} megapixels"},
-                         415: {"description": "not an image, an unsupported image mode "
-                                              "(LAB) or content type"},
-                         422: {"description": "malformed JSON, wrong pixel count, no ink"},
-                         503: {"description": "too many requests in progress (Retry-After)"}})
-    async def predict(request: Request) -> dict[str, Any]:
+    async def serve(request: Request, work: Any) -> dict[str, Any]:
         with gate.admit():
-            kind, payload = await _payload(request, max_body)
+            kind, payload, fields = await _payload(request, max_body)
             pixels = (await run_in_threadpool(_image_pixels, payload, max_pixels)
                       if kind == "image" else 0)
             async with gate.turn(pixels):
                 if await request.is_disconnected():  # gave up while waiting: skip the work
                     raise ClientDisconnect
-                return await run_in_threadpool(_infer, predictor, kind, payload)
+                return await run_in_threadpool(work, predictor, kind, payload, fields)
+
+    errors = _error_docs(max_pixels)
+
+    @app.post("/api/predict", summary="Recognize one digit",
+              description="Multipart upload (field `file`), a raw image/* body, or JSON "
+                          '`{"pixels": [784 numbers 0-255]}` (white ink on black, row-major).',
+              responses=errors)
+    async def predict(request: Request) -> dict[str, Any]:
+        return await serve(request, lambda p, kind, payload, _: _infer(p, kind, payload))
+
+    @app.post("/api/activations", summary="Recognize one digit and show every layer",
+              description=ACTIVATIONS_DOC, responses={
+                  **errors, 409: {"description": "the server runs an ONNX file (no layers)"}})
+    async def activations(request: Request) -> dict[str, Any]:
+        return await serve(request, _infer_layers)
 
     @app.get("/api/model", summary="The loaded model")
     async def model_info() -> dict[str, Any]:

@@ -53,17 +53,35 @@ class Report:
 
 
 def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int = 0,
-          device: str = "cpu", data_dir: str | None = None) -> Report:
-    """Draw every figure of the run into its directory and write ``report.html`` there."""
+          device: str = "cpu", data_dir: str | None = None,
+          weights: str | os.PathLike[str] | None = None) -> Report:
+    """Draw every figure of the run into its directory and write ``report.html`` there.
+
+    With `weights` (bundled weights' name, or a weights file), report on those instead, into
+    the folder `run_dir` (created if needed): everything but the training curves, which live in
+    the run that made them."""
     from lenet.evaluate import evaluate_detailed, load
-    from lenet.summary import summary_dict
 
     t0 = time.perf_counter()
-    run = rundir.require(run_dir)
-    config = rundir.read_config(run)
-    rows = rundir.read_metrics(run, required=("epoch", "test_accuracy"))
-    loaded = load(run, device)
-    ev = evaluate_detailed(loaded, data_dir=data_dir)
+    if weights is None:
+        run = rundir.require(run_dir)
+        config = rundir.read_config(run)
+        rows = rundir.read_metrics(run, required=("epoch", "test_accuracy"))
+        loaded = load(run, device)
+    else:
+        loaded = load(weights, device)
+        run = Path(run_dir)
+        run.mkdir(parents=True, exist_ok=True)
+        config, rows = dict(loaded.meta.extra.get("config") or {}), []
+    return _build(run, loaded, config, rows, evaluate_detailed(loaded, data_dir=data_dir),
+                  map_index, image_index, data_dir, t0)
+
+
+def _build(run: Path, loaded: Any, config: dict[str, Any], rows: list[dict[str, Any]],
+           ev: DetailedEval, map_index: int, image_index: int, data_dir: str | None,
+           t0: float) -> Report:
+    from lenet.summary import summary_dict
+
     model, meta = loaded.model.cpu(), loaded.meta
     rep = Report(run, run / HTML)
     title = f"{meta.model} on {meta.dataset}"
@@ -73,7 +91,10 @@ def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int 
         rep.images["curves"] = _png(run / "curves.png", plots.training_curves, rows,
                                     title=title)
     else:
-        rep.notes["curves"] = f"no {rundir.METRICS} in this run directory"
+        rep.notes["curves"] = (f"no {rundir.METRICS} in this run directory" if
+                               (run / rundir.WEIGHTS).is_file() else
+                               f"weights {loaded.path.name} come without {rundir.METRICS}: "
+                               "the curves are in the run that trained them")
     _kernels(rep, model, meta.model, map_index)
     _feature_maps(rep, model, meta, ev, image_index)
     _digit_grids(rep, ev, data_dir)
@@ -81,6 +102,7 @@ def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int 
     if bitmaps is not None:
         rep.images["rbf"] = _png(run / "rbf_bitmaps.png", plots.rbf_bitmaps, bitmaps,
                                  ev.classes)
+    _robustness(rep)
     page = _html(rep, title, config, rows, summary_dict(meta.model), map_index, image_index)
     atomic.write_text(rep.html, page)
     rep.seconds = time.perf_counter() - t0
@@ -213,6 +235,20 @@ def _digit_grids(rep: Report, ev: DetailedEval, data_dir: str | None) -> None:
                                  train_x[:36], train_y[:36], ev.classes)
 
 
+def _robustness(rep: Report) -> None:
+    """The curves of `lenet robustness`, when it wrote its result into this run directory."""
+    from lenet.robustness import RESULT_NAME, read_result
+    from lenet.viz.robustness import curves
+
+    path = rep.run_dir / RESULT_NAME
+    if path.is_file():
+        result = read_result(path)
+        rep.images["robustness"] = _png(
+            rep.run_dir / "robustness.png", curves, result,
+            title=f"test accuracy under distortion ({result['models'][0]['digits']:,} test "
+                  f"digits, from {RESULT_NAME})")
+
+
 # --------------------------------------------------------------------------- HTML
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
@@ -233,7 +269,8 @@ _SECTIONS = [("summary", "Summary"), ("curves", "Training curves"),
              ("kernels2", "Second convolution's kernels"), ("feature-maps", "Feature maps"),
              ("predictions", "Test predictions"), ("samples", "Training samples"),
              ("misclassified", "Misclassified digits"), ("rbf", "RBF output bitmaps"),
-             ("layers", "Layers"), ("config", "Configuration")]
+             ("robustness", "Robustness to distortions"), ("layers", "Layers"),
+             ("config", "Configuration")]
 
 
 def _html(rep: Report, title: str, config: dict[str, Any], rows: list[dict[str, str]],
@@ -266,6 +303,7 @@ def _sections(rep: Report, config: dict[str, Any], rows: list[dict[str, str]],
         "misclassified": _image(rep, "misclassified", "misclassified digits"),
         "rbf": _image(rep, "rbf", "RBF bitmaps") if "rbf" in rep.images else (
             "<p>This model has no RBF output layer.</p>"),
+        "robustness": _robustness_section(rep),
         "layers": _layers(layers),
         "config": _config(config),
     }
@@ -360,6 +398,13 @@ def _rejection_section(rep: Report) -> str:
            "(the 1998 paper's Fig. 10); digits with equal margins are rejected together.")
     return f"<p>{html.escape(said)} {html.escape(how)}</p>" + _image(rep, "rejection",
                                                                     "error against rejection")
+
+
+def _robustness_section(rep: Report) -> str:
+    if "robustness" in rep.images:
+        return _image(rep, "robustness", "accuracy under each distortion")
+    return ("<p>Not measured: <code>lenet robustness RUN_DIR</code> writes the curves into the "
+            "run directory, and the next report shows them.</p>")
 
 
 def _kernels2(rep: Report, map_index: int) -> str:

@@ -1,7 +1,10 @@
 "use strict";
-// The draw-a-digit page: pointer events (mouse, pen, touch) on a 280x280 canvas; while drawing,
-// a debounced POST of the canvas as PNG to /api/predict; the answer fills the bar chart, the
-// 28x28 input and the first convolution's feature maps. No external assets.
+// The draw-a-digit page. The digit comes from the 280x280 pad (pointer events: mouse, pen,
+// touch), an image file (chosen, dropped or pasted) or a camera picture; every change (drawing,
+// debounced, or a slider) is one POST to /api/activations, whose answer fills the bar chart, the
+// 28x28 input, the preprocessing steps and every layer (layers.js). The sliders' transform is
+// applied by the server to the MNIST-style 28x28 digit. An image is sent once; afterwards the
+// sliders resend its 28x28 digit as JSON with "preprocess": false. No external assets.
 (function () {
   const pad = document.getElementById("pad");
   const ctx = pad.getContext("2d");
@@ -10,9 +13,16 @@
   const confEl = document.getElementById("confidence");
   const barsEl = document.getElementById("bars");
   const seen = document.getElementById("seen");
-  const mapsEl = document.getElementById("maps");
+  const stepsEl = document.getElementById("steps");
   const DEBOUNCE_MS = 120;
+  const SLIDERS = [  // field, label, min, max, step, neutral, unit
+    ["rotate", "Rotation", -90, 90, 1, 0, "°"], ["scale", "Scale", 0.5, 1.5, 0.05, 1, "×"],
+    ["shift_x", "Shift x", -8, 8, 1, 0, " px"], ["shift_y", "Shift y", -8, 8, 1, 0, " px"],
+    ["squeeze", "Squeeze", 0.6, 1.6, 0.05, 1, "×"], ["shear", "Shear", -0.6, 0.6, 0.05, 0, ""],
+    ["stroke", "Stroke width", -1, 2, 1, 0, " px"], ["noise", "Noise", 0, 0.5, 0.02, 0, ""]];
+  // source: "pad" (the drawing, sent as PNG), "file" (a Blob, sent once), "digit" (its 28x28).
   let drawing = false, last = null, timer = null, seq = 0, dirty = false, classes = [];
+  let source = { kind: "pad" };
 
   function blank() {
     ctx.fillStyle = "#fff";
@@ -33,6 +43,45 @@
     });
   }
 
+  // ------------------------------------------------------------------ sliders
+  function makeSliders() {
+    const box = document.getElementById("sliders");
+    SLIDERS.forEach(function (s) {
+      const label = document.createElement("label");
+      label.htmlFor = "t-" + s[0];
+      label.textContent = s[1];
+      const input = document.createElement("input");
+      Object.assign(input, { type: "range", id: "t-" + s[0], min: s[2], max: s[3], step: s[4], value: s[5] });
+      input.dataset.field = s[0];
+      const out = document.createElement("output");
+      out.htmlFor = input.id;
+      out.id = "v-" + s[0];
+      input.addEventListener("input", function () { showSlider(input, out, s); schedule(); });
+      showSlider(input, out, s);
+      box.append(label, input, out);
+    });
+  }
+
+  function showSlider(input, out, s) { out.textContent = Number(input.value) + s[6]; }
+
+  function transform() {
+    const t = {};
+    document.querySelectorAll("#sliders input").forEach(function (i) {
+      const s = SLIDERS.find(function (x) { return x[0] === i.dataset.field; });
+      if (Number(i.value) !== s[5]) t[s[0]] = Number(i.value);
+    });
+    return t;
+  }
+
+  document.getElementById("reset").addEventListener("click", function () {
+    document.querySelectorAll("#sliders input").forEach(function (i, k) {
+      i.value = SLIDERS[k][5];
+      showSlider(i, document.getElementById("v-" + SLIDERS[k][0]), SLIDERS[k]);
+    });
+    schedule();
+  });
+
+  // ------------------------------------------------------------------ drawing
   function pos(ev) {
     const r = pad.getBoundingClientRect();
     return { x: (ev.clientX - r.left) * pad.width / r.width, y: (ev.clientY - r.top) * pad.height / r.height };
@@ -52,12 +101,13 @@
 
   function schedule() {
     clearTimeout(timer);
-    timer = setTimeout(predict, DEBOUNCE_MS);
+    timer = setTimeout(send, DEBOUNCE_MS);
   }
 
   pad.addEventListener("pointerdown", function (ev) {
     ev.preventDefault();
     pad.setPointerCapture(ev.pointerId);
+    if (source.kind !== "pad") { blank(); source = { kind: "pad" }; }
     drawing = true;
     last = pos(ev);
     stroke(last, last, ev.pressure);
@@ -78,7 +128,7 @@
     drawing = false;
     if (pad.hasPointerCapture(ev.pointerId)) pad.releasePointerCapture(ev.pointerId);
     clearTimeout(timer);
-    predict();
+    send();
   }
   pad.addEventListener("pointerup", end);
   pad.addEventListener("pointercancel", end);
@@ -87,6 +137,7 @@
     seq++;  // drop answers still on their way
     clearTimeout(timer);
     blank();
+    source = { kind: "pad" };
     predEl.textContent = "–";
     confEl.textContent = "";
     statusEl.textContent = "";
@@ -96,10 +147,69 @@
       row.querySelector(".value").textContent = "0%";
     });
     seen.getContext("2d").clearRect(0, 0, 28, 28);
-    mapsEl.textContent = "";
+    stepsEl.textContent = "";
+    window.LenetLayers.clear();
     document.body.dataset.state = "cleared";
   });
 
+  // ------------------------------------------------------------------ images: file, drop, paste, camera
+  function useImage(blob) {
+    if (!blob || !/^image\//.test(blob.type || "image/")) { statusEl.textContent = "not an image"; return; }
+    source = { kind: "file", blob: blob };
+    // Show it on the pad, fitted, so the page says what is being read.
+    createImageBitmap(blob).then(function (bmp) {
+      blank();
+      const f = Math.min(pad.width / bmp.width, pad.height / bmp.height);
+      const w = bmp.width * f, h = bmp.height * f;
+      ctx.drawImage(bmp, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    }).catch(function () { blank(); });
+    clearTimeout(timer);
+    send();
+  }
+
+  document.getElementById("file").addEventListener("change", function (ev) {
+    if (ev.target.files.length) useImage(ev.target.files[0]);
+    ev.target.value = "";
+  });
+  pad.addEventListener("dragover", function (ev) { ev.preventDefault(); pad.classList.add("dropping"); });
+  pad.addEventListener("dragleave", function () { pad.classList.remove("dropping"); });
+  pad.addEventListener("drop", function (ev) {
+    ev.preventDefault();
+    pad.classList.remove("dropping");
+    if (ev.dataTransfer && ev.dataTransfer.files.length) useImage(ev.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", function (ev) {
+    const items = ev.clipboardData ? Array.from(ev.clipboardData.items) : [];
+    const item = items.find(function (i) { return i.kind === "file" && /^image\//.test(i.type); });
+    if (item) { ev.preventDefault(); useImage(item.getAsFile()); }
+  });
+
+  function setupCamera() {
+    const btn = document.getElementById("camera"), box = document.getElementById("camera-box");
+    const video = document.getElementById("video");
+    if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) return;  // stays hidden
+    btn.hidden = false;
+    function stop() {
+      if (video.srcObject) video.srcObject.getTracks().forEach(function (t) { t.stop(); });
+      video.srcObject = null;
+      box.hidden = true;
+    }
+    btn.addEventListener("click", function () {
+      navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false })
+        .then(function (stream) { video.srcObject = stream; box.hidden = false; })
+        .catch(function (err) { statusEl.textContent = "no camera: " + (err && err.name || err); });
+    });
+    document.getElementById("snap").addEventListener("click", function () {
+      if (!video.videoWidth) return;
+      const c = document.createElement("canvas");
+      c.width = video.videoWidth; c.height = video.videoHeight;
+      c.getContext("2d").drawImage(video, 0, 0);
+      c.toBlob(function (blob) { stop(); useImage(blob); }, "image/png");
+    });
+    document.getElementById("camera-off").addEventListener("click", stop);
+  }
+
+  // ------------------------------------------------------------------ the answer
   function drawGray(canvas, values, w, h) {
     const c = canvas.getContext("2d");
     const img = c.createImageData(w, h);
@@ -109,6 +219,26 @@
       img.data[4 * i + 3] = 255;
     }
     c.putImageData(img, 0, 0);
+  }
+
+  function showSteps(steps) {
+    if (!steps || !steps.length) return;  // a JSON digit: the last image's steps still apply
+    stepsEl.textContent = "";
+    steps.forEach(function (s) {
+      const fig = document.createElement("figure");
+      const c = document.createElement("canvas");
+      c.width = s.width; c.height = s.height;
+      drawGray(c, s.pixels, s.width, s.height);
+      if (s.box) {
+        const g = c.getContext("2d");
+        g.strokeStyle = "#f2c200";
+        g.strokeRect(s.box[1] + 0.5, s.box[0] + 0.5, s.box[3] - s.box[1] - 1, s.box[2] - s.box[0] - 1);
+      }
+      const cap = document.createElement("figcaption");
+      cap.textContent = s.name;
+      fig.append(c, cap);
+      stepsEl.appendChild(fig);
+    });
   }
 
   function show(r) {
@@ -122,37 +252,45 @@
       row.querySelector(".value").textContent = (100 * p).toFixed(1) + "%";
     });
     drawGray(seen, r.preprocessed, 28, 28);
-    mapsEl.textContent = "";
-    const fm = r.feature_maps;
-    document.getElementById("maps-title").textContent = fm ? "First convolution (" + fm.layer + ")" : "No convolution in this model";
-    if (fm) {
-      const h = fm.shape[1], w = fm.shape[2];
-      fm.maps.forEach(function (m, i) {
-        const c = document.createElement("canvas");
-        c.width = w; c.height = h;
-        c.title = fm.layer + " map " + i;
-        drawGray(c, m, w, h);
-        mapsEl.appendChild(c);
-      });
-    }
+    showSteps(r.steps);
+    window.LenetLayers.render(r);
     document.body.dataset.state = "predicted";
   }
 
-  function predict() {
-    if (!dirty) return;
-    const mine = ++seq;
-    pad.toBlob(function (blob) {
+  function body() {
+    const t = transform();
+    if (source.kind === "digit") {
+      return Promise.resolve(JSON.stringify({ pixels: source.pixels, preprocess: false, transform: t }));
+    }
+    const blob = source.kind === "file" ? Promise.resolve(source.blob)
+      : new Promise(function (resolve) { pad.toBlob(resolve, "image/png"); });
+    return blob.then(function (b) {
       const form = new FormData();
-      form.append("file", blob, "digit.png");
-      fetch("/api/predict", { method: "POST", body: form })
-        .then(function (resp) { return resp.json().then(function (body) { return { ok: resp.ok, body: body }; }); })
-        .then(function (res) {
-          if (mine !== seq) return;
-          if (res.ok) { statusEl.textContent = ""; show(res.body); }
-          else { statusEl.textContent = typeof res.body.detail === "string" ? res.body.detail.replace(/^upload: /, "") : "error"; }
-        })
-        .catch(function (err) { if (mine === seq) statusEl.textContent = "server unreachable: " + err; });
-    }, "image/png");
+      form.append("file", b, "digit.png");
+      form.append("transform", JSON.stringify(t));
+      return form;
+    });
+  }
+
+  function send() {
+    if (source.kind === "pad" && !dirty) return;
+    const mine = ++seq, sent = source;
+    body().then(function (payload) {
+      const headers = typeof payload === "string" ? { "content-type": "application/json" } : {};
+      return fetch("/api/activations", { method: "POST", body: payload, headers: headers });
+    }).then(function (resp) {
+      return resp.json().then(function (b) { return { ok: resp.ok, body: b }; });
+    }).then(function (res) {
+      if (mine !== seq) return;
+      if (!res.ok) {
+        statusEl.textContent = typeof res.body.detail === "string" ? res.body.detail.replace(/^upload: /, "") : "error";
+        return;
+      }
+      statusEl.textContent = "";
+      // An image is decoded once: the sliders then move its 28x28 digit.
+      if (sent.kind === "file" && source === sent) source = { kind: "digit", pixels: res.body.original };
+      show(res.body);
+    }).catch(function (err) { if (mine === seq) statusEl.textContent = "server unreachable: " + err; });
   }
 
   fetch("/api/model").then(function (r) { return r.json(); }).then(function (m) {
@@ -162,5 +300,7 @@
     document.body.dataset.state = "ready";
   }).catch(function () { document.getElementById("model-info").textContent = "model info unavailable"; });
 
+  makeSliders();
+  setupCamera();
   blank();
 })();

@@ -1,0 +1,119 @@
+"""The pretrained weights bundled in the package: each file is the one its manifest records,
+fits its model, and measures on the real test set the accuracy recorded when it was published."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet import data, models
+from lenet.errors import ConfigError, WeightsError
+from lenet.evaluate import evaluate_loaded, load
+from lenet.models import hub
+
+BUNDLED = hub.list_pretrained()
+# Issue #16: at least these ship, each with its shipped recipe.
+REQUIRED = {"lenet5": "mnist", "lenet5-1998": "mnist", "lenet5-tanh": "mnist",
+            "lenet5-sigmoid": "fashion-mnist"}
+
+
+@pytest.fixture
+def fresh_cache():
+    hub._read_checked.cache_clear()
+    yield
+    hub._read_checked.cache_clear()
+
+
+def test_the_required_weights_are_bundled() -> None:
+    entries = hub.manifest()
+    assert {n: entries[n]["dataset"] for n in REQUIRED if n in entries} == REQUIRED
+    assert models.list_models(pretrained=True) == models.list(pretrained=True) == BUNDLED
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_each_file_is_the_one_its_manifest_records(name: str) -> None:
+    w = models.get_weights(name)
+    raw = w.path.read_bytes()
+    assert len(raw) <= 300_000 and w.meta["bytes"] == len(raw)
+    assert hashlib.sha256(raw).hexdigest() == w.sha256
+    _, meta = w.read()
+    assert meta.model == w.model and meta.dataset == w.dataset
+    assert w.transforms() == meta.preprocessing and len(w.classes) == 10
+    assert w.meta["command"].startswith("OMP_NUM_THREADS=1 lenet train --config ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUNDLED)
+def test_each_measures_its_recorded_accuracy_on_the_real_test_set(name: str) -> None:
+    w = models.get_weights(name)
+    data.fetch(w.dataset)
+    measured = evaluate_loaded(load(name))
+    assert measured["total"] == w.meta["test_digits"] == 10_000
+    # The same weights, the same digits: only the order of float sums may differ (batch size,
+    # threads), which can move a digit sitting exactly on a tie; none does in practice.
+    assert abs(measured["errors"] - w.meta["test_errors"]) <= 1, (measured, w.meta)
+    assert measured["accuracy"] == pytest.approx(w.test_accuracy, abs=1e-4)
+
+
+def test_create_pretrained_loads_the_bundled_tensors() -> None:
+    model = models.create("lenet5", pretrained=True)
+    tensors, _ = models.get_weights("lenet5").read()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in tensors.items())
+    assert model.pretrained_weights.name == "lenet5"
+    fresh = models.create("lenet5")
+    assert not torch.equal(fresh.c1.weight, model.c1.weight)
+    assert not hasattr(fresh, "pretrained_weights")
+
+
+def test_create_passes_keyword_arguments_to_the_model() -> None:
+    model = models.create("lenet5", num_classes=47)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 47)
+    with pytest.raises(ConfigError, match=r"'lenet5'.*unexpected keyword argument 'width'"):
+        models.create("lenet5", width=3)
+    with pytest.raises(ConfigError, match=r"differ.*output\.bias, output\.weight"):
+        models.create("lenet5", pretrained=True, num_classes=47)
+
+
+def test_an_unknown_name_lists_the_bundled_ones() -> None:
+    with pytest.raises(ConfigError, match="no pretrained weights named 'nope'; bundled: lenet5"):
+        models.get_weights("nope")
+    with pytest.raises(ConfigError, match="no pretrained weights named 'mlp-300'"):
+        models.create("mlp-300", pretrained=True)
+
+
+def _copy_bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    dest = tmp_path / "pretrained"
+    shutil.copytree(hub.PRETRAINED_DIR, dest)
+    monkeypatch.setattr(hub, "PRETRAINED_DIR", dest)
+    return dest
+
+
+def test_a_damaged_bundled_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           fresh_cache: None) -> None:
+    dest = _copy_bundled(tmp_path, monkeypatch)
+    path = dest / "lenet5.safetensors"
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match=r"do not match the SHA-256 in manifest\.json.*"
+                                           r"reinstall lenet"):
+        models.create("lenet5", pretrained=True)
+    path.unlink()
+    with pytest.raises(WeightsError, match="missing or unreadable"):
+        models.get_weights("lenet5").read()
+
+
+def test_a_broken_manifest_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              fresh_cache: None) -> None:
+    dest = _copy_bundled(tmp_path, monkeypatch)
+    (dest / hub.MANIFEST).write_text("{not json")
+    with pytest.raises(WeightsError, match="unreadable manifest"):
+        models.list_pretrained()
+    (dest / hub.MANIFEST).write_text(json.dumps({"lenet5": {"file": "lenet5.safetensors"}}))
+    with pytest.raises(WeightsError, match="entry 'lenet5' is malformed"):
+        models.get_weights("lenet5")
