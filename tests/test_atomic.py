@@ -148,3 +148,11 @@ def test_ensure_writable_refuses_a_read_only_folder(tmp_path):
 def test_ensure_writable_refuses_sysfs_even_as_root():
     """sysfs refuses new files to every user, root included: a real read-only place."""
     assert "/sys/kernel is not writable" in _refused("/sys/kernel/lenet-test/m.onnx")
+
+
+def test_a_written_file_gets_the_mode_open_would_give(tmp_path) -> None:
+
+    from lenet import atomic
+
+    path = atomic.write_bytes(tmp_path / "f.bin", b"x")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK  # not mkstemp's 0600

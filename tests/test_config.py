@@ -203,3 +203,10 @@ def test_precision_and_its_older_spelling() -> None:
         resolve(None, {"bf16": True, "precision": "fp16"})
     with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, fp16, auto"):
         resolve(None, {"precision": "fp8"})
+
+
+def test_threads_is_a_count() -> None:
+    assert resolve(None, {}).threads == 0  # the free cores, decided when the run starts
+    assert resolve(None, {"threads": 3}).threads == 3
+    with pytest.raises(ConfigError, match="threads must be 0 or more, got -1"):
+        resolve(None, {"threads": -1})

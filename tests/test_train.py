@@ -165,4 +165,7 @@ def test_bf16_trains_and_the_log_names_the_precision_and_threads(tmp_path, mnist
     start = next(line for line in lines if line.startswith("training lenet5"))
     assert re.search(r", bf16, device cpu \(\d+ threads?\)", start), start
     assert r.test.accuracy > 0.5
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["precision"] == "bf16"
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["precision"] == "bf16"
+    # The thread count used is saved (0 asked for "the free cores"), so a resume keeps it.
+    assert cfg.threads == 0 and f"({saved['threads']} thread" in start

@@ -12,12 +12,19 @@ from pathlib import Path
 
 from lenet.errors import OutputError
 
+# The process's umask, read once at import (setting it is the only way to read it portably):
+# temp files are made 0600, and the file they become gets the mode a plain open() would give.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # not on Windows, where the mode means little anyway
+            os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -69,8 +69,11 @@ class TrainConfig:
                               "--val-size or --val-fraction)", shown="0, off")
     train_subset: int = _key(0, "train on the first N digits only", shown="0, all")
     test_subset: int = _key(0, "test on the first N digits only", shown="0, all")
-    seed: int = _key(0, "the same seed gives bit-identical weights on CPU")
+    seed: int = _key(0, "the same seed (and --threads) gives bit-identical weights on CPU")
     device: str = _key("auto", "where to train: auto or a torch device (cpu, cuda:1, mps, xpu)")
+    threads: int = _key(0, "intra-op CPU threads; 0: the cores free when the run starts "
+                           "(OMP_NUM_THREADS, if set); the number used is saved in config.json "
+                           "and --resume keeps it", shown="0, the free cores")
     precision: str = _key(
         "fp32", "forward-pass precision: fp32; bf16 autocast (fast only where the CPU has "
         "native bf16, AVX512-BF16 or AMX: elsewhere it is emulated and several times slower); "
@@ -220,7 +223,7 @@ def _validate(c: TrainConfig) -> None:
     for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
         if getattr(c, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(c, name)}")
-    for name in ("val_size", "train_subset", "test_subset", "early_stop"):
+    for name in ("val_size", "train_subset", "test_subset", "early_stop", "threads"):
         if getattr(c, name) < 0:
             raise ConfigError(f"{name} must be 0 or more, got {getattr(c, name)}")
     _validate_validation(c)

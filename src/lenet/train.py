@@ -504,8 +504,13 @@ def train(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None
     t_start = time.perf_counter()
     device = dist.setup(pick(cfg.device))
     threads = torch.get_num_threads()  # restored at the end; per-pattern training uses one
-    if device.type == "cpu" and (free := default_threads()) is not None:
-        torch.set_num_threads(free)  # the cores free now, unless OMP_NUM_THREADS says
+    if device.type == "cpu":
+        # The cores free now, unless --threads or OMP_NUM_THREADS say; the count changes the
+        # order of float sums, so it is saved with the config and a resume keeps it.
+        wanted = cfg.threads or default_threads()
+        if wanted:
+            torch.set_num_threads(wanted)
+        cfg = replace(cfg, threads=torch.get_num_threads())
     try:
         run_dir, created = _run_dir(cfg, dist)
         owned = (rundir.claim(run_dir, resume=resume, overwrite=overwrite, created=created)

@@ -1,4 +1,5 @@
-"""`lenet export`: saved weights -> an ONNX file (see :mod:`lenet.export`)."""
+"""`lenet export`: saved weights -> an ONNX file (see :mod:`lenet.export`), or a static web site
+that draws and reads digits with no server (see :mod:`lenet.webexport`)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,38 @@ from lenet.commands import options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("export", help="export saved weights to ONNX",
-                       description="Export a run directory or weights file to ONNX (dynamic "
-                                   "batch; preprocessing, model name and classes in the "
-                                   "metadata_props), checked with onnx.checker, written "
-                                   "atomically.")
+    p = sub.add_parser("export", help="export saved weights to ONNX or a static web page",
+                       description="Export a run directory or weights file. --format onnx "
+                                   "(default): one ONNX file (dynamic batch; preprocessing, "
+                                   "model name and classes in the metadata_props), checked with "
+                                   "onnx.checker. --format web: a folder with the draw-a-digit "
+                                   "page of `lenet serve`, the weights and the forward pass in "
+                                   "JavaScript, for any static host (or opened as a file): no "
+                                   "server runs the network. Written atomically.")
     p.add_argument("path", metavar="WEIGHTS", nargs="?", help=options.WEIGHTS_HELP)
     options.add_weights(p)
-    p.add_argument("--format", choices=("onnx",), default="onnx")
-    options.add_out(p, "where to write (default: next to the weights, with suffix .onnx; "
-                       "./NAME.onnx for bundled weights)",
+    p.add_argument("--format", choices=("onnx", "web"), default="onnx",
+                   help="onnx: one .onnx file; web: a static site in a folder (default: onnx)")
+    options.add_out(p, "where to write: the .onnx file (default: next to the weights, with "
+                       "suffix .onnx; ./NAME.onnx for bundled weights) or, for --format web, "
+                       "the folder (default: next to the weights, STEM-web; ./NAME-web for "
+                       "bundled weights)",
                     "-o", "--output")
     p.set_defaults(handler=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    weights = options.pick_weights(args.path, args.weights)
+    if args.format == "web":
+        from lenet.webexport import export_web
+
+        folder = export_web(weights, args.out)
+        print(f"wrote {folder}/index.html (serve the folder from any static host, or open the "
+              "file)")
+        return 0
     from lenet.export import export_onnx
 
-    path = export_onnx(options.pick_weights(args.path, args.weights), args.out)
+    path = export_onnx(weights, args.out)
     print(f"wrote {path}")
     return 0

@@ -5,6 +5,8 @@
 // 28x28 input, the preprocessing steps and every layer (layers.js). The sliders' transform is
 // applied by the server to the MNIST-style 28x28 digit. An image is sent once; afterwards the
 // sliders resend its 28x28 digit as JSON with "preprocess": false. No external assets.
+// Without a server (`lenet export --format web` adds model.js, forward.js and mnist.js), the
+// same answer is computed in the page instead of by POST /api/activations.
 (function () {
   const pad = document.getElementById("pad");
   const ctx = pad.getContext("2d");
@@ -23,6 +25,8 @@
   // source: "pad" (the drawing, sent as PNG), "file" (a Blob, sent once), "digit" (its 28x28).
   let drawing = false, last = null, timer = null, seq = 0, dirty = false, classes = [];
   let source = { kind: "pad" };
+  const local = window.LENET_MODEL && window.LenetForward && window.LenetMnist
+    ? window.LenetForward.load(window.LENET_MODEL) : null;
 
   function blank() {
     ctx.fillStyle = "#fff";
@@ -273,6 +277,7 @@
   }
 
   function send() {
+    if (local) { sendLocal(); return; }
     if (source.kind === "pad" && !dirty) return;
     const mine = ++seq, sent = source;
     body().then(function (payload) {
@@ -293,12 +298,58 @@
     }).catch(function (err) { if (mine === seq) statusEl.textContent = "server unreachable: " + err; });
   }
 
-  fetch("/api/model").then(function (r) { return r.json(); }).then(function (m) {
+  // ------------------------------------------------------------------ without a server
+  // The MNIST-style digit of the drawing, an image file (averaged down to about 2 megapixels
+  // first, as the server does) or the 28x28 digit an image gave: {digit, steps}.
+  function localDigit(sent) {
+    if (sent.kind === "digit") return Promise.resolve({ digit: sent.pixels, steps: [] });
+    const image = sent.kind === "file" ? createImageBitmap(sent.blob) : Promise.resolve(pad);
+    return image.then(function (img) {
+      let g = ctx, w = pad.width, h = pad.height;
+      if (img !== pad) {
+        const f = Math.max(1, Math.ceil(Math.sqrt(img.width * img.height / 2e6)));
+        const c = document.createElement("canvas");
+        w = c.width = Math.ceil(img.width / f);
+        h = c.height = Math.ceil(img.height / f);
+        g = c.getContext("2d");
+        g.drawImage(img, 0, 0, w, h);
+      }
+      const gray = window.LenetMnist.grayFromImage(g.getImageData(0, 0, w, h).data, w, h);
+      return window.LenetMnist.preprocess(gray, w, h);
+    });
+  }
+
+  function sendLocal() {
+    if (source.kind === "pad" && !dirty) return;
+    const mine = ++seq, sent = source, t = transform();
+    localDigit(sent).then(function (d) {
+      if (mine !== seq) return;
+      const r = window.LenetForward.run(local, window.LenetMnist.distort(d.digit, t));
+      Object.assign(r, { original: Array.from(d.digit), transform: t, steps: d.steps });
+      statusEl.textContent = "";
+      if (sent.kind === "file" && source === sent) source = { kind: "digit", pixels: r.original };
+      show(r);
+    }).catch(function (err) { if (mine === seq) statusEl.textContent = String(err && err.message || err); });
+  }
+
+  function ready(m, where) {
     const acc = m.accuracy == null ? "" : ", test accuracy " + (100 * m.accuracy).toFixed(2) + "%";
-    document.getElementById("model-info").textContent = m.name + " on " + m.dataset + acc;
+    document.getElementById("model-info").textContent = m.name + " on " + m.dataset + acc + where;
     makeBars(m.classes);
     document.body.dataset.state = "ready";
-  }).catch(function () { document.getElementById("model-info").textContent = "model info unavailable"; });
+  }
+
+  if (local) {
+    document.body.dataset.mode = "static";
+    document.querySelectorAll("[data-server-only]").forEach(function (e) { e.hidden = true; });
+    document.querySelectorAll("[data-static-only]").forEach(function (e) { e.hidden = false; });
+    const d = local.doc;
+    ready({ name: d.model, dataset: d.dataset, accuracy: d.test_accuracy, classes: d.classes },
+          " · runs in this page");
+  } else {
+    fetch("/api/model").then(function (r) { return r.json(); }).then(function (m) { ready(m, ""); })
+      .catch(function () { document.getElementById("model-info").textContent = "model info unavailable"; });
+  }
 
   makeSliders();
   setupCamera();
