@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from lenet.device import available_cores
+
+# lenet picks its threads from the cores free when a run starts (lenet.device.free_cores), and
+# the thread count orders float sums. The tests compare runs bit for bit, so they fix it to the
+# machine's cores, as torch's own default does; tests/test_device.py tests the free-core choice.
+os.environ.setdefault("OMP_NUM_THREADS", str(available_cores()))
 
 
 @pytest.fixture(scope="session")

@@ -177,12 +177,19 @@ def cpu_has_bf16() -> bool:
 
 
 def _running_elsewhere() -> int | None:
-    """Runnable tasks on the machine now, less this process (/proc/loadavg's 4th field)."""
+    """Runnable tasks on the machine now that are not this process's own threads
+    (/proc/loadavg's 4th field, less this process's threads in state R: torch's own worker
+    threads spin for a while after each op and must not count as other work)."""
     try:
         with open("/proc/loadavg") as f:
-            return max(0, int(f.read().split()[3].split("/")[0]) - 1)
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for task in os.scandir("/proc/self/task"):
+            with open(os.path.join(task.path, "stat")) as f:
+                own += f.read().rsplit(")", 1)[-1].split()[0] == "R"
     except (OSError, IndexError, ValueError):
         return None
+    return max(0, running - max(own, 1))
 
 
 def free_cores(samples: int = 5, gap: float = 0.01) -> int:

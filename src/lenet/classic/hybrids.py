@@ -82,6 +82,8 @@ def _trained(ctx: Context, cfg: TrainConfig, distort: bool) -> tuple[nn.Module, 
     from lenet.train import train
 
     run_dir, wanted = Path(cfg.run_dir), cfg.to_dict()
+    if not cfg.threads:  # 0: the free cores, which the run saves as the number it chose
+        del wanted["threads"]
     saved = rundir.read_config(run_dir) if (run_dir / rundir.CONFIG).is_file() else {}
     same = {k: saved.get(k) for k in wanted} == wanted  # the trainer adds keys (run_id)
     if not (same and (run_dir / rundir.WEIGHTS).is_file()):
