@@ -24,3 +24,22 @@ def test_lenet_train_rows_match_the_baselines_batch(quick: tuple[dict, str, str]
     ours = r["train"]["lenet_train"]
     assert ours["batch_size"] == TRAIN_BATCH and ours["epochs"] == 2
     assert ours["first_epoch_seconds"] > 0
+
+
+def test_compiled_step_and_busy_core_rows(quick: tuple[dict, str, str]) -> None:
+    r, _, md = quick
+    p = r["per_pattern"]
+    if "compiled_us" in p:  # numba installed (lenet[fast], in `all`)
+        assert positive(p["compiled_us"])
+        assert p["pass_seconds"] == pytest.approx(60_000 * p["compiled_us"] / 1e6)
+        assert "compiled (numba)" in md
+    b = r["busy_core"]
+    for key in ("quiet_default", "busy_default", "busy_every_core"):
+        assert positive(b[key]["seconds_per_epoch"]) and b[key]["threads"] >= 1, key
+    # Beside one busy core, lenet's default leaves that core alone where there is another.
+    from lenet.device import available_cores
+
+    if available_cores() >= 2:
+        assert b["busy_default"]["threads"] < b["busy_every_core"]["threads"]
+    assert b["busy_every_core"]["threads"] == available_cores()
+    assert "an epoch beside one busy core" in md

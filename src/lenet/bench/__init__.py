@@ -145,8 +145,13 @@ def run(s: Settings, device_name: str = "auto", log: Log = stderr_log) -> dict[s
     result.update(peak_gflops=peak, train_mflop_per_image=flops / 1e6)
     result.update(_training(s, device.type, log, peak, flops))
     if device.type == "cpu":
-        log("the paper's per-pattern step (lenet5-1998, batch 1): autograd, hand-written ...")
+        log("the paper's per-pattern step (lenet5-1998, batch 1): autograd, hand-written, "
+            "compiled ...")
         result["per_pattern"] = training.per_pattern(s.patterns)
+        log("an epoch beside one busy core: lenet's default threads, then every core ...")
+        with tempfile.TemporaryDirectory(prefix="lenet-bench-") as tmp:
+            result["busy_core"] = training.busy_core(Path(tmp), device.type, s.train_subset,
+                                                     s.test_subset)
     log("inference: torch paths and ONNX Runtime, batch 1 and 1024 ...")
     rows = inference.inference(device, s.infer_repeats)
     result["inference"] = rows

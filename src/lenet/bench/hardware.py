@@ -47,11 +47,12 @@ def best_of(fn: Callable[[], Any], calls: int, rounds: int, device: Any, warmup:
     return min(timer(fn, calls) for _ in range(rounds))
 
 
-def run_json(cmd: list[str]) -> tuple[dict[str, Any], float]:
+def run_json(cmd: list[str], env: dict[str, str] | None = None
+             ) -> tuple[dict[str, Any], float]:
     """Run a child process that ends its output with one JSON object: the object, and the
     child's wall seconds (a whole process: interpreter start and data load included)."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         from lenet.errors import LenetError

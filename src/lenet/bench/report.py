@@ -66,10 +66,21 @@ def _time_rows(r: dict[str, Any]) -> list[str]:
 
 
 def _per_pattern_row(p: dict[str, float]) -> str:
+    compiled = (f", compiled (numba) {p['compiled_us']:.0f} µs" if "compiled_us" in p
+                else ", compiled: numba not installed (lenet[fast])")
     return (f"| lenet5-1998 SDLM step at batch 1 (the paper's recipe), one thread | "
             f"autograd {p['autograd_us']:.0f} µs, hand-written {p['hand_written_us']:.0f}"
-            f" µs ({p['speedup']:.2f}x); a 60,000-pattern pass in "
+            f" µs ({p['speedup']:.2f}x){compiled}; a 60,000-pattern pass in "
             f"{p['pass_seconds']:.0f} s |")
+
+
+def _busy_core_row(b: dict[str, Any]) -> str:
+    quiet, mine, every = b["quiet_default"], b["busy_default"], b["busy_every_core"]
+    return (f"| an epoch beside one busy core (lenet5, whole process) | quiet "
+            f"{quiet['seconds_per_epoch']:.2f} s ({quiet['threads']} threads); beside it, "
+            f"lenet's default {mine['seconds_per_epoch']:.2f} s ({mine['threads']} threads, "
+            f"{mine['vs_quiet']:.2f}x quiet), every core {every['seconds_per_epoch']:.2f} s "
+            f"({every['threads']} threads, {every['vs_quiet']:.2f}x) |")
 
 
 def _inference_rows(r: dict[str, Any]) -> list[str]:
@@ -90,6 +101,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += _time_rows(r)
     if r.get("per_pattern"):
         lines.append(_per_pattern_row(r["per_pattern"]))
+    if r.get("busy_core"):
+        lines.append(_busy_core_row(r["busy_core"]))
     lines += _inference_rows(r)
     return "\n".join(lines) + "\n"
 
