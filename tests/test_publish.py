@@ -32,6 +32,8 @@ def test_publish_measures_records_and_verifies(tiny_run, bundle: Path) -> None:
     # Measured on the whole test set, not the run's 2,000-digit subset it logged.
     full = evaluate_weights(tiny_run.run_dir)
     assert entry["test_digits"] == 10_000 and entry["test_accuracy"] == full["accuracy"]
+    first = evaluate_weights(tiny_run.run_dir, test_subset=1000)["accuracy"]
+    assert entry["test_accuracy_first_1000"] == first
     assert tiny_run.test.total == 2000
     assert entry["seed"] == 1 and entry["recipe"] == "lenet5" and "run_dir" not in entry["config"]
     assert json.loads((bundle / hub.MANIFEST).read_text()) == {"tiny": entry}
