@@ -17,7 +17,7 @@ from lenet.data.transforms import Preprocessing
 from lenet.errors import LenetError, OutputError
 from lenet.models import create
 from lenet.models.registry import get_spec
-from lenet.serve.activations import layer_activations
+from lenet.viz.layers import layer_activations
 from lenet.webexport import (
     MODEL_FILE,
     WebExportError,

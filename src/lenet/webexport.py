@@ -4,7 +4,7 @@
 1998 trainable subsampling, the sparse C3 as a dense kernel with zeros, linear, the Euclidean
 RBF, activations) with every weight packed into one float32 little-endian buffer. It finds the
 operations by running the model once with a forward hook on every leaf module, as the server's
-``/api/activations`` does (:mod:`lenet.serve.activations`), so each operation also says which
+``/api/activations`` does (:mod:`lenet.viz.layers`), so each operation also says which
 layer of the page it draws: a convolution, pooling or dense operation starts a layer, an
 activation replaces the values of the layer before it (a layer shows what it passes on). A
 :class:`~lenet.models.interfaces.CurvatureModel` (the 1998 network, whose squashing is a plain
@@ -61,92 +61,42 @@ class _Weights:
         return b"".join(self.parts)
 
 
-# --------------------------------------------------------------------------- tracing
-def _leaves(module: Any) -> list[Any]:
-    return [m for m in module.modules() if next(m.children(), None) is None]
-
-
-def _trace(model: Any, x: Any) -> list[tuple[str, Any, tuple[int, ...], tuple[int, ...]]]:
-    """Every leaf module call of one forward pass, in order: (name, module, in, out shape)."""
-    import torch
-
-    from lenet.models.interfaces import CurvatureModel
-
-    names = {id(m): n for n, m in model.named_modules()}
-    calls: list[tuple[str, Any, tuple[int, ...], tuple[int, ...]]] = []
-
-    def hook(module: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
-            name = names.get(id(module)) or type(module).__name__.lower()
-            calls.append((name, module, tuple(inputs[0].shape[1:]), tuple(output.shape[1:])))
-
-    if isinstance(model, CurvatureModel):
-        layers = model.curvature_layers()
-        hooked = {id(m): m for m in [*_leaves(model), *(m for la in layers for m in _leaves(la))]}
-
-        def run(inp: Any) -> Any:
-            for layer in layers:
-                inp = layer(inp)
-            return model.curvature_head(inp)
-    else:
-        hooked, run = {id(m): m for m in _leaves(model)}, model
-    handles = [m.register_forward_hook(hook) for m in hooked.values()]
-    try:
-        with torch.inference_mode():
-            run(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return calls
-
-
 # --------------------------------------------------------------------------- operations
-def _pair(v: Any) -> list[int]:
-    return [int(v), int(v)] if isinstance(v, int) else [int(a) for a in v]
-
-
-def _conv(module: Any, weights: _Weights) -> dict[str, Any]:
+def _conv(module: Any, reads: dict[str, Any], weights: _Weights) -> dict[str, Any]:
+    """A convolution: kernel, stride, padding and table as the layer's ``reads`` says."""
     from torch import nn
 
     from lenet.models.interfaces import SparseConvolution
 
+    shape = {k: reads[k] for k in ("stride", "padding", "kernel", "table", "sparse")}
     if isinstance(module, SparseConvolution):
-        mask = module.mask()
-        table = [[int(i) for i in row.nonzero().flatten()] for row in mask]
-        w = module.dense_weight()
-        return {"op": "conv", "weight": weights.add(w), "bias": weights.add(module.bias),
-                "stride": [1, 1], "padding": [0, 0], "kernel": list(w.shape[2:]),
-                "table": table, "sparse": True}
+        return {"op": "conv", "weight": weights.add(module.dense_weight()),
+                "bias": weights.add(module.bias), **shape}
     assert isinstance(module, nn.Conv2d)
-    kernel = _pair(module.kernel_size)
-    if module.groups != 1 or _pair(module.dilation) != [1, 1] \
+    if module.groups != 1 or tuple(module.dilation) != (1, 1) \
             or module.padding_mode != "zeros":
         raise WebExportError(f"convolution {module}: the web page runs only plain convolutions "
                              "(groups 1, dilation 1, zero padding); serve it with `lenet serve`")
-    if isinstance(module.padding, str):  # "same" or "valid"
-        padding = [(k - 1) // 2 if module.padding == "same" else 0 for k in kernel]
-    else:
-        padding = _pair(module.padding)
-    cin = module.in_channels
     return {"op": "conv", "weight": weights.add(module.weight),
-            "bias": None if module.bias is None else weights.add(module.bias),
-            "stride": _pair(module.stride), "padding": padding, "kernel": kernel,
-            "table": [list(range(cin)) for _ in range(module.out_channels)], "sparse": False}
+            "bias": None if module.bias is None else weights.add(module.bias), **shape}
 
 
 def _pool(module: Any) -> dict[str, Any]:
     from torch import nn
 
-    kernel, stride = _pair(module.kernel_size), _pair(module.stride or module.kernel_size)
-    if _pair(module.padding) != [0, 0] or module.ceil_mode \
-            or (isinstance(module, nn.MaxPool2d) and _pair(module.dilation) != [1, 1]):
+    def pair(v: Any) -> list[int]:
+        return [int(v), int(v)] if isinstance(v, int) else [int(a) for a in v]
+
+    kernel, stride = pair(module.kernel_size), pair(module.stride or module.kernel_size)
+    if pair(module.padding) != [0, 0] or module.ceil_mode \
+            or (isinstance(module, nn.MaxPool2d) and pair(module.dilation) != [1, 1]):
         raise WebExportError(f"pooling {module}: the web page runs only unpadded pooling; "
                              "serve it with `lenet serve`")
     kind = "maxpool" if isinstance(module, nn.MaxPool2d) else "avgpool"
     return {"op": kind, "kernel": kernel, "stride": stride}
 
 
-def _operation(module: Any, weights: _Weights) -> dict[str, Any] | None:
+def _operation(module: Any, reads: dict[str, Any], weights: _Weights) -> dict[str, Any] | None:
     """One module as a web operation; None for one that does nothing in eval mode."""
     from torch import nn
 
@@ -157,7 +107,7 @@ def _operation(module: Any, weights: _Weights) -> dict[str, Any] | None:
     if type(module) in acts:
         return {"op": "act", "fn": acts[type(module)]}
     if isinstance(module, (nn.Conv2d, SparseConvolution)):
-        return _conv(module, weights)
+        return _conv(module, reads, weights)
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         return _pool(module)
     if isinstance(module, Subsampling):
@@ -176,37 +126,6 @@ def _operation(module: Any, weights: _Weights) -> dict[str, Any] | None:
                          "and the 1998 squashing); serve this model with `lenet serve`")
 
 
-def _reads(op: dict[str, Any], inp: tuple[int, ...], out: tuple[int, ...]) -> dict[str, Any]:
-    """How a unit of the layer reads the previous one, as /api/activations says it."""
-    if op["op"] == "conv":
-        return {"type": "conv", "kernel": op["kernel"], "stride": op["stride"],
-                "padding": op["padding"], "table": op["table"], "sparse": op["sparse"]}
-    if op["op"] in ("maxpool", "avgpool", "subsample"):
-        cin, cout = inp[0], out[0]
-        window = [max(1, inp[1] // out[1]), max(1, inp[2] // out[2])]
-        return {"type": "pool", "kernel": window, "stride": window, "padding": [0, 0],
-                "table": [[o * cin // cout] for o in range(cout)], "sparse": False}
-    return {"type": "dense"}
-
-
-_KINDS = {"conv": "conv", "maxpool": "pool", "avgpool": "pool", "subsample": "pool",
-          "linear": "linear", "rbf": "linear"}
-
-
-def _rbf(model: Any, layers: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The RBF codes as the page draws them (as /api/activations' ``rbf``), or None."""
-    from lenet.models.interfaces import RBFOutput
-
-    if not isinstance(model, RBFOutput) or len(layers) < 3:
-        return None
-    codes = model.rbf_bitmaps().detach().float().cpu()
-    features = layers[-2]
-    if _numel(features["shape"]) != codes[0].numel():
-        return None
-    return {"codes": codes.flatten(1).tolist(), "shape": list(codes.shape[1:]),
-            "features": features["name"]}
-
-
 def _numel(shape: list[int]) -> int:
     n = 1
     for s in shape:
@@ -215,44 +134,41 @@ def _numel(shape: list[int]) -> int:
 
 
 def describe(model: Any, meta: Any) -> tuple[dict[str, Any], bytes]:
-    """(the JSON-able description of `model` for forward.js, its float32 weights buffer)."""
+    """(the JSON-able description of `model` for forward.js, its float32 weights buffer).
+
+    The layers are :mod:`lenet.viz.layers`' (what ``/api/activations`` reports); each traced
+    module call becomes an operation on the layer it makes or, for an activation, on the layer
+    below it."""
     import torch
 
-    from lenet.models.interfaces import RBFOutput
+    from lenet.viz.layers import kind_of, layer_activations, reads_of
 
     prep = meta.preprocessing
     if prep.resize is not None or prep.deslant:
         raise WebExportError(f"model {meta.model}: its preprocessing (resize or deslant) is not "
                              "done by the web page; serve it with `lenet serve`")
-    side = prep.input_size
-    was_training = model.training
-    model.eval()
-    try:
-        calls = _trace(model, torch.zeros(1, 1, side, side))
-    finally:
-        model.train(was_training)
-    weights = _Weights()
-    layers: list[dict[str, Any]] = [{"name": "input", "kind": "input", "shape": [1, side, side],
-                                     "reads": {}}]
-    ops: list[dict[str, Any]] = []
-    for name, module, inp, out in calls:
-        op = _operation(module, weights)
-        if op is None:
+    x = torch.zeros(1, 1, prep.input_size, prep.input_size)
+    seen = layer_activations(model, x)
+    weights, ops, index = _Weights(), [], 0
+    for _, module, inp, out in seen.calls:
+        kind = kind_of(module, inp, out)
+        if kind is None:
             continue
-        if op["op"] == "act":  # the input shows itself, not an activation of it
-            op["layer"] = len(layers) - 1 if len(layers) > 1 else None
-        else:
-            op["layer"] = len(layers)
-            layers.append({"name": name, "kind": _KINDS[op["op"]], "shape": list(out),
-                           "reads": _reads(op, inp, out)})
-        ops.append({**op, "out": list(out)})
-    if len(layers) < 2:
+        op = _operation(module, reads_of(kind, module, inp, out), weights)
+        index += kind != "act"
+        if op is not None:  # the input shows itself, not an activation of it
+            op["layer"] = index if kind != "act" or index > 0 else None
+            ops.append({**op, "out": list(out.shape[1:])})
+    if len(seen.layers) < 2:
         raise WebExportError(f"model {meta.model}: no layer the web page can run was found")
-    layers[-1]["kind"] = "rbf" if isinstance(model, RBFOutput) else "output"
+    rbf = seen.rbf and {"codes": seen.rbf.codes.flatten(1).tolist(),
+                        "shape": list(seen.rbf.codes.shape[1:]), "features": seen.rbf.features}
     doc = {"format": FORMAT, "model": meta.model, "dataset": meta.dataset,
            "classes": [str(c) for c in meta.classes], "test_accuracy": meta.test_accuracy,
            "preprocessing": {"mean": prep.mean, "std": prep.std, "pad": prep.pad},
-           "layers": layers, "ops": ops, "rbf": _rbf(model, layers), "weights": weights.count}
+           "layers": [{"name": la.name, "kind": la.kind, "shape": list(la.shape),
+                       "reads": la.reads} for la in seen.layers],
+           "ops": ops, "rbf": rbf, "weights": weights.count}
     blob = weights.data()
     _check(doc, blob, model, meta)
     return doc, blob
@@ -287,8 +203,9 @@ def _apply(op: dict[str, Any], x: Any, blob: bytes) -> Any:
         return F.linear(x.flatten(1), _tensor(blob, op["weight"]), b)
     if kind == "rbf":
         return -(x.flatten(1).unsqueeze(1) - _tensor(blob, op["codes"])).square().sum(-1)
-    fns = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-           "squash": lambda a: 1.7159 * torch.tanh(a * (2.0 / 3.0))}
+    from lenet.models.lenet1998 import squash
+
+    fns = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "squash": squash}
     return fns[op["fn"]](x)
 
 

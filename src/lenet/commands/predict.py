@@ -72,9 +72,10 @@ def split_weights(inputs: list[str], flag: str | None) -> tuple[str, list[str]]:
     or a weights file (`lenet predict RUN IMAGE...`, the spelling before ``--weights``), else
     the bundled default."""
     from lenet.errors import ConfigError
+    from lenet.rundir import WEIGHTS
 
     first = Path(inputs[0])
-    is_weights = (first.is_dir() and (first / "model.safetensors").is_file()) or (
+    is_weights = (first.is_dir() and (first / WEIGHTS).is_file()) or (
         first.suffix in WEIGHTS_SUFFIXES)
     if flag is None and is_weights:
         if len(inputs) == 1:

@@ -9,7 +9,7 @@
   ``{"digit", "label", "confidence", "probabilities", "preprocessed" (784 ints, row-major),
   "feature_maps"}``. Every input goes through the same MNIST preprocessing as `lenet predict`.
 - ``POST /api/activations``: the same inputs, answers and limits, plus every layer's activations
-  (:mod:`lenet.serve.activations`), an upload's preprocessing steps, and an optional
+  (:mod:`lenet.viz.layers`), an upload's preprocessing steps, and an optional
   ``transform`` (:mod:`lenet.serve.digits`); values rounded to :data:`DECIMALS` decimals and at
   most :data:`MAX_LAYER_VALUES` of them, so the answer is size-bounded (:data:`ACTIVATIONS_DOC`).
 - ``GET /api/model``, ``GET /healthz``, ``GET /openapi.json``, and ``GET /docs``: a small
@@ -80,10 +80,10 @@ from lenet.predict import (
     preprocess_image,
     preprocess_pixels,
 )
-from lenet.serve.activations import layer_activations
 from lenet.serve.digits import LIMITS as TRANSFORM_LIMITS
 from lenet.serve.digits import Transform, TransformError, upload_digit
 from lenet.serve.digits import apply as apply_transform
+from lenet.viz.layers import layer_activations
 
 STATIC = Path(__file__).with_name("static")
 MAX_BODY = 2 * 1024 * 1024

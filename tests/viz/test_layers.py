@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lenet.models import create
 from lenet.models.lenet1998 import C3_TABLE, rbf_codes, squash
 from lenet.models.registry import get_spec, names
-from lenet.serve.activations import layer_activations
+from lenet.viz.layers import layer_activations
 
 
 def _model(name: str, seed: int = 0) -> torch.nn.Module:

@@ -40,6 +40,8 @@ from torch import nn
 
 from lenet.models.interfaces import CurvatureModel, RBFOutput, SparseConvolution
 
+Call = tuple[str, nn.Module, torch.Tensor, torch.Tensor]  # (name, module, input, output)
+
 
 @dataclass
 class Layer:
@@ -66,6 +68,7 @@ class Activations:
     layers: list[Layer]
     scores: torch.Tensor  # (classes,), the model's raw output
     rbf: RBFReading | None = None
+    calls: list[Call] = field(default_factory=list)  # the leaf module calls they came from
 
     def to_dict(self, decimals: int = 4, max_values: int | None = None) -> dict[str, Any]:
         """JSON-ready; values rounded to `decimals`, flat and row-major. Once `max_values`
@@ -98,7 +101,6 @@ def _rounded(t: torch.Tensor, decimals: int) -> list[float | None]:
 
 
 # --------------------------------------------------------------------------- tracing
-Call = tuple[str, nn.Module, torch.Tensor, torch.Tensor]
 
 
 def _leaves(module: nn.Module) -> list[nn.Module]:
@@ -132,7 +134,7 @@ def _trace(model: nn.Module, x: torch.Tensor, run: Any, extra: list[nn.Module]
     return calls, out
 
 
-def _run_traced(model: nn.Module, x: torch.Tensor) -> tuple[list[Call], torch.Tensor]:
+def trace(model: nn.Module, x: torch.Tensor) -> tuple[list[Call], torch.Tensor]:
     """The calls of the model's forward, or, for a CurvatureModel, of its layer list and head
     (whose activations are modules), if that gives the forward's own answer."""
     if isinstance(model, CurvatureModel):
@@ -153,7 +155,7 @@ def _run_traced(model: nn.Module, x: torch.Tensor) -> tuple[list[Call], torch.Te
 
 
 # --------------------------------------------------------------------------- layers
-def _kind(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> str | None:
+def kind_of(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> str | None:
     """conv, pool, linear, act (keeps the shape) or None (a reshape, skipped)."""
     if isinstance(module, (nn.Conv2d, SparseConvolution)):
         return "conv"
@@ -202,27 +204,34 @@ def _pool_reads(inp: torch.Tensor, out: torch.Tensor) -> dict[str, Any]:
             "table": [[o * cin // cout] for o in range(cout)], "sparse": False}
 
 
-def _layers(calls: list[Call], x: torch.Tensor) -> list[Layer]:
+def reads_of(kind: str, module: nn.Module, inp: torch.Tensor, out: torch.Tensor
+             ) -> dict[str, Any]:
+    """How a unit of a `kind` layer (see :func:`kind_of`) reads the layer below."""
+    if kind == "conv":
+        return _conv_reads(module, inp, out)
+    if kind == "pool":
+        return _pool_reads(inp, out)
+    return {"type": "dense"}
+
+
+def layers_of(calls: list[Call], x: torch.Tensor) -> list[Layer]:
+    """The layers that :func:`trace`'s calls make, the input first; the last one is the output
+    (``rbf`` for an RBF-output model: see :func:`layer_activations`)."""
     layers = [Layer("input", "input", tuple(x.shape[1:]), x[0].float())]
     for name, module, inp, out in calls:
-        kind = _kind(module, inp, out)
+        kind = kind_of(module, inp, out)
         if kind is None:
             continue
         if kind == "act":
             if len(layers) > 1:  # the input has no activation
                 layers[-1].values = out[0].float().reshape(layers[-1].shape)
             continue
-        if kind == "conv":
-            reads = _conv_reads(module, inp, out)
-        elif kind == "pool":
-            reads = _pool_reads(inp, out)
-        else:
-            reads = {"type": "dense"}
-        layers.append(Layer(name, kind, tuple(out.shape[1:]), out[0].float(), reads))
+        layers.append(Layer(name, kind, tuple(out.shape[1:]), out[0].float(),
+                            reads_of(kind, module, inp, out)))
     return layers
 
 
-def _rbf(model: nn.Module, layers: list[Layer]) -> RBFReading | None:
+def rbf_reading(model: nn.Module, layers: list[Layer]) -> RBFReading | None:
     if not isinstance(model, RBFOutput) or len(layers) < 3:
         return None
     codes = model.rbf_bitmaps().detach().float().cpu()
@@ -240,10 +249,10 @@ def layer_activations(model: nn.Module, x: torch.Tensor) -> Activations:
     was_training = model.training
     model.eval()
     try:
-        calls, scores = _run_traced(model, x)
+        calls, scores = trace(model, x)
     finally:
         model.train(was_training)
-    layers = _layers(calls, x)
+    layers = layers_of(calls, x)
     if len(layers) > 1:
         layers[-1].kind = "rbf" if isinstance(model, RBFOutput) else "output"
-    return Activations(layers, scores[0].float(), _rbf(model, layers))
+    return Activations(layers, scores[0].float(), rbf_reading(model, layers), calls)
