@@ -21,3 +21,29 @@ def test_sdlm_per_pattern_run_learns(tmp_path, mnist_ready) -> None:
     assert result.params == 60_000
     assert result.test.accuracy > 0.55
     assert result.history[0].train_loss < 84  # below the loss of F6 states all at zero
+
+
+@pytest.mark.slow
+def test_chunks_of_patterns_train_as_one_call_per_pattern(tmp_path, mnist_ready,
+                                                           monkeypatch) -> None:
+    """The trainer hands the compiled per-pattern step a few hundred patterns per call: chunk
+    sizes 1, 7 (whose calls straddle the 256-step bookkeeping) and 256 train to the same
+    weights and sums, bit for bit."""
+    pytest.importorskip("numba", reason="numba is not installed: the compiled step is optional")
+    import torch
+
+    import lenet.train as train_module
+
+    runs = {}
+    for chunk in (1, 7, 256):
+        monkeypatch.setattr(train_module, "PATTERN_CHUNK", chunk)
+        cfg = resolve("lenet5-1998", {"train_subset": 600, "test_subset": 200, "epochs": 1,
+                                      "seed": 0, "device": "cpu", "tensorboard": False,
+                                      "run_dir": str(tmp_path / str(chunk))})
+        result = train(cfg, log=lambda s: None, progress=False)
+        m = result.history[0]
+        runs[chunk] = (m.train_loss, m.train_accuracy, m.test_accuracy, result.model.state_dict())
+    (loss, acc, test, state), *others = runs.values()
+    for other in others:
+        assert other[:3] == (loss, acc, test)
+        assert all(torch.equal(state[k], other[3][k]) for k in state)

@@ -467,6 +467,9 @@ class _Loop:
     # still reported at its exact step, and no checkpoint is written in between.
     account_every: int
     tb: Any  # TensorBoardLogger | None
+    # Steps per call of step_fn: 1, or for the compiled per-pattern step (batch 1) a run of
+    # patterns in one call (see _make_step), which then returns one loss per step.
+    chunk: int = 1
 
 
 @dataclass
@@ -676,8 +679,8 @@ def _start(run: _Run, resumed: bool) -> _Loop:
     precision, note = pick_precision(cfg.precision, run.device, cfg.batch_size)
     if note and run.main:
         run.log(note)
-    step_fn = _make_step(train_model, run.optimizer, run.loss_fn, run.loss_name, run.device, cfg,
-                         precision)
+    step_fn, chunk = _make_step(train_model, run.optimizer, run.loss_fn, run.loss_name,
+                                run.device, cfg, precision)
     if run.epoch == 0 and run.resume_at is None:
         n_threads = torch.get_num_threads()
         threads = (f" ({n_threads} thread{'s' if n_threads != 1 else ''})"
@@ -688,7 +691,7 @@ def _start(run: _Run, resumed: bool) -> _Loop:
                 + (f" x {dist.world} processes" if dist.world > 1 else "")
                 + f"; run dir {run.run_dir}")
     return _Loop(step_fn, Schedule(cfg, steps), steps, min(n, steps * bs),
-                 256 if run.device.type == "cpu" else 64, tb)
+                 256 if run.device.type == "cpu" else 64, tb, chunk)
 
 
 def _run_epoch(run: _Run, loop: _Loop, epoch: int, stop: _Stop) -> EvalResult:
@@ -728,23 +731,24 @@ def _steps(run: _Run, loop: _Loop, ep: _Epoch, stop: _Stop) -> int | None:
     augment, step = run.gens["augment"], run.step
     bar = _progress(steps, f"epoch {ep.index + 1}/{run.cfg.epochs}", run.progress, ep.first)
     try:
-        for k in range(ep.first, steps):
-            x, y = run.data.batch(dist.shard(ep.perm[k * bs:(k + 1) * bs]), augment)
+        for k in range(ep.first, steps, loop.chunk):
+            end = min(k + loop.chunk, steps)  # steps k .. end - 1 in this call
+            x, y = run.data.batch(dist.shard(ep.perm[k * bs:end * bs]), augment)
             if schedule.per_step or k == ep.first:
                 _set_lr(run.optimizer, schedule.lr(ep.index, step))
             loss, scores = loop.step_fn(x, y)
-            ep.pending.append((loss.detach(), scores.detach().argmax(1), y))
-            step += 1
-            settle = (k + 1) % loop.account_every == 0
+            ep.pending.append((loss.detach().reshape(-1), scores.detach().argmax(1), y))
+            step += end - k
+            settle = end // loop.account_every != k // loop.account_every
             if settle:
-                _settle(run, loop, ep, last_step=k)
+                _settle(run, loop, ep, last_step=end - 1)
             if bar is not None:
-                bar.update(1)
+                bar.update(end - k)
             # DDP ranks vote on stopping (a collective) only when they settle.
             if ((settle or dist.world == 1) and _should_stop(stop, dist, run.device)
-                    and k + 1 < steps):
-                _settle(run, loop, ep, last_step=k)
-                return k + 1
+                    and end < steps):
+                _settle(run, loop, ep, last_step=end - 1)
+                return end
         _settle(run, loop, ep, last_step=steps - 1)
         return None
     finally:
@@ -762,16 +766,17 @@ def _settle(run: _Run, loop: _Loop, ep: _Epoch, last_step: int) -> None:
     pending = ep.pending
     if not pending:
         return
-    losses = torch.stack([loss for loss, _, _ in pending])
+    losses = torch.cat([loss for loss, _, _ in pending])  # one per step
     finite = torch.isfinite(losses)
     if not bool(finite.all()):
         first = int((~finite).nonzero()[0, 0])
-        step = last_step + 1 - (len(pending) - 1 - first)
+        step = last_step + 1 - (len(losses) - 1 - first)
         rate = loop.schedule.lr(ep.index, ep.index * loop.steps + step - 1)
         raise _diverged(run, f"{float(losses[first])} at epoch {ep.index + 1}, step {step}",
                         rate)
-    sizes = torch.tensor([len(y) for _, _, y in pending], dtype=torch.float64,
-                         device=losses.device)
+    sizes = torch.tensor([size for loss, _, y in pending
+                          for size in [len(y) // len(loss)] * len(loss)],
+                         dtype=torch.float64, device=losses.device)
     ep.loss_sum += (losses.double() * sizes).sum()
     hits = torch.cat([p for _, p, _ in pending]) == torch.cat([y for _, _, y in pending])
     ep.correct += hits.sum()
@@ -994,8 +999,15 @@ def _pattern_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name:
     return pattern_step.PatternStep(model, optimizer, loss_name, rbf_j)
 
 
+# Patterns per call of the compiled per-pattern step: a divisor of the CPU's account_every
+# (256), so bookkeeping and a stop request still fall on its boundaries.
+PATTERN_CHUNK = 256
+
+
 def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable,
-               loss_name: str, device: torch.device, cfg: TrainConfig, precision: str) -> Step:
+               loss_name: str, device: torch.device, cfg: TrainConfig, precision: str
+               ) -> tuple[Step, int]:
+    """The training step and how many steps one call of it takes (see _Loop.chunk)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     # fp16's narrow range underflows small gradients: scale the loss (CUDA only, see device).
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
@@ -1021,9 +1033,13 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
         # The paper's per-pattern recipe: the same step with its gradients written out by hand,
         # which at batch 1 skips autograd's per-step graph (lenet.optim.pattern_step), compiled
         # with numba where installed (lenet.optim.pattern_numba, ~9x faster).
-        fn = _pattern_step(model, optimizer, loss_name, cfg.rbf_j) or fn
+        pattern = _pattern_step(model, optimizer, loss_name, cfg.rbf_j)
+        if (hasattr(pattern, "sequence") and cfg.batch_size == 1
+                and cfg.scheduler not in ("cosine", "onecycle")):  # the rate holds in a chunk
+            return pattern.sequence, PATTERN_CHUNK
+        fn = pattern or fn
     if device.type != "cpu" or cfg.batch_size > 4:
-        return fn
+        return fn, 1
 
     def native_conv_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Per-pattern training: at batch 1 oneDNN's per-call overhead dominates the tiny
@@ -1040,7 +1056,7 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
         finally:
             torch.backends.mkldnn.enabled = enabled
 
-    return native_conv_step
+    return native_conv_step, 1
 
 
 def _interactive() -> bool:

@@ -12,7 +12,7 @@ def test_large_batch_row_and_per_pattern_step(quick: tuple[dict, str, str]) -> N
     large = r["train"]["lenet_train_batch512_auto"]
     assert large["batch_size"] == 512 and 0 <= large["test_accuracy"] <= 1
     p = r["per_pattern"]
-    for key in ("autograd_us", "hand_written_us", "speedup", "pass_seconds"):
+    for key in ("autograd_us", "hand_written_us", "speedup", "pass_seconds", "curvature_seconds"):
         assert positive(p[key]), key
     assert p["speedup"] == pytest.approx(p["autograd_us"] / p["hand_written_us"])
 
@@ -30,8 +30,9 @@ def test_compiled_step_and_busy_core_rows(quick: tuple[dict, str, str]) -> None:
     r, _, md = quick
     p = r["per_pattern"]
     if "compiled_us" in p:  # numba installed (lenet[fast], in `all`)
-        assert positive(p["compiled_us"])
-        assert p["pass_seconds"] == pytest.approx(60_000 * p["compiled_us"] / 1e6)
+        assert positive(p["compiled_us"]) and positive(p["compiled_chunked_us"])
+        assert p["pass_seconds"] == pytest.approx(
+            60_000 * p["compiled_chunked_us"] / 1e6 + p["curvature_seconds"])
         assert "compiled (numba)" in md
     b = r["busy_core"]
     for key in ("quiet_default", "busy_default", "busy_every_core"):

@@ -56,6 +56,25 @@ def test_steps_match_the_torch_step_across_passes(loss: str) -> None:
         assert (a - b).abs().max().item() <= 1e-4 * moved, name
 
 
+@pytest.mark.parametrize("loss", ["rbf-map", "rbf-mle"])
+def test_a_sequence_is_the_steps_one_by_one(loss: str) -> None:
+    """sequence(x, y) (the trainer's chunk of per-pattern updates) computes exactly what one
+    call per pattern does: the same losses, scores and weights, bit for bit."""
+    model, x, y = model_and_data(seed=2)
+    twin = _twin(model)
+    opt_a, opt_b = SDLM(model.parameters(), lr=1e-4), SDLM(twin.parameters(), lr=1e-4)
+    for m, opt in ((model, opt_a), (twin, opt_b)):
+        opt.before_epoch(m, (x[:20], y[:20]), loss)
+    chunked, single = NumbaPatternStep(model, opt_a, loss), NumbaPatternStep(twin, opt_b, loss)
+    losses, scores = chunked.sequence(x[:12], y[:12])
+    assert losses.shape == (12,) and scores.shape == (12, 10)
+    for i in range(12):
+        loss_i, scores_i = single(x[i:i + 1], y[i:i + 1])
+        assert torch.equal(losses[i], loss_i) and torch.equal(scores[i:i + 1], scores_i), i
+    for (name, a), b in zip(model.named_parameters(), twin.parameters(), strict=True):
+        assert torch.equal(a, b), name
+
+
 def test_a_batch_step_matches_the_torch_step() -> None:
     """Batches of more than one pattern take the unfused update path: the same weights."""
     model, x, y = model_and_data(seed=2, n=12)

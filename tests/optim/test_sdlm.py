@@ -21,7 +21,7 @@ from lenet.models.lenet1998 import (
     squash,
 )
 from lenet.optim import SDLM, gauss_newton_diagonal
-from lenet.optim.sdlm import paper_diagonal
+from lenet.optim.sdlm import paper_diagonal, rbf_seed
 
 
 class TinyConvNet(nn.Module):
@@ -300,6 +300,22 @@ def test_paper_diagonal_rbf_mle_seed_is_two_per_f6_state() -> None:
     h = paper_diagonal(model, x, y, "rbf-mle")
     assert torch.allclose(h["fc.bias"], torch.full((84,), 2.0))
     assert torch.allclose(h["fc.weight"], 2 * (x ** 2).mean(0).expand(84, 12), atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["rbf-map", "rbf-mle"])
+def test_closed_form_rbf_seed_is_the_hessian_diagonal(loss: str) -> None:
+    """rbf_seed (the 1998 network's shortcut) against the per-pattern Hessian by autograd, on
+    F6 states both near the codes (q spread over digits) and far (one digit dominates)."""
+    codes = rbf_codes()
+    loss_fn = make_loss(loss, rbf_j=1.5)
+    head = LeNet1998().output
+    torch.manual_seed(3)
+    x = torch.cat([codes[[2, 5]] + 0.3 * torch.randn(2, 84), 1.7 * torch.randn(3, 84)])
+    y = torch.tensor([2, 4, 0, 9, 1])
+    for p in range(len(x)):
+        want = hessian(lambda z, p=p: loss_fn(head(z[None]), y[p:p + 1]))(x[p]).diagonal()
+        got = rbf_seed(x[p:p + 1], codes, y[p:p + 1], loss, rbf_j=1.5)[0]
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_lenet1998_curvature_layers_compose_to_curvature_features() -> None:

@@ -66,12 +66,15 @@ def _time_rows(r: dict[str, Any]) -> list[str]:
 
 
 def _per_pattern_row(p: dict[str, float]) -> str:
-    compiled = (f", compiled (numba) {p['compiled_us']:.0f} µs" if "compiled_us" in p
-                else ", compiled: numba not installed (lenet[fast])")
+    compiled = (f", compiled (numba) {p['compiled_us']:.0f} µs a call, "
+                f"{p['compiled_chunked_us']:.0f} µs in the trainer's chunks"
+                if "compiled_us" in p else ", compiled: numba not installed (lenet[fast])")
     return (f"| lenet5-1998 SDLM step at batch 1 (the paper's recipe), one thread | "
             f"autograd {p['autograd_us']:.0f} µs, hand-written {p['hand_written_us']:.0f}"
-            f" µs ({p['speedup']:.2f}x){compiled}; a 60,000-pattern pass in "
-            f"{p['pass_seconds']:.0f} s |")
+            f" µs ({p['speedup']:.2f}x){compiled}; curvature estimate "
+            f"{p['curvature_seconds']:.2f} s; a 60,000-pattern pass (steps and estimate, no "
+            f"test pass) in {p['pass_seconds']:.1f} s, 20 passes in "
+            f"{20 * p['pass_seconds'] / 60:.1f} min |")
 
 
 def _busy_core_row(b: dict[str, Any]) -> str:
