@@ -47,3 +47,34 @@ def test_chunks_of_patterns_train_as_one_call_per_pattern(tmp_path, mnist_ready,
     for other in others:
         assert other[:3] == (loss, acc, test)
         assert all(torch.equal(state[k], other[3][k]) for k in state)
+
+
+@pytest.mark.slow
+def test_a_stop_between_chunks_resumes_to_the_same_weights(tmp_path, mnist_ready,
+                                                          monkeypatch) -> None:
+    """A stop request lands between two chunks of patterns: the checkpoint written there
+    resumes to the weights of the run that was never stopped, bit for bit."""
+    pytest.importorskip("numba", reason="numba is not installed: the compiled step is optional")
+    import torch
+
+    import lenet.train as train_module
+    from lenet.train import TrainingInterrupted
+
+    def config(name: str):
+        return resolve("lenet5-1998", {"train_subset": 700, "test_subset": 200, "epochs": 2,
+                                       "seed": 1, "device": "cpu", "tensorboard": False,
+                                       "run_dir": str(tmp_path / name)})
+
+    whole = train(config("whole"), log=lambda s: None, progress=False)
+    checks = iter(range(1_000_000))
+    # The request arrives after the second chunk of the first epoch (step 512 of 700).
+    monkeypatch.setattr(train_module, "_should_stop", lambda *a: next(checks) == 1)
+    with pytest.raises(TrainingInterrupted):
+        train(config("stopped"), log=lambda s: None, progress=False)
+    monkeypatch.undo()
+    saved = [p.name for p in (tmp_path / "stopped" / "checkpoints").iterdir()]
+    assert any("step-512" in name for name in saved), saved
+    resumed = train(config("stopped"), log=lambda s: None, progress=False, resume=True)
+    assert [m.train_loss for m in resumed.history] == [m.train_loss for m in whole.history]
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
