@@ -22,7 +22,7 @@ def test_train_then_evaluate_end_to_end(tmp_path, mnist_ready) -> None:
     assert result["model"] == "lenet5" and result["epochs"] == 1
     assert result["test_accuracy"] > 0.85
     assert "epoch 1/1" in out.stderr and "img/s" in out.stderr
-    ev = json.loads(lenet("evaluate", str(run_dir), "--json").stdout)
+    ev = json.loads(lenet("evaluate", str(run_dir), "--json", "--no-plots").stdout)
     # The saved run evaluated on the full test set; training saw the first 1,000 only.
     assert ev["total"] == 10_000 and ev["accuracy"] > 0.85
 
