@@ -231,6 +231,10 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     raise TrainingError(f"unknown optimizer {cfg.optimizer!r}")
 
 
+# Schedulers whose rate changes every step (the others change it between epochs).
+PER_STEP_SCHEDULERS = ("cosine", "onecycle")
+
+
 class Schedule:
     """Learning rate as a function of (epoch, step): per-epoch or per-step schedules alike.
 
@@ -240,7 +244,7 @@ class Schedule:
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int) -> None:
         self.cfg = cfg
         self.total = cfg.epochs * steps_per_epoch
-        self.per_step = cfg.scheduler in ("cosine", "onecycle")
+        self.per_step = cfg.scheduler in PER_STEP_SCHEDULERS
 
     def lr(self, epoch: int, step: int) -> float:
         """epoch counts from 0; step is the global step."""
@@ -1035,7 +1039,7 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
         # with numba where installed (lenet.optim.pattern_numba, ~9x faster).
         pattern = _pattern_step(model, optimizer, loss_name, cfg.rbf_j)
         if (hasattr(pattern, "sequence") and cfg.batch_size == 1
-                and cfg.scheduler not in ("cosine", "onecycle")):  # the rate holds in a chunk
+                and cfg.scheduler not in PER_STEP_SCHEDULERS):  # one rate for a whole chunk
             return pattern.sequence, PATTERN_CHUNK
         fn = pattern or fn
     if device.type != "cpu" or cfg.batch_size > 4:
