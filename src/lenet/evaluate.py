@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from lenet import weights
+from lenet.config import EVAL_BATCH_SIZE
 from lenet.data.transforms import Preprocessing
 from lenet.losses import Loss, make_loss
 from lenet.models import eval_mode
@@ -59,12 +60,12 @@ def _evaluate(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, loss
 
 
 def evaluate_tensors(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
-                     loss_fn: Loss, batch_size: int = 2000) -> EvalResult:
+                     loss_fn: Loss, batch_size: int = EVAL_BATCH_SIZE) -> EvalResult:
     return _evaluate(model, inputs, labels, loss_fn, batch_size, keep_scores=False)[0]
 
 
 def evaluate_with_scores(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
-                         loss_fn: Loss, batch_size: int = 2000
+                         loss_fn: Loss, batch_size: int = EVAL_BATCH_SIZE
                          ) -> tuple[EvalResult, torch.Tensor]:
     """:func:`evaluate_tensors` plus the (N, classes) float scores of the very same pass."""
     result, scores = _evaluate(model, inputs, labels, loss_fn, batch_size, keep_scores=True)
@@ -144,7 +145,7 @@ def _setup(loaded: Loaded, dataset: str | None, data_dir: str | None,
     inputs = prep(images.to(dev))
     loss_name = meta.extra.get("loss", "cross-entropy")
     loss_fn = make_loss(loss_name, rbf_j=float(meta.extra.get("rbf_j", 1.0)))
-    bs = batch_size or int(meta.extra.get("eval_batch_size", 2000))
+    bs = batch_size or int(meta.extra.get("eval_batch_size", EVAL_BATCH_SIZE))
     return _Setup(loaded, name, images, labels.to(dev), inputs, loss_name, loss_fn, bs)
 
 
