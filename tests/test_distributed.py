@@ -66,8 +66,9 @@ def test_ddp_ctrl_c_stops_every_process_with_a_resume_hint(tmp_path, mnist_ready
     import os
     import signal
 
-    # 20 epochs of 20,000 digits: long enough to interrupt; without --json, epochs are logged.
-    args = [{"2": "20", "2000": "20000"}.get(a, a) for a in ARGS if a != "--json"]
+    # 20 epochs of 6,000 digits: long enough to interrupt (the signal follows the first epoch's
+    # log line, 19 epochs before the end); without --json, epochs are logged.
+    args = [{"2": "20", "2000": "6000"}.get(a, a) for a in ARGS if a != "--json"]
     proc = subprocess.Popen([sys.executable, "-m", "lenet", *args, "--run-dir",
                              str(tmp_path / "int"), "--nproc", "2"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -110,6 +110,12 @@ def _torch_paths(model: Any, device: Any) -> dict[str, Callable[[Any], Call]]:
     return paths
 
 
+def _rounds(repeats: float) -> int:
+    """Timed rounds per figure: ROUNDS, or 2 for the tiny settings of `--quick` (whose figures
+    only show that every path runs)."""
+    return ROUNDS if repeats >= 0.5 else 2
+
+
 def _measure_inference(make: Callable[[Any], Call], device: Any, repeats: float,
                        side: int = 32) -> dict[str, float]:
     import torch
@@ -118,8 +124,8 @@ def _measure_inference(make: Callable[[Any], Call], device: Any, repeats: float,
     xb = torch.randn(1024, 1, side, side, device=device)
     n1 = max(20, int(2000 * repeats))
     nb = max(3, int(40 * repeats))
-    lat = best_of(make(x1), n1, ROUNDS, device, warmup=20)
-    thr = best_of(make(xb), nb, ROUNDS, device)
+    lat = best_of(make(x1), n1, _rounds(repeats), device, warmup=20)
+    thr = best_of(make(xb), nb, _rounds(repeats), device)
     return {"latency_us_batch1": lat * 1e6, "images_per_s_batch1024": 1024 / thr}
 
 
@@ -168,9 +174,10 @@ def _ort_inference(model: Any, meta: Any, repeats: float) -> dict[str, dict[str,
     cpu = torch.device("cpu")
     for name, sess, bound in _ort_sessions(proto):
         x1 = rng.standard_normal((1, 1, side, side), dtype=np.float32)
-        lat = best_of(_ort_call(sess, x1, bound), n1, ROUNDS, cpu, warmup=20)
+        lat = best_of(_ort_call(sess, x1, bound), n1, _rounds(repeats), cpu, warmup=20)
         xb = rng.standard_normal((1024, 1, side, side), dtype=np.float32)
-        thr = best_of(_ort_call(sess, xb, bound), nb, ROUNDS, cpu, warmup=20)
+        thr = best_of(_ort_call(sess, xb, bound), nb, _rounds(repeats), cpu,
+                      warmup=max(3, int(20 * repeats)))
         out[name] = {"latency_us_batch1": lat * 1e6, "images_per_s_batch1024": 1024 / thr}
     return out
 
