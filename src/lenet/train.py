@@ -741,7 +741,7 @@ def _steps(run: _Run, loop: _Loop, ep: _Epoch, stop: _Stop) -> int | None:
             if schedule.per_step or k == ep.first:
                 _set_lr(run.optimizer, schedule.lr(ep.index, step))
             loss, scores = loop.step_fn(x, y)
-            ep.pending.append((loss.detach().reshape(-1), scores.detach().argmax(1), y))
+            ep.pending.append((loss.detach(), scores.detach().argmax(1), y))
             step += end - k
             settle = end // loop.account_every != k // loop.account_every
             if settle:
@@ -770,7 +770,7 @@ def _settle(run: _Run, loop: _Loop, ep: _Epoch, last_step: int) -> None:
     pending = ep.pending
     if not pending:
         return
-    losses = torch.cat([loss for loss, _, _ in pending])  # one per step
+    losses = torch.cat([loss.reshape(-1) for loss, _, _ in pending])  # one per step
     finite = torch.isfinite(losses)
     if not bool(finite.all()):
         first = int((~finite).nonzero()[0, 0])
@@ -779,7 +779,7 @@ def _settle(run: _Run, loop: _Loop, ep: _Epoch, last_step: int) -> None:
         raise _diverged(run, f"{float(losses[first])} at epoch {ep.index + 1}, step {step}",
                         rate)
     sizes = torch.tensor([size for loss, _, y in pending
-                          for size in [len(y) // len(loss)] * len(loss)],
+                          for size in [len(y) // loss.numel()] * loss.numel()],
                          dtype=torch.float64, device=losses.device)
     ep.loss_sum += (losses.double() * sizes).sum()
     hits = torch.cat([p for _, p, _ in pending]) == torch.cat([y for _, _, y in pending])

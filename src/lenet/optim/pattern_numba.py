@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numba
 import numpy as np
@@ -518,17 +519,12 @@ class NumbaPatternStep:
         The trainer hands it a few hundred patterns at a time: at ~100 µs a step, the ~50 µs
         that a Python-level step spends around the kernel (slicing, conversions, numba's
         argument checks, the loop's bookkeeping) would otherwise be a third of the pass."""
-        global compile_seconds
         self._refresh()
         n = x.shape[0]
-        xs = self._pixels(x)
         scores = np.empty((n, 10), dtype=np.float32)
         losses = np.empty(n, dtype=np.float32)
-        started = time.perf_counter() if compile_seconds is None else 0.0
-        _sequence(xs, y.numpy(), self.loss == "rbf-mle", float(self.rbf_j), self._ws,
-                  self._grads, self._steps, scores, losses, self._codes, *self._views)
-        if compile_seconds is None:
-            compile_seconds = time.perf_counter() - started
+        _timed(_sequence, self._pixels(x), y.numpy(), self.loss == "rbf-mle", float(self.rbf_j),
+               self._ws, self._grads, self._steps, scores, losses, self._codes, *self._views)
         return torch.from_numpy(losses), torch.from_numpy(scores)
 
     def gradients(self, x: torch.Tensor, y: torch.Tensor
@@ -544,17 +540,11 @@ class NumbaPatternStep:
 
     def _run(self, x: torch.Tensor, y: torch.Tensor, apply: bool
              ) -> tuple[torch.Tensor, torch.Tensor]:
-        global compile_seconds
-        n = x.shape[0]
-        xs = self._pixels(x)
-        scores = np.empty((n, 10), dtype=np.float32)  # fresh: the trainer keeps them a while
-        started = time.perf_counter() if compile_seconds is None else 0.0
-        loss = _step(xs, y.numpy(), self.loss == "rbf-mle", float(self.rbf_j), apply, self._ws,
-                     self._grads, self._steps, scores, self._codes, *self._views)
-        if compile_seconds is None:
-            compile_seconds = time.perf_counter() - started
+        scores = np.empty((x.shape[0], 10), dtype=np.float32)  # fresh: the trainer keeps them
+        loss = _timed(_step, self._pixels(x), y.numpy(), self.loss == "rbf-mle",
+                      float(self.rbf_j), apply, self._ws, self._grads, self._steps, scores,
+                      self._codes, *self._views)
         return torch.from_numpy(np.array(loss, dtype=np.float32)), torch.from_numpy(scores)
-
 
     @staticmethod
     def _pixels(x: torch.Tensor) -> np.ndarray:
@@ -564,6 +554,18 @@ class NumbaPatternStep:
         if not xs.flags.c_contiguous or xs.dtype != np.float32:
             xs = np.ascontiguousarray(xs, dtype=np.float32)
         return xs
+
+
+def _timed(kernel: Any, *args: Any) -> Any:
+    """kernel(*args); the process's first kernel call (compiling, or loading numba's cache)
+    sets :data:`compile_seconds`."""
+    global compile_seconds
+    if compile_seconds is not None:
+        return kernel(*args)
+    started = time.perf_counter()
+    result = kernel(*args)
+    compile_seconds = time.perf_counter() - started
+    return result
 
 
 def _view(p: torch.Tensor, name: str) -> np.ndarray:
