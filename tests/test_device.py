@@ -160,6 +160,10 @@ def test_precision_auto_never_picks_emulated_bf16(monkeypatch) -> None:
     assert device.pick_precision("auto", cpu, device.AUTO_BF16_MIN_BATCH) == ("bf16", None)
     assert device.pick_precision("bf16", cpu, 64) == ("bf16", None)
     assert device.pick_precision("fp32", cpu, 512) == ("fp32", None)
+    # Where lenet's compiled fp32 step runs, it beat torch's bf16 without AMX; with AMX not.
+    assert device.pick_precision("auto", cpu, 512, compiled_fp32=True) == ("fp32", None)
+    _flags(monkeypatch, "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    assert device.pick_precision("auto", cpu, 512, compiled_fp32=True) == ("bf16", None)
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         device.pick_precision("fp16", cpu, 64)
 

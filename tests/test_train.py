@@ -169,3 +169,26 @@ def test_bf16_trains_and_the_log_names_the_precision_and_threads(tmp_path, mnist
     assert saved["precision"] == "bf16"
     # The thread count used is saved (0 asked for "the free cores"), so a resume keeps it.
     assert cfg.threads == 0 and f"({saved['threads']} thread" in start
+
+
+def test_lenet5_takes_the_compiled_step_and_lenet_step_torch_keeps_autograd(
+        tmp_path, mnist_ready, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With numba installed a lenet5 run says it trains with the compiled step, follows the
+    autograd step's run up to float rounding, and gives torch its threads back."""
+    pytest.importorskip("numba", reason="numba is not installed: the compiled step is optional")
+    threads = torch.get_num_threads()
+    runs = {}
+    for kind in ("auto", "torch"):
+        monkeypatch.setenv("LENET_STEP", kind)
+        lines: list[str] = []
+        cfg = resolve(None, {"model": "lenet5", "epochs": 1, "train_subset": 1000,
+                             "test_subset": 500, "tensorboard": False, "seed": 4,
+                             "run_dir": str(tmp_path / kind)})
+        runs[kind] = train(cfg, log=lines.append, progress=False)
+        start = next(line for line in lines if line.startswith("training lenet5"))
+        assert ("step compiled with numba" in start) == (kind == "auto"), start
+        assert torch.get_num_threads() == threads
+    compiled, autograd = runs["auto"].history[0], runs["torch"].history[0]
+    assert compiled.test_accuracy > 0.5
+    assert compiled.train_loss == pytest.approx(autograd.train_loss, rel=1e-3)
+    assert compiled.test_accuracy == pytest.approx(autograd.test_accuracy, abs=0.01)

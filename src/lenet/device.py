@@ -228,16 +228,23 @@ def default_threads() -> int | None:
 AUTO_BF16_MIN_BATCH = 256
 
 
-def pick_precision(requested: str, device: torch.device, batch_size: int
-                   ) -> tuple[str, str | None]:
+def pick_precision(requested: str, device: torch.device, batch_size: int,
+                   compiled_fp32: bool = False) -> tuple[str, str | None]:
     """The precision a run uses for `requested` (fp32, bf16, fp16 or auto) on `device`, and a
-    note for the user when the choice will be slow; fp16 off CUDA is a :class:`ConfigError`."""
+    note for the user when the choice will be slow; fp16 off CUDA is a :class:`ConfigError`.
+
+    `compiled_fp32`: the run would train with lenet's compiled fp32 step (lenet5 with numba).
+    On a CPU with AVX512-BF16 but no AMX that step beat torch's bf16 at batch 512 (2.7 against
+    3.4 s an epoch, BENCHMARKS.md), so auto keeps fp32 there; with AMX, torch's bf16 stays the
+    choice from batch 256 (measured against torch's fp32 only).
+    """
     import torch
 
     if requested == "auto":
         if device.type == "cuda":
             return ("bf16" if torch.cuda.is_bf16_supported() else "fp16"), None
-        if device.type == "cpu" and cpu_has_bf16() and batch_size >= AUTO_BF16_MIN_BATCH:
+        if (device.type == "cpu" and cpu_has_bf16() and batch_size >= AUTO_BF16_MIN_BATCH
+                and (not compiled_fp32 or "amx_bf16" in cpu_flags())):
             return "bf16", None
         return "fp32", None
     if requested == "fp16" and device.type != "cuda":

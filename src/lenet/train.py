@@ -680,14 +680,18 @@ def _start(run: _Run, resumed: bool) -> _Loop:
             run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     n, bs = len(run.data.train.labels), cfg.batch_size
     steps = _steps_per_epoch(run)
-    precision, note = pick_precision(cfg.precision, run.device, cfg.batch_size)
+    compiled = _numba_lenet5(train_model, run.optimizer, run.loss_name, cfg, run.device)
+    precision, note = pick_precision(cfg.precision, run.device, cfg.batch_size,
+                                     compiled_fp32=compiled is not None)
     if note and run.main:
         run.log(note)
+    n_threads = torch.get_num_threads()
     step_fn, chunk = _make_step(train_model, run.optimizer, run.loss_fn, run.loss_name,
                                 run.device, cfg, precision)
     if run.epoch == 0 and run.resume_at is None:
-        n_threads = torch.get_num_threads()
-        threads = (f" ({n_threads} thread{'s' if n_threads != 1 else ''})"
+        kind = getattr(getattr(step_fn, "__self__", step_fn), "compiled", None)
+        compiled = f", step compiled with {kind}" if kind else ""
+        threads = (f" ({n_threads} thread{'s' if n_threads != 1 else ''}{compiled})"
                    if run.device.type == "cpu" else "")
         run.log(f"training {cfg.model} ({run.params:,} parameters) on {cfg.dataset}: {n:,} "
                 f"digits, {cfg.epochs} epochs, batch {bs}, {cfg.optimizer} lr {cfg.lr:g}, "
@@ -876,8 +880,15 @@ def _diverged(run: _Run, where: str, rate: float) -> TrainingError:
 
 
 def _evaluate(run: _Run, split: Split) -> EvalResult:
-    return evaluate_tensors(run.model, split.inputs, split.labels, run.eval_loss_fn,
-                            run.cfg.eval_batch_size)
+    """Evaluate on the run's threads (a compiled step may have left torch one)."""
+    threads = torch.get_num_threads()
+    if run.device.type == "cpu" and run.cfg.threads:
+        torch.set_num_threads(run.cfg.threads)
+    try:
+        return evaluate_tensors(run.model, split.inputs, split.labels, run.eval_loss_fn,
+                                run.cfg.eval_batch_size)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _save(run: _Run, epoch_done: int, step_in_epoch: int, progress: dict[str, Any]) -> Path:
@@ -1003,6 +1014,37 @@ def _pattern_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name:
     return pattern_step.PatternStep(model, optimizer, loss_name, rbf_j)
 
 
+def _numba_lenet5(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name: str,
+                  cfg: TrainConfig, device: torch.device) -> Any:
+    """lenet.optim.lenet5_numba where its compiled step computes this run's fp32 step (a
+    lenet5 on the CPU, numba installed), unless LENET_STEP=torch asks for autograd's; else
+    None."""
+    if (device.type != "cpu" or cfg.compile or cfg.optimizer == "sdlm"
+            or os.environ.get("LENET_STEP", "auto") == "torch"):
+        return None
+    try:
+        from lenet.optim import lenet5_numba
+    except ImportError:  # numba is optional (lenet[fast]), or too old/new for this numpy
+        return None
+    return lenet5_numba if lenet5_numba.supports(model, optimizer, loss_name) else None
+
+
+def _compiled_batch_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name: str,
+                         cfg: TrainConfig, device: torch.device) -> Step | None:
+    """``lenet5``'s step compiled with numba (~2x autograd's at batch 64) where
+    :func:`_numba_lenet5` offers it, else None. It runs on the threads torch was given, and
+    torch itself then gets one: a second OpenMP thread still spinning after torch's own small
+    ops (the update, the batch gathering) slowed the step's threads by half (BENCHMARKS.md).
+    _evaluate gives torch the run's threads back for the test passes."""
+    compiled = _numba_lenet5(model, optimizer, loss_name, cfg, device)
+    if compiled is None:
+        return None
+    step = compiled.NumbaLeNet5Step(model, optimizer, cfg.label_smoothing,
+                                    threads=torch.get_num_threads())
+    torch.set_num_threads(1)
+    return step
+
+
 # Patterns per call of the compiled per-pattern step: a divisor of the CPU's account_every
 # (256), so bookkeeping and a stop request still fall on its boundaries.
 PATTERN_CHUNK = 256
@@ -1033,6 +1075,8 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
     fn: Step = step
     if cfg.compile:
         fn = torch.compile(step)
+    elif precision == "fp32" and device.type == "cpu" and cfg.optimizer != "sdlm":
+        fn = _compiled_batch_step(model, optimizer, loss_name, cfg, device) or fn
     elif precision == "fp32" and cfg.optimizer == "sdlm":
         # The paper's per-pattern recipe: the same step with its gradients written out by hand,
         # which at batch 1 skips autograd's per-step graph (lenet.optim.pattern_step), compiled

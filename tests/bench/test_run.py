@@ -12,7 +12,8 @@ from tests.bench.conftest import positive
 TOP_LEVEL = ("peak_gflops", "train_mflop_per_image", "epoch_speedup", "time_to_99_ratio",
              "best_train_fraction_of_peak", "best_images_per_s_batch1024",
              "best_latency_us_batch1")
-TRAIN_ROWS = ("baseline_pipeline", "lenet_train", "lenet_train_batch512_auto", "lenet5_fast")
+TRAIN_ROWS = ("baseline_pipeline", "lenet_train", "lenet_train_autograd",
+              "lenet_train_batch512_auto", "lenet5_fast")
 TRAIN_KEYS = ("seconds_per_epoch", "images_per_s", "gflops", "fraction_of_peak")
 TIME_KEYS = ("wall_seconds_mean", "wall_seconds_max", "test_accuracy_mean")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
 
 from tests.bench.conftest import positive
@@ -21,9 +24,14 @@ def test_lenet_train_rows_match_the_baselines_batch(quick: tuple[dict, str, str]
     from lenet.bench.baseline import TRAIN_BATCH
 
     r, _, _ = quick
-    ours = r["train"]["lenet_train"]
-    assert ours["batch_size"] == TRAIN_BATCH and ours["epochs"] == 2
+    ours, autograd = r["train"]["lenet_train"], r["train"]["lenet_train_autograd"]
+    assert ours["batch_size"] == autograd["batch_size"] == TRAIN_BATCH and ours["epochs"] == 2
     assert ours["first_epoch_seconds"] > 0
+    # The same recipe twice, side by side: the compiled step (where numba is installed, as in
+    # `all`) and autograd's, which LENET_STEP=torch asked for only in its own row.
+    assert autograd["compiled_step"] is False
+    assert ours["compiled_step"] is (importlib.util.find_spec("numba") is not None)
+    assert "LENET_STEP" not in os.environ
 
 
 def test_compiled_step_and_busy_core_rows(quick: tuple[dict, str, str]) -> None:

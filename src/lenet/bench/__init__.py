@@ -77,9 +77,12 @@ def _speed_rows(s: Settings, run_root: Path, device: str, log: Log) -> dict[str,
         "(lenet5, batch 64) ...")
     base = baseline.epoch_speed(s.speed_epochs, max_batches=s.baseline_epoch_batches, **subsets)
     ours = training.lenet_train_epoch(run_root, device, s.speed_epochs, **subsets)
+    log("training speed: `lenet train` (lenet5, batch 64) with autograd's step ...")
+    autograd = training.lenet_train_autograd(run_root, device, s.speed_epochs, **subsets)
     log(f"training throughput: `lenet train` at batch {LARGE_BATCH}, --precision auto ...")
     large = training.lenet_train_large_batch(run_root, device, s.speed_epochs, **subsets)
-    return {"baseline_pipeline": base, "lenet_train": ours, "lenet_train_batch512_auto": large}
+    return {"baseline_pipeline": base, "lenet_train": ours, "lenet_train_autograd": autograd,
+            "lenet_train_batch512_auto": large}
 
 
 def _time_to_99(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,8 +11,11 @@ from lenet.bench.training import LARGE_BATCH
 TRAIN_LABELS = {
     "baseline_pipeline": "baseline (tutorials' PIL DataLoader pipeline, batch 64)",
     "lenet_train": "`lenet train` (lenet5 recipe, batch 64)",
+    "lenet_train_autograd": "`lenet train` (lenet5 recipe, batch 64), autograd's step "
+                            "(`LENET_STEP=torch`)",
     "lenet_train_batch512_auto": (f"`lenet train` (lenet5-fast, batch {LARGE_BATCH}, lr 0.2, "
-                                  "--precision auto: bf16 only where native)"),
+                                  "--precision auto: bf16 only where native, and not where "
+                                  "the compiled fp32 step beats it)"),
     "lenet5_fast": "`lenet train --config lenet5-fast`",
 }
 TIME_LABELS = {
@@ -48,6 +51,7 @@ def _train_row(label: str, row: dict[str, Any]) -> str:
                f"{row['epochs'] - 1}" if first is not None and row["epochs"] > 1 else "")
             + (f"; test accuracy {acc:.4f} after {row['epochs']} epochs"
                if acc is not None else "")
+            + ("; step compiled with numba" if row.get("compiled_step") else "")
             + " |")
 
 

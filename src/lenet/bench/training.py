@@ -28,12 +28,14 @@ def train_speed(recipe: str, overrides: dict[str, Any], run_dir: Path, device: s
     cfg = resolve(recipe, {**overrides, "epochs": epochs, "tensorboard": False,
                            "device": device, "train_subset": train_subset,
                            "test_subset": test_subset, "run_dir": str(run_dir)})
-    r = train(cfg, log=lambda _: None, progress=False)
+    lines: list[str] = []
+    r = train(cfg, log=lines.append, progress=False)
     ips = max(m.images_per_s for m in r.history[1:] or r.history)
     n = train_subset or 60_000
     return {"seconds_per_epoch": n / ips, "images_per_s": ips,
             "first_epoch_seconds": n / r.history[0].images_per_s, "epochs": cfg.epochs,
-            "batch_size": cfg.batch_size, "test_accuracy": r.test.accuracy}
+            "batch_size": cfg.batch_size, "test_accuracy": r.test.accuracy,
+            "compiled_step": any("step compiled with" in line for line in lines)}
 
 
 def lenet_train_epoch(run_root: Path, device: str, epochs: int, train_subset: int = 0,
@@ -41,6 +43,24 @@ def lenet_train_epoch(run_root: Path, device: str, epochs: int, train_subset: in
     """`lenet train` with the Paper Study recipe (lenet5, batch 64), in process."""
     return train_speed("lenet5", {"batch_size": TRAIN_BATCH}, run_root / "lenet5", device,
                        epochs, train_subset, test_subset)
+
+
+def lenet_train_autograd(run_root: Path, device: str, epochs: int, train_subset: int = 0,
+                         test_subset: int = 0) -> dict[str, float]:
+    """:func:`lenet_train_epoch` with autograd's step (``LENET_STEP=torch``) instead of the
+    compiled one: what the compiled step gains, in the same run."""
+    import os
+
+    before = os.environ.get("LENET_STEP")
+    os.environ["LENET_STEP"] = "torch"
+    try:
+        return train_speed("lenet5", {"batch_size": TRAIN_BATCH}, run_root / "lenet5-autograd",
+                           device, epochs, train_subset, test_subset)
+    finally:
+        if before is None:
+            del os.environ["LENET_STEP"]
+        else:
+            os.environ["LENET_STEP"] = before
 
 
 def lenet_train_large_batch(run_root: Path, device: str, epochs: int, train_subset: int = 0,

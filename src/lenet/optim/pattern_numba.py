@@ -476,6 +476,8 @@ class NumbaPatternStep:
     update of the model's parameters with ``optimizer.step_sizes``; ``.grad`` is not touched.
     """
 
+    compiled = "numba"  # what the trainer names in its first line
+
     def __init__(self, model: LeNet1998, optimizer: SDLM, loss: str, rbf_j: float = 1.0) -> None:
         if not supports(model, optimizer, loss):
             raise ValueError("NumbaPatternStep needs a LeNet1998 on the CPU with contiguous "
