@@ -432,7 +432,7 @@ class NumbaLeNet5Step:
     def gradients(self, x: torch.Tensor, y: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """The batch's mean loss, its logits and {name: gradient}, which are the parameters'
-        ``.grad`` tensors, set here; no update."""
+        ``.grad`` tensors, set here (the next call writes over them); no update."""
         if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             raise ValueError(f"NumbaLeNet5Step takes digits of shape (N, 1, 28, 28), got "
                              f"{tuple(x.shape)}")
@@ -485,18 +485,23 @@ class NumbaLeNet5Step:
         return flat, tuple(views)
 
     def _set_grads(self, parts: int) -> None:
-        """Add the parts' gradients (in a fixed order) and copy them into each ``p.grad``,
-        which keeps the parameter's memory format."""
+        """Add the parts' gradients into part 0's buffer (in a fixed order) and make them each
+        parameter's ``.grad``: views of that buffer, no copy, except where the parameter is
+        laid out otherwise (channels-last kernels), whose ``.grad`` gets a copy in its layout."""
         total = self._grads[0][0]
         for k in range(1, parts):
             total += self._grads[k][0]
         at = 0
         for p in self.params:
             g = torch.from_numpy(total[at:at + p.numel()]).view(p.shape)
-            if p.grad is None or p.grad.shape != p.shape:
+            at += p.numel()
+            if p.stride() == g.stride():
+                if p.grad is None or p.grad.data_ptr() != g.data_ptr():
+                    p.grad = g
+                continue
+            if p.grad is None or p.grad.stride() != p.stride():
                 p.grad = torch.empty_like(p)
             p.grad.copy_(g)
-            at += p.numel()
 
     def _executor(self, workers: int) -> ThreadPoolExecutor:
         if self._pool is None or self._workers != workers:
