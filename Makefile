@@ -48,6 +48,8 @@ bench: install
 # The pretrained weights bundled in the package (src/lenet/models/pretrained): each shipped
 # recipe with seed 0 on one thread (bit-identical on a given CPU kind), then published with its
 # test accuracy measured again and its SHA-256. lenet5-1998 takes ~15-25 minutes of one core.
+# The shipped lenet5 files were trained before the compiled lenet5 step existed: with numba
+# installed a run now takes that step, so their bits come back with LENET_STEP=torch only.
 WEIGHTS := lenet5:lenet5 lenet5-1998:lenet5-1998 lenet5-tanh:lenet5-tanh \
            lenet5-sigmoid:lenet5-sigmoid-fashion
 weights: install

@@ -2,8 +2,10 @@
 
     python benchmarks/epoch_breakdown.py [--steps 300] [--batch-size 64] [--json]
 
-Builds the step the trainer runs for the recipe (its model in channels-last memory, its fused
-SGD with Nesterov momentum, label-smoothed cross-entropy, the recipe's data on the device),
+Builds autograd's step for the recipe, the one the trainer runs with `LENET_STEP=torch` or
+without numba (its model in channels-last memory, its fused SGD with Nesterov momentum,
+label-smoothed cross-entropy, the recipe's data on the device; with numba the trainer runs the
+compiled step of lenet.optim.lenet5_numba instead, which the profiler cannot split),
 times `--steps` steps after 50 of warm-up, then runs the same steps under torch.profiler and
 splits the ops' own time into C1 / C3 forward and backward, pooling, activations, the dense
 layers, the loss, the optimizer, and batch gathering; what the profiler does not see in an op

@@ -150,9 +150,12 @@ def per_pattern(patterns: int) -> dict[str, float]:
 
 
 def _chunked_us(step: Any, x: Any, y: Any) -> float:
-    """µs per pattern of NumbaPatternStep.sequence over the trainer's chunks."""
+    """µs per pattern of NumbaPatternStep.sequence over the trainer's chunks, after one chunk
+    of warm-up: ``sequence`` is a kernel of its own, and its first call compiles it (or loads
+    numba's cache), several seconds that the single-call warm-up did not cover."""
     from lenet.train import PATTERN_CHUNK
 
+    step.sequence(x[:PATTERN_CHUNK], y[:PATTERN_CHUNK])
     t0 = time.perf_counter()
     for i in range(0, len(x), PATTERN_CHUNK):
         step.sequence(x[i:i + PATTERN_CHUNK], y[i:i + PATTERN_CHUNK])
