@@ -449,8 +449,10 @@ class NumbaLeNet5Step:
             if (k, b - a) not in self._ws:
                 self._ws[k, b - a] = _workspace(b - a, self.classes)
         started = time.perf_counter()
-        if len(jobs) == 1:
-            totals = [self._part(*jobs[0])]
+        if len(jobs) == 1 or self.compile_seconds is None:
+            # The first call loads the kernels (or compiles them) once, on this thread: two
+            # threads asking numba at once took twice as long.
+            totals = [self._part(*job) for job in jobs]
         else:
             pool = self._executor(len(jobs) - 1)
             later = [pool.submit(self._part, *job) for job in jobs[1:]]
