@@ -234,9 +234,9 @@ def pick_precision(requested: str, device: torch.device, batch_size: int,
     note for the user when the choice will be slow; fp16 off CUDA is a :class:`ConfigError`.
 
     `compiled_fp32`: the run would train with lenet's compiled fp32 step (lenet5 with numba).
-    On a CPU with AVX512-BF16 but no AMX that step beat torch's bf16 at batch 512 (2.7 against
-    3.4 s an epoch, BENCHMARKS.md), so auto keeps fp32 there; with AMX, torch's bf16 stays the
-    choice from batch 256 (measured against torch's fp32 only).
+    On a CPU with AVX512-BF16 but no AMX that step beat torch's bf16 at batch 512
+    (BENCHMARKS.md), so auto keeps fp32 there; with AMX, torch's bf16 stays the choice from
+    batch 256 (measured against torch's fp32 only).
     """
     import torch
 

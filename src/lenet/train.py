@@ -367,7 +367,7 @@ class _Data:
     def batch(self, idx: torch.Tensor, augment: torch.Generator
               ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.distort is None:
-            x = self.train.inputs.index_select(0, idx)  # 13 µs where inputs[idx] takes 60
+            x = self.train.inputs.index_select(0, idx)  # several times faster than inputs[idx]
         else:
             x = self.prep(self.distort(self.train.images[idx], augment))
         if self.channels_last:
@@ -1031,10 +1031,10 @@ def _numba_lenet5(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name:
 
 def _compiled_batch_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name: str,
                          cfg: TrainConfig, device: torch.device) -> Step | None:
-    """``lenet5``'s step compiled with numba (~2x autograd's at batch 64) where
+    """``lenet5``'s step compiled with numba (faster than autograd's, BENCHMARKS.md) where
     :func:`_numba_lenet5` offers it, else None. It runs on the threads torch was given, and
     torch itself then gets one: a second OpenMP thread still spinning after torch's own small
-    ops (the update, the batch gathering) slowed the step's threads by half (BENCHMARKS.md).
+    ops (the update, the batch gathering) slowed the step's threads (BENCHMARKS.md).
     _evaluate gives torch the run's threads back for the test passes."""
     compiled = _numba_lenet5(model, optimizer, loss_name, cfg, device)
     if compiled is None:

@@ -25,8 +25,9 @@ multiply-adds fused (what oneDNN does too), NaN and inf kept, so a diverging run
 non-finite loss. Tests hold the gradients to autograd's at 1e-5.
 
 Needs numba (``lenet[fast]``), imported here at module level: the trainer imports this module
-lazily and keeps torch's step when the import fails. The first step compiles the kernels
-(~10 s) or loads them from numba's on-disk cache (well under a second).
+lazily and keeps torch's step when the import fails. The first step of a process compiles the
+kernels, once per machine, or loads them from numba's on-disk cache (BENCHMARKS.md has both
+times).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ MIN_PART = 16  # digits per thread: below this a part's loops are too short to p
 
 _F = np.float32
 ZERO = _F(0.0)
-# Compiling takes ~10 s; numba's cache (next to this file, else the user's cache directory)
-# makes later processes load the machine code in well under a second.
+# numba's cache (next to this file, else the user's cache directory) keeps the machine code for
+# later processes, which load it instead of compiling.
 _JIT = {"nogil": True, "cache": True, "fastmath": {"reassoc", "contract"}, "error_model": "numpy"}
 
 
@@ -360,7 +361,7 @@ def _part_step(x: np.ndarray, y: np.ndarray, smoothing: float, scale: float,
                m1: np.ndarray, m3: np.ndarray) -> float:
     """One part of a batch: forward, loss, and the gradients (times ``scale``) *added* to the
     g* arrays; returns the part's summed loss. Every array is its own argument: numba types a
-    plain array in C but a tuple in Python, which held the GIL for ~0.3 ms a call."""
+    plain array in C but a tuple in Python, with the GIL held, and the threads took turns."""
     _forward(x, w1, b1, w3, b3, w5, b5, w6, b6, w7, b7, xp, p1, m1, p3, m3, h5, h6, z, rb1, rb3)
     total = _loss(z, y, smoothing, scale, gz)
     _dense_back(gz, h6, xt, w7, g7w, g7b, gh6)
