@@ -1019,8 +1019,11 @@ def _numba_lenet5(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name:
     """lenet.optim.lenet5_numba where its compiled step computes this run's fp32 step (a
     lenet5 on the CPU, numba installed), unless LENET_STEP=torch asks for autograd's; else
     None."""
+    from lenet.models.lenet5 import LeNet5
+
+    # The cheap checks first: importing numba costs a process ~0.3 s.
     if (device.type != "cpu" or cfg.compile or cfg.optimizer == "sdlm"
-            or os.environ.get("LENET_STEP", "auto") == "torch"):
+            or type(model) is not LeNet5 or os.environ.get("LENET_STEP", "auto") == "torch"):
         return None
     try:
         from lenet.optim import lenet5_numba
