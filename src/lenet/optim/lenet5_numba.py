@@ -15,8 +15,9 @@ convolution (two conv rows at a time, so the 28x28 maps never leave the cache), 
 of the four positions won for the backward pass. C3's input gradient is the forward loop run
 on its gradient maps zero-bordered to 18x18 with the kernels flipped.
 
-Threads: a batch is cut into as many parts as torch has threads (parts of 16 digits or more),
-each part runs on its own thread (the kernels release the GIL) into its own gradient buffers,
+Threads: a batch is cut into one part per thread it is given (``threads``, else torch's count;
+the trainer gives the run's threads and leaves torch one), parts of 16 digits or more; each
+part runs on its own thread (the kernels release the GIL) into its own gradient buffers,
 and the parts' gradients are added in a fixed order: one machine and one thread count give the
 same bits every run.
 
