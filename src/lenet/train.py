@@ -681,19 +681,18 @@ def _start(run: _Run, resumed: bool) -> _Loop:
     n, bs = len(run.data.train.labels), cfg.batch_size
     steps = _steps_per_epoch(run)
     # The compiled lenet5 step is fp32, and beats bf16 on some CPUs (device.pick_precision).
-    fp32_compiled = _numba_lenet5(train_model, run.optimizer, run.loss_name, cfg,
-                                  run.device) is not None
+    fast = _numba_lenet5(train_model, run.optimizer, run.loss_name, cfg, run.device)
     precision, note = pick_precision(cfg.precision, run.device, cfg.batch_size,
-                                     compiled_fp32=fp32_compiled)
+                                     compiled_fp32=fast is not None)
     if note and run.main:
         run.log(note)
     n_threads = torch.get_num_threads()
     step_fn, chunk = _make_step(train_model, run.optimizer, run.loss_fn, run.loss_name,
-                                run.device, cfg, precision)
+                                run.device, cfg, precision, fast)
     if run.epoch == 0 and run.resume_at is None:
         kind = getattr(getattr(step_fn, "__self__", step_fn), "compiled", None)
-        compiled = f", step compiled with {kind}" if kind else ""
-        threads = (f" ({n_threads} thread{'s' if n_threads != 1 else ''}{compiled})"
+        named = f", step compiled with {kind}" if kind else ""
+        threads = (f" ({n_threads} thread{'s' if n_threads != 1 else ''}{named})"
                    if run.device.type == "cpu" else "")
         run.log(f"training {cfg.model} ({run.params:,} parameters) on {cfg.dataset}: {n:,} "
                 f"digits, {cfg.epochs} epochs, batch {bs}, {cfg.optimizer} lr {cfg.lr:g}, "
@@ -1034,18 +1033,15 @@ def _numba_lenet5(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name:
     return lenet5_numba if lenet5_numba.supports(model, optimizer, loss_name) else None
 
 
-def _compiled_batch_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name: str,
-                         cfg: TrainConfig, device: torch.device) -> Step | None:
-    """``lenet5``'s step compiled with numba (faster than autograd's, BENCHMARKS.md) where
-    :func:`_numba_lenet5` offers it, else None. It runs on the threads torch was given, and
-    torch itself then gets one: a second OpenMP thread still spinning after torch's own small
-    ops (the update, the batch gathering) slowed the step's threads (BENCHMARKS.md).
-    _evaluate gives torch the run's threads back for the test passes."""
-    compiled = _numba_lenet5(model, optimizer, loss_name, cfg, device)
-    if compiled is None:
-        return None
-    step = compiled.NumbaLeNet5Step(model, optimizer, cfg.label_smoothing,
-                                    threads=torch.get_num_threads())
+def _compiled_batch_step(fast: Any, model: nn.Module, optimizer: torch.optim.Optimizer,
+                         cfg: TrainConfig) -> Step:
+    """``lenet5``'s step compiled with numba (faster than autograd's, BENCHMARKS.md), from the
+    module :func:`_numba_lenet5` offered. It runs on the threads torch was given, and torch
+    itself then gets one: a second OpenMP thread still spinning after torch's own small ops
+    (the update, the batch gathering) slowed the step's threads (BENCHMARKS.md). _evaluate
+    gives torch the run's threads back for the test passes."""
+    step = fast.NumbaLeNet5Step(model, optimizer, cfg.label_smoothing,
+                                threads=torch.get_num_threads())
     torch.set_num_threads(1)
     return step
 
@@ -1056,9 +1052,10 @@ PATTERN_CHUNK = 256
 
 
 def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable,
-               loss_name: str, device: torch.device, cfg: TrainConfig, precision: str
-               ) -> tuple[Step, int]:
-    """The training step and how many steps one call of it takes (see _Loop.chunk)."""
+               loss_name: str, device: torch.device, cfg: TrainConfig, precision: str,
+               fast: Any = None) -> tuple[Step, int]:
+    """The training step and how many steps one call of it takes (see _Loop.chunk); `fast`:
+    lenet.optim.lenet5_numba where :func:`_numba_lenet5` offered it for this run."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     # fp16's narrow range underflows small gradients: scale the loss (CUDA only, see device).
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
@@ -1080,8 +1077,8 @@ def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
     fn: Step = step
     if cfg.compile:
         fn = torch.compile(step)
-    elif precision == "fp32" and device.type == "cpu" and cfg.optimizer != "sdlm":
-        fn = _compiled_batch_step(model, optimizer, loss_name, cfg, device) or fn
+    elif precision == "fp32" and fast is not None:
+        fn = _compiled_batch_step(fast, model, optimizer, cfg)
     elif precision == "fp32" and cfg.optimizer == "sdlm":
         # The paper's per-pattern recipe: the same step with its gradients written out by hand,
         # which at batch 1 skips autograd's per-step graph (lenet.optim.pattern_step), compiled

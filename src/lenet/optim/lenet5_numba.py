@@ -415,7 +415,7 @@ class NumbaLeNet5Step:
         if not supports(model, optimizer, "cross-entropy"):
             raise ValueError("NumbaLeNet5Step needs a lenet5 (ReLU, max-pool, C1 padded by 2) "
                              "with float32 parameters on the CPU, all held by the optimizer")
-        self.model, self.optimizer, self.smoothing = model, optimizer, float(label_smoothing)
+        self.optimizer, self.smoothing = optimizer, float(label_smoothing)
         self.threads = threads
         self.names, self.params = zip(*model.named_parameters(), strict=True)
         self.classes = model.output.out_features
