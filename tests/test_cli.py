@@ -96,3 +96,23 @@ def test_an_os_error_deep_inside_a_command_is_one_line_and_status_2(monkeypatch,
     assert main(["data", "info", "mnist"]) == 2
     err = capsys.readouterr().err
     assert err == f"lenet: error: cannot write /mnt/ro/mnist/x.sha256: {os.strerror(errno.EROFS)}\n"
+
+
+def test_the_script_returns_mains_status_and_freezes_the_heap_for_exit(monkeypatch, capsys
+                                                                        ) -> None:
+    """`lenet` and `python -m lenet` run cli.script: main's status, then gc.freeze(), so the
+    interpreter's exit skips collecting torch's objects; main() itself, which tests and
+    notebooks call, leaves the collector alone."""
+    import gc
+
+    from lenet import cli
+
+    monkeypatch.setattr(sys, "argv", ["lenet", "train", "--epochs", "0"])
+    gc.unfreeze()
+    assert main(["train", "--epochs", "0"]) == 2 and gc.get_freeze_count() == 0
+    try:
+        assert cli.script() == 2
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert "epochs must be at least 1" in capsys.readouterr().err

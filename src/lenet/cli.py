@@ -8,6 +8,7 @@ exit with status 2; they never print a traceback.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -39,6 +40,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # command is the environment, not a bug, so it gets one line, not a traceback.
         _mute_stdout_if_unwritable()
         return _error(os_error_message(e), 2)
+
+
+def script() -> int:
+    """The `lenet` command and ``python -m lenet``: :func:`main` on ``sys.argv``, for a process
+    that ends right after it."""
+    code = main()
+    # At exit, Python's collector walks every object torch and numba created, about half a
+    # second of a ten-second `lenet train`. The process is ending, so freeze them instead.
+    # Not in main(), which tests and notebooks call in a process that goes on.
+    gc.freeze()
+    return code
 
 
 def _flush_stdout() -> None:

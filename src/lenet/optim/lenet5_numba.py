@@ -13,7 +13,10 @@ Loads index a slice by the loop variable alone: numba adds a negative-index chec
 index expression, which stops LLVM vectorizing. Max-pooling and its ReLU are fused into the
 convolution (two conv rows at a time, so the 28x28 maps never leave the cache), and keep which
 of the four positions won for the backward pass. C3's input gradient is the forward loop run
-on its gradient maps zero-bordered to 18x18 with the kernels flipped.
+on its gradient maps zero-bordered to 18x18 with the kernels flipped. The dense layers go the
+other way: with the batch inside, a pass over one weight was a vector or two long and its loop
+cost more than its arithmetic, so each digit's inputs are transposed to a row and the layer is
+dot products over them, four weight rows a pass (a part of 32 digits: about half the time).
 
 Threads: a batch is cut into one part per thread it is given (``threads``, else torch's count;
 the trainer gives the run's threads and leaves torch one), parts of 16 digits or more; each
@@ -159,25 +162,45 @@ def _unpool(g: np.ndarray, p: np.ndarray, m: np.ndarray, nb: int, side: int, out
 
 
 @numba.njit(**_JIT)
-def _dense(w: np.ndarray, b: np.ndarray, x: np.ndarray, out: np.ndarray, relu: bool) -> None:
-    """out = w x + b, then ReLU if asked; x (K, nb), out (O, nb)."""
-    nb, k_in = x.shape[1], w.shape[1]
-    for o in range(w.shape[0]):
-        acc = out[o]
-        for n in range(nb):
-            acc[n] = b[o]
-        k = 0
-        while k + 4 <= k_in:  # four inputs per pass over acc
-            w0, w1, w2, w3 = w[o, k], w[o, k + 1], w[o, k + 2], w[o, k + 3]
-            x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
-            for n in range(nb):
-                acc[n] = acc[n] + (w0 * x0[n] + w1 * x1[n]) + (w2 * x2[n] + w3 * x3[n])
-            k += 4
-        for kk in range(k, k_in):
-            wk, xk = w[o, kk], x[kk]
-            for n in range(nb):
-                acc[n] += wk * xk[n]
-        if relu:
+def _transpose(x: np.ndarray, xt: np.ndarray) -> None:
+    """xt[n, k] = x[k, n] for x (K, nb)."""
+    for k in range(x.shape[0]):
+        xk = x[k]
+        for n in range(x.shape[1]):
+            xt[n, k] = xk[n]
+
+
+@numba.njit(**_JIT)
+def _dense(w: np.ndarray, b: np.ndarray, x: np.ndarray, xt: np.ndarray, out: np.ndarray,
+           relu: bool) -> None:
+    """out = w x + b, then ReLU if asked; x (K, nb), out (O, nb). Each output is a dot product
+    over a digit's K inputs (xt = xᵀ, scratch), four outputs per pass: with the batch inside,
+    a pass was a few vectors long and its loop overhead cost more than its arithmetic."""
+    nb, k_in, outs = x.shape[1], w.shape[1], w.shape[0]
+    _transpose(x, xt)
+    for n in range(nb):
+        xn = xt[n, :k_in]
+        o = 0
+        while o + 4 <= outs:
+            w0, w1, w2, w3 = w[o], w[o + 1], w[o + 2], w[o + 3]
+            s0 = s1 = s2 = s3 = ZERO
+            for k in range(k_in):
+                s0 += w0[k] * xn[k]
+                s1 += w1[k] * xn[k]
+                s2 += w2[k] * xn[k]
+                s3 += w3[k] * xn[k]
+            out[o, n], out[o + 1, n] = s0 + b[o], s1 + b[o + 1]
+            out[o + 2, n], out[o + 3, n] = s2 + b[o + 2], s3 + b[o + 3]
+            o += 4
+        for oo in range(o, outs):
+            wo = w[oo]
+            s = ZERO
+            for k in range(k_in):
+                s += wo[k] * xn[k]
+            out[oo, n] = s + b[oo]
+    if relu:
+        for o in range(outs):
+            acc = out[o]
             for n in range(nb):
                 if acc[n] < ZERO:
                     acc[n] = ZERO
@@ -187,41 +210,56 @@ def _dense(w: np.ndarray, b: np.ndarray, x: np.ndarray, out: np.ndarray, relu: b
 def _dense_back(g: np.ndarray, x: np.ndarray, xt: np.ndarray, w: np.ndarray, gw: np.ndarray,
                 gb: np.ndarray, gx: np.ndarray) -> None:
     """g (O, nb) = ∂/∂(w x + b): gb += Σ_n g, gw += g xᵀ (through xt = xᵀ, so each row is an
-    axpy over K), and gx = (wᵀ g) masked by x > 0 (the ReLU that made x) when gx has rows."""
-    nb = g.shape[1]
-    for k in range(w.shape[1]):
-        xk = x[k]
-        for n in range(nb):
-            xt[n, k] = xk[n]
+    axpy over K, four digits per pass), and gx = (wᵀ g) masked by x > 0 (the ReLU that made x)
+    when gx has rows."""
+    nb, k_in = g.shape[1], w.shape[1]
+    _transpose(x, xt)
     for o in range(w.shape[0]):
         go, gwo = g[o], gw[o]
         s = ZERO
         for n in range(nb):
             s += go[n]
         gb[o] += s
-        for n in range(nb):
-            gon, xn = go[n], xt[n]
-            for k in range(w.shape[1]):
-                gwo[k] += gon * xn[k]
+        n = 0
+        while n + 4 <= nb:
+            g0, g1, g2, g3 = go[n], go[n + 1], go[n + 2], go[n + 3]
+            x0, x1, x2, x3 = xt[n, :k_in], xt[n + 1, :k_in], xt[n + 2, :k_in], xt[n + 3, :k_in]
+            for k in range(k_in):
+                gwo[k] += (g0 * x0[k] + g1 * x1[k]) + (g2 * x2[k] + g3 * x3[k])
+            n += 4
+        for m in range(n, nb):
+            gn, xn = go[m], xt[m, :k_in]
+            for k in range(k_in):
+                gwo[k] += gn * xn[k]
     if gx.shape[0] > 0:
-        _dense_input_grad(g, w, x, gx)
+        _dense_input_grad(g, w, x, xt, gx)
 
 
 @numba.njit(**_JIT)
-def _dense_input_grad(g: np.ndarray, w: np.ndarray, x: np.ndarray, gx: np.ndarray) -> None:
-    """gx = (wᵀ g) where x > 0, else 0."""
-    nb = g.shape[1]
-    gx[:, :] = ZERO
-    for o in range(w.shape[0]):
-        go = g[o]
-        for k in range(w.shape[1]):
-            wk, gxk = w[o, k], gx[k]
-            for n in range(nb):
-                gxk[n] += wk * go[n]
-    for k in range(w.shape[1]):
+def _dense_input_grad(g: np.ndarray, w: np.ndarray, x: np.ndarray, gt: np.ndarray,
+                      gx: np.ndarray) -> None:
+    """gx = (wᵀ g) where x > 0, else 0: each digit's row of gt (scratch, nb x K) is a sum of
+    w's rows, four per pass, then goes back to gx's (K, nb) layout."""
+    nb, k_in, outs = g.shape[1], w.shape[1], w.shape[0]
+    for n in range(nb):
+        acc = gt[n, :k_in]
+        for k in range(k_in):
+            acc[k] = ZERO
+        o = 0
+        while o + 4 <= outs:
+            g0, g1, g2, g3 = g[o, n], g[o + 1, n], g[o + 2, n], g[o + 3, n]
+            w0, w1, w2, w3 = w[o], w[o + 1], w[o + 2], w[o + 3]
+            for k in range(k_in):
+                acc[k] += (g0 * w0[k] + g1 * w1[k]) + (g2 * w2[k] + g3 * w3[k])
+            o += 4
+        for oo in range(o, outs):
+            go, wo = g[oo, n], w[oo]
+            for k in range(k_in):
+                acc[k] += go * wo[k]
+    for k in range(k_in):
         gxk, xk = gx[k], x[k]
         for n in range(nb):
-            gxk[n] *= _F(xk[n] > ZERO)
+            gxk[n] = gt[n, k] * _F(xk[n] > ZERO)
 
 
 @numba.njit(**_JIT)
@@ -255,7 +293,7 @@ def _forward(x: np.ndarray, w1: np.ndarray, b1: np.ndarray, w3: np.ndarray, b3: 
              w5: np.ndarray, b5: np.ndarray, w6: np.ndarray, b6: np.ndarray, w7: np.ndarray,
              b7: np.ndarray, xp: np.ndarray, p1: np.ndarray, m1: np.ndarray, p3: np.ndarray,
              m3: np.ndarray, h5: np.ndarray, h6: np.ndarray, z: np.ndarray, rb1: np.ndarray,
-             rb3: np.ndarray) -> None:
+             rb3: np.ndarray, xt: np.ndarray) -> None:
     """Digits x (nb, 784) -> logits z (classes, nb), keeping what the backward pass reads."""
     nb = x.shape[0]
     for n in range(nb):  # C1's padding: xp is 32x32 x batch with a zero border of 2
@@ -265,9 +303,9 @@ def _forward(x: np.ndarray, w1: np.ndarray, b1: np.ndarray, w3: np.ndarray, b3: 
     _conv_pool(xp, 32, 28, w1.reshape((6, 1, 25)), b1, rb1, p1, m1, nb)
     _conv_pool(p1, 14, 10, w3, b3, rb3, p3, m3, nb)
     f = p3.reshape((400, nb))  # torch's flatten order: map, row, column
-    _dense(w5, b5, f, h5, True)
-    _dense(w6, b6, h5, h6, True)
-    _dense(w7, b7, h6, z, False)
+    _dense(w5, b5, f, xt, h5, True)
+    _dense(w6, b6, h5, xt, h6, True)
+    _dense(w7, b7, h6, xt, z, False)
 
 
 @numba.njit(**_JIT)
@@ -363,7 +401,8 @@ def _part_step(x: np.ndarray, y: np.ndarray, smoothing: float, scale: float,
     """One part of a batch: forward, loss, and the gradients (times ``scale``) *added* to the
     g* arrays; returns the part's summed loss. Every array is its own argument: numba types a
     plain array in C but a tuple in Python, with the GIL held, and the threads took turns."""
-    _forward(x, w1, b1, w3, b3, w5, b5, w6, b6, w7, b7, xp, p1, m1, p3, m3, h5, h6, z, rb1, rb3)
+    _forward(x, w1, b1, w3, b3, w5, b5, w6, b6, w7, b7, xp, p1, m1, p3, m3, h5, h6, z, rb1, rb3,
+             xt)
     total = _loss(z, y, smoothing, scale, gz)
     _dense_back(gz, h6, xt, w7, g7w, g7b, gh6)
     _dense_back(gh6, h5, xt, w6, g6w, g6b, gh5)
