@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn
 
 import torch
@@ -1016,7 +1017,7 @@ def _pattern_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name:
 
 
 def _numba_lenet5(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name: str,
-                  cfg: TrainConfig, device: torch.device) -> Any:
+                  cfg: TrainConfig, device: torch.device) -> ModuleType | None:
     """lenet.optim.lenet5_numba where its compiled step computes this run's fp32 step (a
     lenet5 on the CPU, numba installed), unless LENET_STEP=torch asks for autograd's; else
     None."""
@@ -1033,7 +1034,7 @@ def _numba_lenet5(model: nn.Module, optimizer: torch.optim.Optimizer, loss_name:
     return lenet5_numba if lenet5_numba.supports(model, optimizer, loss_name) else None
 
 
-def _compiled_batch_step(fast: Any, model: nn.Module, optimizer: torch.optim.Optimizer,
+def _compiled_batch_step(fast: ModuleType, model: nn.Module, optimizer: torch.optim.Optimizer,
                          cfg: TrainConfig) -> Step:
     """``lenet5``'s step compiled with numba (faster than autograd's, BENCHMARKS.md), from the
     module :func:`_numba_lenet5` offered. It runs on the threads torch was given, and torch
@@ -1053,7 +1054,7 @@ PATTERN_CHUNK = 256
 
 def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable,
                loss_name: str, device: torch.device, cfg: TrainConfig, precision: str,
-               fast: Any = None) -> tuple[Step, int]:
+               fast: ModuleType | None = None) -> tuple[Step, int]:
     """The training step and how many steps one call of it takes (see _Loop.chunk); `fast`:
     lenet.optim.lenet5_numba where :func:`_numba_lenet5` offered it for this run."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)

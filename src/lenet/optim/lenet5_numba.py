@@ -460,8 +460,11 @@ class NumbaLeNet5Step:
         self.classes = model.output.out_features
         self.size = sum(p.numel() for p in self.params)
         self._ws: dict[tuple[int, int], tuple[Any, ...]] = {}
-        self._grads: list[tuple[np.ndarray, tuple[np.ndarray, ...]]] = []
-        self._views: list[torch.Tensor] | None = None  # part 0's buffer, each parameter's shape
+        self._grads: list[tuple[np.ndarray, tuple[np.ndarray, ...]]] = [self._new_grads()]
+        # Part 0's buffer, which the parts' gradients are summed into, in each parameter's
+        # shape: the parameters' .grad (built once; ten views a step cost more than the sum).
+        self._views = [torch.from_numpy(g).view(p.shape)
+                       for p, g in zip(self.params, self._grads[0][1], strict=True)]
         self._pool: ThreadPoolExecutor | None = None
         self._workers = 0
         self.compile_seconds: float | None = None  # the first call: compiling or cache load
@@ -535,9 +538,6 @@ class NumbaLeNet5Step:
         total = self._grads[0][0]
         for k in range(1, parts):
             total += self._grads[k][0]
-        if self._views is None:  # made once: building ten views cost more than the sum above
-            self._views = [torch.from_numpy(g).view(p.shape)
-                           for p, g in zip(self.params, self._grads[0][1], strict=True)]
         for p, g in zip(self.params, self._views, strict=True):
             if p.stride() == g.stride():
                 if p.grad is None or p.grad.data_ptr() != g.data_ptr():
