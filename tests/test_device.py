@@ -168,6 +168,39 @@ def test_precision_auto_never_picks_emulated_bf16(monkeypatch) -> None:
         device.pick_precision("fp16", cpu, 64)
 
 
+@pytest.mark.parametrize(("cap", "bf16", "amx"), [
+    (None, True, True), ("ALL", True, True), ("avx2", False, False),
+    ("AVX512_CORE", False, False), ("AVX512_CORE_BF16", True, False),
+    ("AVX512_CORE_AMX", True, True), ("NOT_A_LEVEL", True, True),
+])
+def test_a_onednn_isa_cap_turns_native_bf16_off(monkeypatch, cap, bf16, amx) -> None:
+    import torch
+
+    from lenet import device
+
+    _flags(monkeypatch, "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert device.cpu_has_bf16() is bf16 and device.cpu_has_amx() is amx
+    expected = "bf16" if bf16 else "fp32"  # capped below native bf16, auto keeps fp32
+    assert device.pick_precision("auto", torch.device("cpu"), 512)[0] == expected
+
+
+def test_isa_caps_name_what_the_environment_turned_off(monkeypatch) -> None:
+    from lenet import device
+
+    for name in device.ISA_CAPS:
+        monkeypatch.delenv(name, raising=False)
+    assert device.isa_caps() == {}
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,+fma,-avx512f,-avx512bw")
+    assert device.isa_caps() == {"DNNL_MAX_CPU_ISA": "AVX2", "NUMBA_CPU_FEATURES": "-avx512f"}
+    assert device.cpu_has_bf16() is False  # DNNL_ is the same cap under its older name
+
+
 def test_free_cores_leaves_the_busy_ones(monkeypatch) -> None:
     from lenet import device
 

@@ -170,10 +170,48 @@ def cpu_isa() -> str:
     return " + ".join(parts)
 
 
+# oneDNN's instruction-set levels, lowest first: the values of ONEDNN_MAX_CPU_ISA (DNNL_ is
+# the older prefix), which caps the kernels torch's convolutions and bf16 matmuls use.
+_ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16",
+                "AVX10_1_512_AMX", "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16",
+                "AVX512_CORE_AMX_FP16")
+# Variables that make the libraries use less of the CPU than it has (for measuring an older
+# CPU's code paths on a newer one): torch's own kernels, oneDNN, MKL, numba's code generation.
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+            "MKL_ENABLE_INSTRUCTIONS", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
+
+
+def _onednn_allows(level: str) -> bool:
+    """Whether ONEDNN_MAX_CPU_ISA (if set to a level oneDNN knows) leaves `level` in use."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "")
+    cap = cap.strip().upper()
+    if cap not in _ONEDNN_ISAS:  # unset, ALL, DEFAULT, or a name oneDNN ignores too
+        return True
+    return _ONEDNN_ISAS.index(cap) >= _ONEDNN_ISAS.index(level)
+
+
+def isa_caps() -> dict[str, str]:
+    """The ISA caps set in the environment (see ``ISA_CAPS``), for reports; numba's feature
+    list is summed up by whether it turns AVX-512 off."""
+    caps = {name: os.environ[name] for name in ISA_CAPS if os.environ.get(name)}
+    if "NUMBA_CPU_FEATURES" in caps:
+        caps["NUMBA_CPU_FEATURES"] = ("-avx512f" if "-avx512f" in caps["NUMBA_CPU_FEATURES"]
+                                      else "set")
+    return caps
+
+
 def cpu_has_bf16() -> bool:
-    """Native bf16 dot products (AVX512-BF16 or AMX); elsewhere bf16 is emulated, and slow."""
+    """Native bf16 dot products (AVX512-BF16 or AMX) that oneDNN may use; elsewhere bf16 is
+    emulated, and slow (also where ONEDNN_MAX_CPU_ISA caps oneDNN below AVX512_CORE_BF16:
+    0.3 GFLOP/s for a bf16 matmul capped to AVX2 against 768 uncapped, BENCHMARKS.md)."""
     flags = cpu_flags()
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and _onednn_allows("AVX512_CORE_BF16")
+
+
+def cpu_has_amx() -> bool:
+    """AMX tiles for bf16 that oneDNN may use."""
+    return "amx_bf16" in cpu_flags() and _onednn_allows("AVX10_1_512_AMX")
 
 
 def _running_elsewhere() -> int | None:
@@ -244,7 +282,7 @@ def pick_precision(requested: str, device: torch.device, batch_size: int,
         if device.type == "cuda":
             return ("bf16" if torch.cuda.is_bf16_supported() else "fp16"), None
         if (device.type == "cpu" and cpu_has_bf16() and batch_size >= AUTO_BF16_MIN_BATCH
-                and (not compiled_fp32 or "amx_bf16" in cpu_flags())):
+                and (not compiled_fp32 or cpu_has_amx())):
             return "bf16", None
         return "fp32", None
     if requested == "fp16" and device.type != "cuda":

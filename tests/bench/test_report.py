@@ -39,3 +39,15 @@ def test_finite_turns_nan_and_infinity_into_null() -> None:
     doc = {"a": math.nan, "b": [1.0, math.inf, {"c": -math.inf}], "d": "x", "e": 2}
     assert finite(doc) == {"a": None, "b": [1.0, None, {"c": None}], "d": "x", "e": 2}
     json.dumps(finite(doc), allow_nan=False)
+
+
+def test_the_header_names_the_isa_caps_a_run_was_made_under(quick: tuple[dict, str, str]) -> None:
+    from lenet.bench import markdown
+
+    r, _, md = quick
+    assert "capped by" not in md.splitlines()[0] or r["machine"]["isa_caps"]
+    capped = copy.deepcopy(r)
+    capped["machine"].update(isa="AVX-512 + BF16",
+                             isa_caps={"ONEDNN_MAX_CPU_ISA": "AVX2", "NUMBA_CPU_NAME": "haswell"})
+    first = markdown(capped).splitlines()[0]
+    assert "(AVX-512 + BF16) capped by ONEDNN_MAX_CPU_ISA=AVX2, NUMBA_CPU_NAME=haswell" in first
