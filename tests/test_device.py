@@ -137,6 +137,18 @@ def test_cpu_isa_and_native_bf16(monkeypatch, flags, isa, bf16) -> None:
     assert device.cpu_isa() == isa and device.cpu_has_bf16() is bf16
 
 
+def test_cpu_family_and_model_come_from_the_first_processor(monkeypatch) -> None:
+    from lenet import device
+
+    text = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+            "model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 25\nmodel\t\t: 17\n")
+    monkeypatch.setattr(device, "_cpuinfo", lambda: text)
+    assert device.cpu_family_model() == "family 26, model 2"
+    assert device.cpu_name() == "AMD EPYC"
+    monkeypatch.setattr(device, "_cpuinfo", lambda: "processor\t: 0\nmodel name\t: Apple M2\n")
+    assert device.cpu_family_model() == ""
+
+
 def test_this_machines_flags_are_read() -> None:
     from lenet import device
 

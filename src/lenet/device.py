@@ -148,6 +148,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_family_model() -> str:
+    """x86's CPU family and model numbers, e.g. ``family 26, model 2`` (AMD Zen 5): what tells
+    two CPUs apart where a virtual machine shows only ``AMD EPYC``; empty where /proc/cpuinfo
+    has no such fields."""
+    fields: dict[str, str] = {}
+    for line in _cpuinfo().splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("cpu family", "model") and key not in fields:
+            fields[key] = value.strip()
+        if not line.strip() and fields:  # the first processor's block is enough
+            break
+    if "cpu family" not in fields or "model" not in fields:
+        return ""
+    return f"family {fields['cpu family']}, model {fields['model']}"
+
+
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags (empty where /proc/cpuinfo has none)."""
     for line in _cpuinfo().splitlines():

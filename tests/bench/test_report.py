@@ -47,7 +47,8 @@ def test_the_header_names_the_isa_caps_a_run_was_made_under(quick: tuple[dict, s
     r, _, md = quick
     assert "capped by" not in md.splitlines()[0] or r["machine"]["isa_caps"]
     capped = copy.deepcopy(r)
-    capped["machine"].update(isa="AVX-512 + BF16",
+    capped["machine"].update(isa="AVX-512 + BF16", cpu_model="family 26, model 2",
                              isa_caps={"ONEDNN_MAX_CPU_ISA": "AVX2", "NUMBA_CPU_NAME": "haswell"})
     first = markdown(capped).splitlines()[0]
-    assert "(AVX-512 + BF16) capped by ONEDNN_MAX_CPU_ISA=AVX2, NUMBA_CPU_NAME=haswell" in first
+    assert ("(family 26, model 2; AVX-512 + BF16) capped by ONEDNN_MAX_CPU_ISA=AVX2, "
+            "NUMBA_CPU_NAME=haswell") in first

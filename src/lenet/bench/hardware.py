@@ -102,9 +102,10 @@ def load_average() -> list[float] | None:
 def machine(device: Any) -> dict[str, Any]:
     import torch
 
-    from lenet.device import cpu_isa, cpu_name, isa_caps
+    from lenet.device import cpu_family_model, cpu_isa, cpu_name, isa_caps
 
-    info = {"cpu": cpu_name(), "isa": cpu_isa(), "isa_caps": isa_caps(),
+    info = {"cpu": cpu_name(), "cpu_model": cpu_family_model(), "isa": cpu_isa(),
+            "isa_caps": isa_caps(),
             "cpu_count": os.cpu_count(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),

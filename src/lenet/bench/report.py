@@ -31,7 +31,8 @@ def _pm(mean: float, std: float | None, fmt: str) -> str:
 
 def _header(r: dict[str, Any]) -> list[str]:
     m = r["machine"]
-    where = m.get("gpu") or (f"{m['cpu']} ({m['isa']})" if m.get("isa") else m["cpu"])
+    kind = "; ".join(filter(None, [m.get("cpu_model"), m.get("isa")]))
+    where = m.get("gpu") or (f"{m['cpu']} ({kind})" if kind else m["cpu"])
     if m.get("isa_caps"):  # the libraries were told to use less of the CPU than it has
         where += " capped by " + ", ".join(f"{k}={v}" for k, v in m["isa_caps"].items())
     return [f"`{r['command']}` on {where} ({m['threads']} threads, torch {m['torch']}), "
