@@ -210,6 +210,10 @@ def test_isa_caps_name_what_the_environment_turned_off(monkeypatch) -> None:
     monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
     monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,+fma,-avx512f,-avx512bw")
     assert device.isa_caps() == {"DNNL_MAX_CPU_ISA": "AVX2", "NUMBA_CPU_FEATURES": "-avx512f"}
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx512f,-avx512fp16,-avx512bf16")
+    assert device.isa_caps()["NUMBA_CPU_FEATURES"] == "-avx512bf16"  # not -avx512f(p16)
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,+avx512f")
+    assert device.isa_caps()["NUMBA_CPU_FEATURES"] == "set"
     assert device.cpu_has_bf16() is False  # DNNL_ is the same cap under its older name
 
 
@@ -233,3 +237,48 @@ def test_omp_num_threads_wins_over_the_free_cores(monkeypatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(device, "free_cores", lambda: 2)
     assert device.default_threads() == 2
+
+
+def _has_avx2() -> bool:
+    from lenet import device
+
+    return "avx2" in device.cpu_flags()
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="needs an x86 CPU with AVX2")
+def test_the_avx2_caps_reach_torch_onednn_and_numba() -> None:
+    """A process under isa_cap_environment("avx2") really runs torch's AVX2 kernels, sees no
+    native bf16, and numba emits no AVX-512 (zmm) instruction."""
+    import subprocess
+    import sys
+
+    from lenet import device
+
+    env = {**os.environ, **device.isa_cap_environment("avx2")}
+    code = ("import torch, importlib.util; from lenet import device\n"
+            "print(torch.backends.cpu.get_cpu_capability(), device.cpu_has_bf16())\n"
+            "if importlib.util.find_spec('numba'):\n"
+            "    import numba, numpy as np\n"
+            "    f = numba.njit(lambda a: (a * a).sum())\n"
+            "    f(np.ones(256, np.float32))\n"
+            "    print('zmm' in next(iter(f.inspect_asm().values())))\n"
+            "else:\n"
+            "    print(False)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["AVX2", "False", "False"]
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_a_cap_turns_off_in_numba_every_feature_above_it(monkeypatch, isa) -> None:
+    from lenet import device
+
+    pytest.importorskip("llvmlite")
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    env = device.isa_cap_environment(isa)
+    features = env["NUMBA_CPU_FEATURES"].split(",")
+    on = {f[1:] for f in features if f.startswith("+")}
+    assert on and not any(f.startswith(device._ABOVE[isa]) for f in on)
+    if isa == "avx2":
+        assert "avx512f" not in on and "avx512bf16" not in on
+    assert env["ONEDNN_MAX_CPU_ISA"] == {"avx2": "AVX2", "avx512": "AVX512_CORE"}[isa]

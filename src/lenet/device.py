@@ -199,6 +199,39 @@ ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
             "MKL_ENABLE_INSTRUCTIONS", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
 
 
+# `lenet bench --isa`: what each cap turns off. LLVM's feature names (numba's code generation)
+# that belong to a level above the cap; numba keeps the CPU's other features.
+_ABOVE = {"avx2": ("avx512", "amx", "avxvnni", "avxifma", "avxneconvert", "avx10", "evex512"),
+          "avx512": ("avx512bf16", "amx", "avx512fp16", "avx10")}
+_CAP_VALUES = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                        "MKL_ENABLE_INSTRUCTIONS": "AVX2", "NUMBA_CPU_NAME": "haswell"},
+               "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
+                          "MKL_ENABLE_INSTRUCTIONS": "AVX512"}}
+ISA_LEVELS = tuple(_CAP_VALUES)
+
+
+def isa_cap_environment(isa: str) -> dict[str, str]:
+    """Variables (``ISA_CAPS``) that make torch, oneDNN, MKL and numba use only `isa`
+    (``avx2``: no AVX-512, bf16 or AMX; ``avx512``: AVX-512 without BF16, FP16 or AMX), to
+    measure an older CPU's code paths on this one. The caches, clocks and cores stay this
+    CPU's, so figures under a cap are not an older machine's. ONNX Runtime has no such cap."""
+    needs = {"avx2": "avx2", "avx512": "avx512f"}
+    if isa not in needs:
+        raise ConfigError(f"--isa {isa}: expected one of {', '.join(ISA_LEVELS)}")
+    if needs[isa] not in cpu_flags():
+        raise ConfigError(f"--isa {isa}: this CPU ({cpu_isa()}) has no {isa.upper()}; --isa "
+                          "only caps the libraries below what the CPU has")
+    env = dict(_CAP_VALUES[isa])
+    try:
+        import llvmlite.binding as llvm
+    except ImportError:  # no numba either: nothing of ours to compile
+        return env
+    features = llvm.get_host_cpu_features().flatten().split(",")
+    env["NUMBA_CPU_FEATURES"] = ",".join(
+        "-" + f[1:] if f[1:].startswith(_ABOVE[isa]) else f for f in features if f)
+    return env
+
+
 def _onednn_allows(level: str) -> bool:
     """Whether ONEDNN_MAX_CPU_ISA (if set to a level oneDNN knows) leaves `level` in use."""
     cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "")
@@ -210,11 +243,12 @@ def _onednn_allows(level: str) -> bool:
 
 def isa_caps() -> dict[str, str]:
     """The ISA caps set in the environment (see ``ISA_CAPS``), for reports; numba's feature
-    list is summed up by whether it turns AVX-512 off."""
+    list is summed up by the highest level it turns off (AVX-512, else its bf16)."""
     caps = {name: os.environ[name] for name in ISA_CAPS if os.environ.get(name)}
     if "NUMBA_CPU_FEATURES" in caps:
-        caps["NUMBA_CPU_FEATURES"] = ("-avx512f" if "-avx512f" in caps["NUMBA_CPU_FEATURES"]
-                                      else "set")
+        listed = set(caps["NUMBA_CPU_FEATURES"].split(","))
+        caps["NUMBA_CPU_FEATURES"] = next(
+            (f for f in ("-avx512f", "-avx512bf16") if f in listed), "set")
     return caps
 
 

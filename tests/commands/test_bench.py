@@ -35,3 +35,45 @@ def test_the_command_module_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_isa_is_native_unless_asked_and_the_child_gets_every_other_flag_back() -> None:
+    from lenet.commands import bench
+
+    assert _parse().isa == "native"
+    with pytest.raises(SystemExit):
+        _parse("--isa", "sse4")
+    a = _parse("--isa", "avx2", "--quick", "--seeds", "3", "--out", "b.json", "--json")
+    child = _parse(*bench.child_argv(a)[1:])
+    assert child.isa == "native"
+    assert ((child.quick, child.seeds, child.out, child.json, child.device)
+            == (a.quick, a.seeds, a.out, a.json, a.device))
+
+
+def test_a_capped_bench_runs_itself_again_under_the_caps(monkeypatch) -> None:
+    from lenet import device
+    from lenet.cli import main
+
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    calls = []
+
+    def fake_run(argv, env, check):
+        calls.append((argv, env))
+        return subprocess.CompletedProcess(argv, 3)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert main(["bench", "--isa", "avx2", "--quick"]) == 3  # the child's status
+    (argv, env), = calls
+    assert argv == [sys.executable, "-m", "lenet", "bench", "--device", "auto", "--quick"]
+    assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert env["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+
+
+def test_a_cap_above_what_the_cpu_has_is_one_line(monkeypatch, capsys) -> None:
+    from lenet import device
+    from lenet.cli import main
+
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert main(["bench", "--isa", "avx512"]) == 2
+    err = capsys.readouterr().err
+    assert "--isa avx512: this CPU (AVX2) has no AVX512" in err and "Traceback" not in err

@@ -18,11 +18,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "its figures are not comparable with a full run")
     p.add_argument("--seeds", type=int, default=None, help="seeds for time to 99%% (default 5)")
     options.add_device(p)
+    p.add_argument("--isa", choices=("native", "avx2", "avx512"), default="native",
+                   help="native (default), or measure an older CPU's code paths on this one: "
+                        "avx2 (no AVX-512, bf16 or AMX) or avx512 (no bf16 or AMX) caps torch, "
+                        "oneDNN, MKL and numba (not ONNX Runtime) in a child process; this "
+                        "CPU's clocks and caches stay, so it is not that machine")
     p.set_defaults(handler=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.isa != "native":
+        return _run_capped(args)
     from pathlib import Path
 
     from lenet import atomic, bench
@@ -43,3 +50,34 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(table, end="")
     return 0
+
+
+def child_argv(args: argparse.Namespace) -> list[str]:
+    """This bench's arguments again, without --isa (the child runs natively under the caps)."""
+    argv = ["bench", "--device", args.device]
+    if args.quick:
+        argv.append("--quick")
+    if args.seeds is not None:
+        argv += ["--seeds", str(args.seeds)]
+    if args.json:
+        argv.append("--json")
+    if args.out:
+        argv += ["--out", str(args.out)]
+    return argv
+
+
+def _run_capped(args: argparse.Namespace) -> int:
+    """`lenet bench --isa ISA`: the caps are read when torch, oneDNN, MKL and numba start, so
+    the bench runs again as a child process with them set; its header names them."""
+    import os
+    import subprocess
+    import sys
+
+    from lenet.console import log
+    from lenet.device import isa_cap_environment
+
+    caps = isa_cap_environment(args.isa)
+    log(f"lenet bench: capped to {args.isa.upper()} ({', '.join(sorted(caps))}), in a child "
+        "process")
+    return subprocess.run([sys.executable, "-m", "lenet", *child_argv(args)],
+                          env={**os.environ, **caps}, check=False).returncode
