@@ -188,7 +188,8 @@ def cpu_isa() -> str:
 
 
 # oneDNN's instruction-set levels, lowest first: the values of ONEDNN_MAX_CPU_ISA (DNNL_ is
-# the older prefix), which caps the kernels torch's convolutions and bf16 matmuls use.
+# the older prefix), which caps the kernels torch's convolutions and bf16 matmuls use. Two
+# names of one level (AVX10_1_512 is AVX512_CORE_FP16) stand side by side.
 _ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
                 "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16",
                 "AVX10_1_512_AMX", "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16",

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from lenet.commands import options
+from lenet.device import ISA_LEVELS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "its figures are not comparable with a full run")
     p.add_argument("--seeds", type=int, default=None, help="seeds for time to 99%% (default 5)")
     options.add_device(p)
-    p.add_argument("--isa", choices=("native", "avx2", "avx512"), default="native",
+    p.add_argument("--isa", choices=("native", *ISA_LEVELS), default="native",
                    help="native (default), or measure an older CPU's code paths on this one: "
                         "avx2 (no AVX-512, bf16 or AMX) or avx512 (no bf16 or AMX) caps torch, "
                         "oneDNN, MKL and numba (not ONNX Runtime) in a child process; this "
