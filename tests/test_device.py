@@ -278,7 +278,7 @@ def test_a_cap_turns_off_in_numba_every_feature_above_it(monkeypatch, isa) -> No
     env = device.isa_cap_environment(isa)
     features = env["NUMBA_CPU_FEATURES"].split(",")
     on = {f[1:] for f in features if f.startswith("+")}
-    assert on and not any(f.startswith(device._ABOVE[isa]) for f in on)
+    assert on and not any(f.startswith(device._CAPS[isa].above) for f in on)
     if isa == "avx2":
         assert "avx512f" not in on and "avx512bf16" not in on
     assert env["ONEDNN_MAX_CPU_ISA"] == {"avx2": "AVX2", "avx512": "AVX512_CORE"}[isa]

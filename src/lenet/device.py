@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from lenet.errors import ConfigError
 
@@ -200,15 +200,23 @@ ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
             "MKL_ENABLE_INSTRUCTIONS", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
 
 
-# `lenet bench --isa`: what each cap turns off. LLVM's feature names (numba's code generation)
-# that belong to a level above the cap; numba keeps the CPU's other features.
-_ABOVE = {"avx2": ("avx512", "amx", "avxvnni", "avxifma", "avxneconvert", "avx10", "evex512"),
-          "avx512": ("avx512bf16", "amx", "avx512fp16", "avx10")}
-_CAP_VALUES = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-                        "MKL_ENABLE_INSTRUCTIONS": "AVX2", "NUMBA_CPU_NAME": "haswell"},
-               "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
-                          "MKL_ENABLE_INSTRUCTIONS": "AVX512"}}
-ISA_LEVELS = tuple(_CAP_VALUES)
+class _Cap(NamedTuple):
+    """One level of `lenet bench --isa`."""
+
+    flag: str  # the /proc/cpuinfo flag the CPU needs for it
+    env: dict[str, str]  # the caps of torch, oneDNN and MKL (and numba's CPU name)
+    above: tuple[str, ...]  # prefixes of LLVM's feature names above it: off in numba
+
+
+_CAPS = {"avx2": _Cap("avx2", {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                               "MKL_ENABLE_INSTRUCTIONS": "AVX2", "NUMBA_CPU_NAME": "haswell"},
+                      ("avx512", "amx", "avxvnni", "avxifma", "avxneconvert", "avx10",
+                       "evex512")),
+         "avx512": _Cap("avx512f", {"ATEN_CPU_CAPABILITY": "avx512",
+                                    "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
+                                    "MKL_ENABLE_INSTRUCTIONS": "AVX512"},
+                        ("avx512bf16", "amx", "avx512fp16", "avx10"))}
+ISA_LEVELS = tuple(_CAPS)
 
 
 def isa_cap_environment(isa: str) -> dict[str, str]:
@@ -216,20 +224,20 @@ def isa_cap_environment(isa: str) -> dict[str, str]:
     (``avx2``: no AVX-512, bf16 or AMX; ``avx512``: AVX-512 without BF16, FP16 or AMX), to
     measure an older CPU's code paths on this one. The caches, clocks and cores stay this
     CPU's, so figures under a cap are not an older machine's. ONNX Runtime has no such cap."""
-    needs = {"avx2": "avx2", "avx512": "avx512f"}
-    if isa not in needs:
+    if isa not in _CAPS:
         raise ConfigError(f"--isa {isa}: expected one of {', '.join(ISA_LEVELS)}")
-    if needs[isa] not in cpu_flags():
+    cap = _CAPS[isa]
+    if cap.flag not in cpu_flags():
         raise ConfigError(f"--isa {isa}: this CPU ({cpu_isa()}) has no {isa.upper()}; --isa "
                           "only caps the libraries below what the CPU has")
-    env = dict(_CAP_VALUES[isa])
+    env = dict(cap.env)
     try:
         import llvmlite.binding as llvm
     except ImportError:  # no numba either: nothing of ours to compile
         return env
     features = llvm.get_host_cpu_features().flatten().split(",")
     env["NUMBA_CPU_FEATURES"] = ",".join(
-        "-" + f[1:] if f[1:].startswith(_ABOVE[isa]) else f for f in features if f)
+        "-" + f[1:] if f[1:].startswith(cap.above) else f for f in features if f)
     return env
 
 

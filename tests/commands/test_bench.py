@@ -48,6 +48,8 @@ def test_isa_is_native_unless_asked_and_the_child_gets_every_other_flag_back() -
     assert child.isa == "native"
     assert ((child.quick, child.seeds, child.out, child.json, child.device)
             == (a.quick, a.seeds, a.out, a.json, a.device))
+    assert {k: v for k, v in vars(child).items() if k != "isa"} == {  # and every other flag
+        k: v for k, v in vars(a).items() if k != "isa"}
 
 
 def test_a_capped_bench_runs_itself_again_under_the_caps(monkeypatch) -> None:
