@@ -1,12 +1,12 @@
-"""How lenet.classic's open choices were made: on a validation split of the TRAINING digits
+"""How lenet.paper.classic's open choices were made: on a validation split of the TRAINING digits
 (score training digits 50,000..52,999; fit on digits 0..2,999 for the SVMs, 0..49,999 for the
 pairwise units), never on the test set. About two minutes on one core:
 
     OMP_NUM_THREADS=1 python -m benchmarks.classic_choices
 
-1. the SVMs' kernel and C (lenet.classic.svm);
+1. the SVMs' kernel and C (lenet.paper.classic.svm);
 2. the one-vs-one rows' scores for rejection: votes plus a tie-break, or each class's weakest
-   duel (lenet.classic.linear.duel_scores).
+   duel (lenet.paper.classic.linear.duel_scores).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 
 
 def main() -> None:
-    from lenet.classic.base import Context
-    from lenet.classic.data import digits
+    from lenet.paper.classic.base import Context
+    from lenet.paper.classic.data import digits
 
     x, y = digits(Context(out=Path(".")), "train", deslant=True, subset=53_000)
     kernels(x, y)
@@ -46,8 +46,8 @@ def kernels(x: torch.Tensor, y: torch.Tensor) -> None:
 
 
 def rejection_scores(x: torch.Tensor, y: torch.Tensor) -> None:
-    from lenet.classic import linear, svm
-    from lenet.evaluate import rejection_at
+    from lenet.analysis.evaluate import rejection_at
+    from lenet.paper.classic import linear, svm
 
     val_x, val_y = x[50_000:], y[50_000:]
     kernel = svm.PolyKernel.for_data(x[:3000], 4)

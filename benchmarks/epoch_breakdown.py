@@ -5,7 +5,7 @@
 Builds autograd's step for the recipe, the one the trainer runs with `LENET_STEP=torch` or
 without numba (its model in channels-last memory, its fused SGD with Nesterov momentum,
 label-smoothed cross-entropy, the recipe's data on the device; with numba the trainer runs the
-compiled step of lenet.optim.lenet5_numba instead, which the profiler cannot split),
+compiled step of lenet.training.steps.lenet5_numba instead, which the profiler cannot split),
 times `--steps` steps after 50 of warm-up, then runs the same steps under torch.profiler and
 splits the ops' own time into C1 / C3 forward and backward, pooling, activations, the dense
 layers, the loss, the optimizer, and batch gathering; what the profiler does not see in an op
@@ -23,12 +23,12 @@ from collections import defaultdict
 
 import torch
 
-from lenet import device as lenet_device
 from lenet.bench import hardware
 from lenet.config import resolve
-from lenet.losses import make_loss
 from lenet.models import create, get_spec
-from lenet.train import load_splits, make_optimizer
+from lenet.models.losses import make_loss
+from lenet.runtime import device as lenet_device
+from lenet.training.trainer import load_splits, make_optimizer
 
 PARTS = ("C1 forward", "C1 backward", "C3 forward", "C3 backward", "pooling forward",
          "pooling backward", "activations", "dense layers (fwd+bwd)", "loss", "optimizer",

@@ -1,7 +1,7 @@
 """Load and soak testing of a real `lenet serve` process, over real HTTP on 127.0.0.1.
 
 A harness, not part of the lenet package: used by ``benchmarks/serve_load.py`` (the CLI) and
-``tests/serve/test_load.py`` (``from benchmarks import loadtest``):
+``tests/inference/serve/test_load.py`` (``from benchmarks import loadtest``):
 
 - :func:`start_server` / :func:`stop_server` (or :func:`running_server`): ``python -m lenet serve
   RUN_DIR --host 127.0.0.1 --port P`` as a subprocess, waited for on ``/healthz`` with a deadline,
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 HOST = "127.0.0.1"
-MAX_BODY = 2 * 1024 * 1024  # the server's limit (lenet.serve.app.MAX_BODY)
+MAX_BODY = 2 * 1024 * 1024  # the server's limit (lenet.inference.serve.app.MAX_BODY)
 BOUNDARY = "lenet-load-boundary"
 
 
@@ -183,12 +183,12 @@ class RequestSpec:
 
 
 def png_bytes(arr: Any, mode: str = "L", size: int | None = None) -> bytes:
-    """A digit (uint8, H x W) as a PNG: :func:`lenet.predict.png_bytes`, or, given another
+    """A digit (uint8, H x W) as a PNG: :func:`lenet.inference.predict.png_bytes`, or, given another
     `mode` or a `size`, that image resized (bilinear) and converted, as a scan or a phone photo
     arrives."""
     from PIL import Image
 
-    from lenet.predict import png_bytes as digit_png
+    from lenet.inference.predict import png_bytes as digit_png
 
     png = digit_png(arr)
     if mode == "L" and not size:

@@ -25,7 +25,7 @@ import platform
 import sys
 import time
 
-from lenet.atomic import write_text
+from lenet.storage.atomic import write_text
 
 try:
     from benchmarks import loadtest

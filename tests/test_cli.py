@@ -48,7 +48,8 @@ def test_user_mistakes_get_one_clear_line_and_status_2(args: list[str], message:
 def test_help_is_light_and_ships_no_test_harness() -> None:
     # `lenet --help` imports no torch, and nothing of lenet imports httpx (a dev dependency).
     code = ("import sys; from lenet.cli import build_parser; build_parser(); "
-            "import lenet.bench, lenet.serve, lenet.predict, lenet.viz.report; "
+            "import lenet.bench, lenet.inference.serve, lenet.inference.predict; "
+            "import lenet.analysis.figures.run_report; "
             "print('torch' in sys.modules, 'httpx' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", "from lenet.cli import build_parser; "
                            "import sys; build_parser(); print('torch' in sys.modules)"],

@@ -89,7 +89,7 @@ def test_nesterov_without_momentum_is_a_config_error_not_a_torch_traceback() -> 
     assert (cfg.nesterov, cfg.momentum) == (True, 0.9)
     # Every accepted combination builds its torch optimizer.
     from lenet.models import create
-    from lenet.train import make_optimizer
+    from lenet.training.trainer import make_optimizer
 
     assert make_optimizer(cfg, create("lenet5")).defaults["nesterov"] is True
 
@@ -138,8 +138,8 @@ def test_train_flags_and_choices_come_from_the_config_keys() -> None:
 
 
 def test_resume_config_changes_only_where_and_how_long(tmp_path) -> None:
-    from lenet import rundir
     from lenet.config import resume_config
+    from lenet.storage import rundir
 
     rundir.write_config(tmp_path, resolve("lenet5-fast", {"seed": 3}).to_dict())
     cfg = resume_config(str(tmp_path), None, {"epochs": 7, "lr": None})

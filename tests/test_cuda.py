@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def _train_on_gpu(tmp_path, **overrides):
     from lenet.config import resolve
-    from lenet.train import train
+    from lenet.training.trainer import train
 
     cfg = resolve("lenet5-fast", {"device": "cuda", "train_subset": 10_000, "test_subset": 2000,
                                   "tensorboard": False, "run_dir": str(tmp_path / "run"),
@@ -21,7 +21,7 @@ def _train_on_gpu(tmp_path, **overrides):
 
 def test_training_on_the_gpu_learns_and_its_weights_evaluate_on_either_device(
         tmp_path, mnist_ready) -> None:
-    from lenet.evaluate import evaluate_weights
+    from lenet.analysis.evaluate import evaluate_weights
 
     r = _train_on_gpu(tmp_path)
     assert r.test.accuracy > 0.95

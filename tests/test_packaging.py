@@ -60,9 +60,9 @@ sys.meta_path.insert(0, Block())
 import lenet
 from lenet.commands import build_parser
 build_parser()
-import lenet.train  # the trainer imports the logger only when a run asks for it
+import lenet.training.trainer  # the trainer imports the logger only when a run asks for it
 try:
-    import lenet.viz.tensorboard
+    import lenet.training.tensorboard
 except ImportError as e:
     print(e.name, e)
 """

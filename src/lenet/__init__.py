@@ -20,17 +20,18 @@ from lenet._version import __version__
 from lenet.errors import ConfigError, DatasetError, LenetError, WeightsError
 
 if TYPE_CHECKING:
-    from lenet import data, models, train
+    from lenet import data, models
+    from lenet.inference.predict import Predictor
     from lenet.models import create as create_model
-    from lenet.predict import Predictor
+    from lenet.training import train
 
-_SUBMODULES = ("data", "models", "train")
+_SUBMODULES = ("data", "models")
 
 
 def load(name_or_path: Any, backend: str | None = None) -> Predictor:
     """A ready-to-use reader: bundled weights by name (``"lenet5"``), a run directory, a
-    ``.safetensors`` file or a ``.onnx`` file; see :class:`lenet.predict.Predictor`."""
-    from lenet.predict import Predictor
+    ``.safetensors`` file or a ``.onnx`` file; see :class:`lenet.inference.predict.Predictor`."""
+    from lenet.inference.predict import Predictor
 
     return Predictor.load(name_or_path, backend=backend)
 
@@ -38,19 +39,23 @@ def load(name_or_path: Any, backend: str | None = None) -> Predictor:
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"lenet.{name}")
+    if name == "train":
+        from lenet.training import train
+
+        return train
     if name == "create_model":
         from lenet.models import create
 
         return create
     if name == "Predictor":
-        from lenet.predict import Predictor
+        from lenet.inference.predict import Predictor
 
         return Predictor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_SUBMODULES, "create_model", "Predictor"])
+    return sorted([*globals(), *_SUBMODULES, "create_model", "Predictor", "train"])
 
 
 __all__ = ["ConfigError", "DatasetError", "LenetError", "Predictor", "WeightsError",

@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lenet import rundir
 from lenet.errors import ConfigError
+from lenet.storage import rundir
 
 
 def _key(default: Any, help: str = "", *, choices: tuple[str, ...] = (), flag: bool = True,
@@ -332,7 +332,7 @@ def resume_config(run_dir: str, recipe: str | None, overrides: dict[str, Any]) -
     """The saved config of `run_dir`, with only :data:`RESUME_OVERRIDABLE` keys changed:
     a resumed run trains exactly what it started training."""
     saved = rundir.read_config(run_dir, required=True)
-    saved.pop(rundir.RUN_ID, None)  # the run's identity, not a training key (lenet.train)
+    saved.pop(rundir.RUN_ID, None)  # the run's identity, not a training key
     given = {k for k, v in overrides.items() if v is not None}
     bad = sorted(given - RESUME_OVERRIDABLE) + (["config"] if recipe else [])
     if bad:

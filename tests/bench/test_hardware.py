@@ -10,7 +10,7 @@ import pytest
 def test_cpuinfo_is_read_once_for_the_name_and_the_bf16_flags(monkeypatch) -> None:
     import builtins
 
-    from lenet import device
+    from lenet.runtime import device
 
     reads = []
     real = builtins.open

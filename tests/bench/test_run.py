@@ -31,7 +31,7 @@ def test_every_figure_is_there_and_sane(quick: tuple[dict, str, str]) -> None:
         for key in TIME_KEYS:
             assert positive(t[key]), (name, key)
         assert 0 <= t["test_accuracy_mean"] <= 1
-        # One seed: no spread to report (lenet.sweep.mean_std), not a std of 0.
+        # One seed: no spread to report (lenet.training.sweep.mean_std), not a std of 0.
         assert t["wall_seconds_std"] is None and t["test_accuracy_std"] is None
         assert len(t["runs"]) == 1 and t["reached"] in (0, 1)
     ratio = (r["time_to_99_baseline_pipeline"]["wall_seconds_mean"]

@@ -46,7 +46,7 @@ def test_compiled_step_and_busy_core_rows(quick: tuple[dict, str, str]) -> None:
     for key in ("quiet_default", "busy_default", "busy_every_core"):
         assert positive(b[key]["seconds_per_epoch"]) and b[key]["threads"] >= 1, key
     # Beside one busy core, lenet's default leaves that core alone where there is another.
-    from lenet.device import available_cores
+    from lenet.runtime.device import available_cores
 
     if available_cores() >= 2:
         assert b["busy_default"]["threads"] < b["busy_every_core"]["threads"]

@@ -53,8 +53,8 @@ def test_isa_is_native_unless_asked_and_the_child_gets_every_other_flag_back() -
 
 
 def test_a_capped_bench_runs_itself_again_under_the_caps(monkeypatch) -> None:
-    from lenet import device
     from lenet.cli import main
+    from lenet.runtime import device
 
     monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
     calls = []
@@ -72,8 +72,8 @@ def test_a_capped_bench_runs_itself_again_under_the_caps(monkeypatch) -> None:
 
 
 def test_a_cap_above_what_the_cpu_has_is_one_line(monkeypatch, capsys) -> None:
-    from lenet import device
     from lenet.cli import main
+    from lenet.runtime import device
 
     monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert main(["bench", "--isa", "avx512"]) == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.viz.helpers import run_cli
+from tests.analysis.helpers import run_cli
 
 
 def test_cli_compare(runs, tmp_path, monkeypatch) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.viz.helpers import TEST_SUBSET, run_cli
+from tests.analysis.helpers import TEST_SUBSET, run_cli
 
 
 def test_cli_evaluate(runs, tmp_path, monkeypatch) -> None:
@@ -30,7 +30,7 @@ def test_cli_evaluate(runs, tmp_path, monkeypatch) -> None:
 
 def test_cli_evaluate_flags(tmp_path) -> None:
     """--out is the old spelling of --run-dir, accepted but not shown; --device is auto."""
-    from tests.viz.helpers import parser
+    from tests.analysis.helpers import parser
 
     p = parser()
     old = p.parse_args(["evaluate", "run", "--out", str(tmp_path)])
@@ -43,7 +43,7 @@ def test_cli_evaluate_flags(tmp_path) -> None:
 
 
 def test_cli_evaluate_help_shows_run_dir_not_out(capsys) -> None:
-    from tests.viz.helpers import parser
+    from tests.analysis.helpers import parser
 
     with pytest.raises(SystemExit):
         parser().parse_args(["evaluate", "--help"])
@@ -54,8 +54,8 @@ def test_cli_evaluate_help_shows_run_dir_not_out(capsys) -> None:
 def test_cli_evaluate_reject(tiny_run, capsys) -> None:
     """`lenet evaluate RUN --reject [PCT]`: the rejection for that error, on the digits
     evaluated, printed after today's report and in the JSON."""
+    from lenet.analysis.evaluate import evaluate_detailed, load, rejection_at
     from lenet.cli import main
-    from lenet.evaluate import evaluate_detailed, load, rejection_at
 
     run = str(tiny_run.run_dir)
     ev = evaluate_detailed(load(run))  # the run's own 2,000 test digits
@@ -81,8 +81,8 @@ def test_cli_evaluate_reject(tiny_run, capsys) -> None:
 
 def test_cli_evaluate_checks_the_plot_folder_before_evaluating(tmp_path, monkeypatch,
                                                                capsys) -> None:
+    from lenet.analysis.figures import evaluation_report as evaluation
     from lenet.cli import main
-    from lenet.viz import evaluation
 
     def evaluated(*args, **kwargs):
         raise AssertionError("evaluated before checking the output folder")
@@ -97,7 +97,7 @@ def test_cli_evaluate_checks_the_plot_folder_before_evaluating(tmp_path, monkeyp
 
 
 def test_cli_evaluate_reject_takes_a_percentage() -> None:
-    from tests.viz.helpers import parser
+    from tests.analysis.helpers import parser
 
     p = parser()
     assert p.parse_args(["evaluate", "run", "--reject"]).reject == 0.5

@@ -23,7 +23,7 @@ def test_the_help_names_the_rows_and_list_shows_the_classical_ones_too(capsys) -
     import pytest
 
     from lenet.cli import main
-    from lenet.paper import ROWS
+    from lenet.paper.runner import ROWS
 
     with pytest.raises(SystemExit):
         main(["paper", "--help"])
@@ -38,7 +38,7 @@ def test_a_failed_row_exits_1_and_says_why(tmp_path, monkeypatch, capsys) -> Non
     import json
 
     from lenet.cli import main
-    from tests.test_paper import QUARTER, _outcome, _register
+    from tests.paper.test_runner import QUARTER, _outcome, _register
 
     def fails(ctx):
         raise ValueError("no digits")

@@ -50,7 +50,7 @@ def rendered(tmp_path_factory, mnist_test) -> tuple[Path, np.ndarray, np.ndarray
 
 
 def test_rerendered_digits_are_recognized(run_dir, rendered, tmp_path, capsys):
-    from lenet.predict import Predictor
+    from lenet.inference.predict import Predictor
 
     folder, images, labels = rendered
     original_acc = float((Predictor.load(run_dir).scores(images).argmax(1) == labels).mean())
@@ -137,7 +137,7 @@ def test_an_unconvertible_mode_fails_its_file_only(run_dir, mnist_test, tmp_path
     assert rc == 1  # one file failed; the others were still predicted
     results = {Path(r["path"]).name: r for r in json.loads(out)}
     assert set(results) == set(files)
-    from lenet.predict import Predictor
+    from lenet.inference.predict import Predictor
 
     expected = Predictor.load(run_dir).scores(images[:3]).argmax(1)
     for name in ("good.png", "cmyk.tif", "deep.tif"):
@@ -150,7 +150,7 @@ def test_an_unconvertible_mode_fails_its_file_only(run_dir, mnist_test, tmp_path
 
 def test_an_unforeseen_decoder_failure_fails_its_file_only(run_dir, mnist_test, tmp_path,
                                                            capsys, monkeypatch):
-    import lenet.predict as P
+    import lenet.inference.predict as P
 
     images, _ = mnist_test
     for name in ("a.png", "b.png"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.viz.helpers import run_cli
+from tests.analysis.helpers import run_cli
 
 
 def test_cli_report(runs) -> None:
@@ -23,7 +23,7 @@ def test_a_read_only_run_dir_fails_before_any_work(tmp_path, monkeypatch, capsys
     import tempfile
 
     from lenet import cli
-    from lenet.viz import report
+    from lenet.analysis.figures import run_report as report
 
     def erofs(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
@@ -38,8 +38,8 @@ def test_a_read_only_run_dir_fails_before_any_work(tmp_path, monkeypatch, capsys
 
 
 def test_the_report_file_name_is_the_one_viz_writes() -> None:
+    from lenet.analysis.figures.run_report import HTML
     from lenet.commands.report import HTML_NAME
-    from lenet.viz.report import HTML
 
     assert HTML_NAME == HTML
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.viz.helpers import png_ok
+from tests.analysis.helpers import png_ok
 
 
 @pytest.fixture
@@ -22,8 +22,8 @@ def cli(monkeypatch):
 
 
 def test_kind_names_are_the_feature_s_kinds() -> None:
+    from lenet.analysis.robustness import KINDS
     from lenet.commands.robustness import KIND_NAMES
-    from lenet.robustness import KINDS
 
     assert tuple(KINDS) == KIND_NAMES
 
@@ -65,7 +65,7 @@ def test_robustness_json_side_by_side_and_weights_files_default_to_a_folder(
 
 def test_an_unwritable_out_is_refused_before_any_measuring(cli, tiny_run, tmp_path, capsys,
                                                             monkeypatch) -> None:
-    from lenet import robustness
+    from lenet.analysis import robustness
 
     def never(*args, **kwargs):
         raise AssertionError("measured although the output cannot be written")

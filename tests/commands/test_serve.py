@@ -14,7 +14,7 @@ import pytest
 
 from lenet import cli
 from lenet.models import get_weights
-from lenet.weights import read
+from lenet.models.weights import read
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from lenet import data, models
+from lenet.analysis.evaluate import evaluate_loaded, load
 from lenet.errors import ConfigError, WeightsError
-from lenet.evaluate import evaluate_loaded, load
 from lenet.models import hub
 
 BUNDLED = hub.list_pretrained()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from lenet.analysis.summary import summary_dict
 from lenet.models import count_parameters, get_spec
 from lenet.models.lenet1998 import (
     C3_TABLE,
@@ -13,7 +14,6 @@ from lenet.models.lenet1998 import (
     rbf_codes,
     squash,
 )
-from lenet.summary import summary_dict
 
 PAPER_ROWS = {  # layer: (trainable parameters, connections), Section II-B
     "c1": (156, 122_304), "s2": (12, 5_880), "c3": (1_516, 151_600), "s4": (32, 2_000),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lenet.analysis.summary import summary_dict
 from lenet.models import create, get_spec
-from lenet.summary import summary_dict
 
 
 @pytest.mark.parametrize(("name", "params", "connections"), [

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenet import checkpoint, rundir, weights
+from lenet.models import weights
+from lenet.storage import checkpoint, rundir
 from tests.reliability.conftest import one_line_error
 
 

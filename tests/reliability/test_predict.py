@@ -18,16 +18,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lenet import cli, weights
+from lenet import cli
 from lenet.errors import WeightsError
-from lenet.models import create, get_spec
-from lenet.predict import (
+from lenet.inference.predict import (
     MAX_DECODED_PIXELS,
     WORK_PIXELS,
     ImageTooLargeError,
     NotAnImageError,
     preprocess_image,
 )
+from lenet.models import create, get_spec, weights
 
 MAX_GROWTH_MB = 300  # peak RSS growth allowed for decoding one image (it was ~1.3-1.8 GB)
 WAIT = 60  # seconds: the bound on every wait for something that used to hang
@@ -55,7 +55,7 @@ def _png_rgba(path: Path, w: int, h: int, ink: tuple[int, int, int, int]) -> Pat
 
 _MEASURE = """
 import resource, sys
-import lenet.predict as P
+import lenet.inference.predict as P
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     digit = P.preprocess_image(sys.argv[1])
@@ -106,7 +106,7 @@ def test_large_images_that_are_accepted_stay_within_the_memory_bound(tmp_path) -
 
 
 def test_large_images_are_shrunk_before_float_work() -> None:
-    from lenet.predict import open_image
+    from lenet.inference.predict import open_image
 
     arr = np.full((1500, 2000), 255, np.uint8)  # 3 MP: over WORK_PIXELS
     arr[200:1300, 900:1100] = 0
@@ -179,7 +179,7 @@ def test_a_fifo_is_refused_not_waited_on(weights_file, digit_png, tmp_path) -> N
 def test_an_unwritable_save_folder_is_refused_before_any_work(weights_file, digit_png,
                                                               tmp_path, capsys,
                                                               monkeypatch) -> None:
-    import lenet.predict as P
+    import lenet.inference.predict as P
 
     def no_work(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the work started before --save-preprocessed was checked")

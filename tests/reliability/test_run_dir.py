@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lenet import checkpoint, rundir, weights
-from lenet.train import train
+from lenet.models import weights
+from lenet.storage import checkpoint, rundir
+from lenet.training.trainer import train
 from tests.reliability.conftest import TINY_ARGS, one_line_error
 
 
@@ -173,7 +174,7 @@ def test_orphan_temp_files_are_removed_on_start(two_epochs, copy_of, tiny) -> No
 def test_a_run_fits_in_the_space_of_two_checkpoints(tiny, tmp_path, monkeypatch) -> None:
     # Was: a new checkpoint was written before old ones were deleted (three at once), so a
     # run on a nearly full disk could never finish.
-    from lenet import atomic
+    from lenet.storage import atomic
 
     present: list[int] = []
     real = atomic.write_bytes
@@ -195,7 +196,7 @@ def test_a_run_fits_in_the_space_of_two_checkpoints(tiny, tmp_path, monkeypatch)
 def test_the_lock_is_released_when_training_fails(tiny, tmp_path, monkeypatch) -> None:
     # A holder that dies (kill -9 included) drops its flock with it; a failure in process too.
     run = tmp_path / "run"
-    from lenet.train import TrainingError
+    from lenet.training.trainer import TrainingError
 
     with pytest.raises(TrainingError):
         train(tiny(run, optimizer="sgd", lr=1e30), log=lambda _: None)

@@ -206,7 +206,7 @@ def test_the_command_wires_allowed_hosts_and_checks_its_flags(run_dir, monkeypat
     itself is not started here (run_server is replaced), the socket is bound and closed."""
     from fastapi.testclient import TestClient
 
-    import lenet.serve.app as A
+    import lenet.inference.serve.app as A
     from lenet import cli
 
     served = {}

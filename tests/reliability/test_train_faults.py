@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lenet import atomic, checkpoint, rundir, weights
 from lenet.errors import ConfigError
-from lenet.train import Schedule, TrainingError, TrainingInterrupted, train
+from lenet.models import weights
+from lenet.storage import atomic, checkpoint, rundir
+from lenet.training.trainer import Schedule, TrainingError, TrainingInterrupted, train
 from tests.reliability.conftest import TINY_ARGS, one_line_error
 
 
@@ -107,7 +108,7 @@ def test_signals_exit_with_the_shells_codes() -> None:
 @pytest.mark.parametrize("module", [
     "lenet.cli",
     "lenet.commands.train",
-    "lenet.train",
+    "lenet.training.trainer",
     "torch",
 ])
 def test_ctrl_c_in_the_first_moments_is_one_line(tmp_path, module) -> None:

@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lenet import cli, weights
+from lenet import cli
 from lenet.errors import WeightsError
-from lenet.models import create, get_spec
+from lenet.models import create, get_spec, weights
 from tests.commands.cli import lenet
 
 Tensors = dict[str, torch.Tensor]
@@ -52,7 +52,7 @@ def _nested_header(path: Path) -> Path:
 
 def _nested_metadata(path: Path) -> Path:
     """A list nested 100,000 deep inside the lenet metadata itself, with the right digest
-    (computed as lenet.weights.digest does, by hand, since json cannot serialize it)."""
+    (computed as lenet.models.weights.digest does, by hand, since json cannot serialize it)."""
     tensors, meta = _genuine()
     canonical = json.dumps(dict(meta, note="@"), sort_keys=True, separators=(",", ":"))
     body = canonical.replace('"@"', "[" * 100_000 + "]" * 100_000).encode()

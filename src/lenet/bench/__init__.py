@@ -41,7 +41,7 @@ from lenet.bench.report import finite, markdown
 from lenet.bench.training import LARGE_BATCH
 from lenet.console import Log
 from lenet.console import log as stderr_log
-from lenet.sweep import mean_std
+from lenet.training.sweep import mean_std
 
 __all__ = ["Settings", "finite", "markdown", "run"]
 
@@ -135,7 +135,7 @@ def _training(s: Settings, device: str, log: Log, peak: float, flops: float) -> 
 def run(s: Settings, device_name: str = "auto", log: Log = stderr_log) -> dict[str, Any]:
     """Every figure of `lenet bench`, as one JSON-ready dict (:func:`markdown` renders it)."""
     from lenet import data
-    from lenet.device import pick
+    from lenet.runtime.device import pick
 
     device = pick(device_name)
     data.fetch("mnist")

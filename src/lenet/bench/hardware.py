@@ -102,7 +102,7 @@ def load_average() -> list[float] | None:
 def machine(device: Any) -> dict[str, Any]:
     import torch
 
-    from lenet.device import cpu_family_model, cpu_isa, cpu_name, isa_caps
+    from lenet.runtime.device import cpu_family_model, cpu_isa, cpu_name, isa_caps
 
     info = {"cpu": cpu_name(), "cpu_model": cpu_family_model(), "isa": cpu_isa(),
             "isa_caps": isa_caps(),

@@ -1,5 +1,5 @@
 """Inference speed of lenet5: latency at batch 1 and images/s at batch 1024, for each torch path
-worth trying on this device and for ONNX Runtime through `lenet.export`."""
+worth trying on this device and for ONNX Runtime through `lenet.inference.export`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lenet.bench.hardware import ROUNDS, best_of
-from lenet.device import cpu_has_bf16
+from lenet.runtime.device import cpu_has_bf16
 
 Call = Callable[[], Any]
 
@@ -16,8 +16,7 @@ Call = Callable[[], Any]
 def _inference_model(device: Any):
     import torch
 
-    from lenet import weights
-    from lenet.models import create, get_spec
+    from lenet.models import create, get_spec, weights
 
     torch.manual_seed(0)
     spec = get_spec("lenet5")
@@ -135,7 +134,7 @@ def _ort_sessions(proto: bytes) -> tuple[tuple[str, Any, bool], ...]:
     a one-thread session (the latency setting: no thread hand-off per operator)."""
     import onnxruntime as ort
 
-    from lenet.export import make_session
+    from lenet.inference.export import make_session
 
     session = make_session(proto)
     latency_session = make_session(proto, threads=1)
@@ -149,7 +148,7 @@ def _ort_sessions(proto: bytes) -> tuple[tuple[str, Any, bool], ...]:
 
 
 def _ort_call(sess: Any, x: Any, bound: bool) -> Call:
-    from lenet.export import INPUT_NAME, OUTPUT_NAME
+    from lenet.inference.export import INPUT_NAME, OUTPUT_NAME
 
     if bound:
         binding = sess.io_binding()
@@ -160,11 +159,11 @@ def _ort_call(sess: Any, x: Any, bound: bool) -> Call:
 
 
 def _ort_inference(model: Any, meta: Any, repeats: float) -> dict[str, dict[str, float]]:
-    """ONNX Runtime through `lenet.export`, on the CPU."""
+    """ONNX Runtime through `lenet.inference.export`, on the CPU."""
     import numpy as np
     import torch
 
-    from lenet.export import to_onnx
+    from lenet.inference.export import to_onnx
 
     proto = to_onnx(model, meta).SerializeToString()
     side = meta.preprocessing.input_size

@@ -23,7 +23,7 @@ def train_speed(recipe: str, overrides: dict[str, Any], run_dir: Path, device: s
     training time only, like the baseline's side (baseline.train_epoch), without the test pass.
     """
     from lenet.config import resolve
-    from lenet.train import train
+    from lenet.training.trainer import train
 
     cfg = resolve(recipe, {**overrides, "epochs": epochs, "tensorboard": False,
                            "device": device, "train_subset": train_subset,
@@ -91,15 +91,15 @@ def whole_process(seed: int, config: str, run_root: Path, device: str, train_sub
 
 def per_pattern(patterns: int) -> dict[str, float]:
     """The paper's recipe: µs per lenet5-1998 SDLM step at batch 1, autograd against the
-    hand-written step (:mod:`lenet.optim.pattern_step`), as the trainer runs them (one thread,
+    hand-written step (:mod:`lenet.training.steps.pattern`), as the trainer runs them (one thread,
     ATen's native convolutions), on real digits; plus the implied 60,000-pattern pass."""
     import torch
 
     from lenet import data
-    from lenet.losses import make_loss
     from lenet.models import create, get_spec
-    from lenet.optim import SDLM
-    from lenet.optim.pattern_step import PatternStep
+    from lenet.models.losses import make_loss
+    from lenet.training.optim import SDLM
+    from lenet.training.steps.pattern import PatternStep
 
     images, labels = data.load("mnist", "train")
     x = get_spec("lenet5-1998").preprocessing(images[:patterns])
@@ -153,7 +153,7 @@ def _chunked_us(step: Any, x: Any, y: Any) -> float:
     """µs per pattern of NumbaPatternStep.sequence over the trainer's chunks, after one chunk
     of warm-up: ``sequence`` is a kernel of its own, and its first call compiles it (or loads
     numba's cache), several seconds that the single-call warm-up did not cover."""
-    from lenet.train import PATTERN_CHUNK
+    from lenet.training.trainer import PATTERN_CHUNK
 
     step.sequence(x[:PATTERN_CHUNK], y[:PATTERN_CHUNK])
     t0 = time.perf_counter()
@@ -166,7 +166,7 @@ def _compiled_step(model: Any, opt: Any) -> Any:
     """The numba step the trainer would use, or None without numba; its first call (compiling,
     or loading numba's cache) happens in the warm-up, outside the timing."""
     try:
-        from lenet.optim.pattern_numba import NumbaPatternStep, supports
+        from lenet.training.steps.pattern_numba import NumbaPatternStep, supports
     except ImportError:
         return None
     return NumbaPatternStep(model, opt, "rbf-map") if supports(model, opt, "rbf-map") else None
@@ -180,7 +180,7 @@ def busy_core(run_root: Path, device: str, train_subset: int = 0, test_subset: i
     import os
     import subprocess
 
-    from lenet.device import available_cores
+    from lenet.runtime.device import available_cores
 
     base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     every = {**base, "OMP_NUM_THREADS": str(available_cores())}

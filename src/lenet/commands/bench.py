@@ -6,7 +6,7 @@ import argparse
 import json
 
 from lenet.commands import options
-from lenet.device import ISA_LEVELS
+from lenet.runtime.device import ISA_LEVELS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_capped(args)
     from pathlib import Path
 
-    from lenet import atomic, bench
+    from lenet import bench
     from lenet.console import log, print_json
+    from lenet.storage import atomic
 
     s = bench.Settings.quick() if args.quick else bench.Settings()
     if args.seeds is not None:
@@ -75,7 +76,7 @@ def _run_capped(args: argparse.Namespace) -> int:
     import sys
 
     from lenet.console import log
-    from lenet.device import isa_cap_environment
+    from lenet.runtime.device import isa_cap_environment
 
     caps = isa_cap_environment(args.isa)
     log(f"lenet bench: capped to {args.isa.upper()} ({', '.join(sorted(caps))}), in a child "

@@ -18,8 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lenet.analysis.figures.compare import compare, format_table
     from lenet.console import print_json
-    from lenet.viz.compare import compare, format_table
 
     r = compare(args.run_dirs, args.out)
     if args.json:

@@ -56,7 +56,7 @@ def _check_writable(args: argparse.Namespace) -> None:
     """Fail before the evaluation, not after it, when the PNGs could not be written."""
     from pathlib import Path
 
-    from lenet import atomic
+    from lenet.storage import atomic
 
     if args.run_dir:
         folder, fix = Path(args.run_dir), "choose another --run-dir or pass --no-plots"
@@ -76,9 +76,9 @@ def _format_rejection(rej: dict, total: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lenet.analysis.figures.evaluation_report import evaluation_dict, format_evaluation
     from lenet.console import print_json
-    from lenet.device import use_free_cores
-    from lenet.viz.evaluation import evaluation_dict, format_evaluation
+    from lenet.runtime.device import use_free_cores
 
     args.path = options.pick_weights(args.path, args.weights)
     use_free_cores()  # threads for the cores free now: no collapse beside other work

@@ -1,5 +1,6 @@
-"""`lenet export`: saved weights -> an ONNX file (see :mod:`lenet.export`), or a static web site
-that draws and reads digits with no server (see :mod:`lenet.webexport`)."""
+"""`lenet export`: saved weights -> an ONNX file (see :mod:`lenet.inference.export`), or a static
+web site
+that draws and reads digits with no server (see :mod:`lenet.inference.webexport`)."""
 
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     weights = options.pick_weights(args.path, args.weights)
     if args.format == "web":
-        from lenet.webexport import export_web
+        from lenet.inference.webexport import export_web
 
         folder = export_web(weights, args.out)
         print(f"wrote {folder}/index.html (serve the folder from any static host, or open the "
               "file)")
         return 0
-    from lenet.export import export_onnx
+    from lenet.inference.export import export_onnx
 
     path = export_onnx(weights, args.out)
     print(f"wrote {path}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from lenet.device import is_device_form
+from lenet.runtime.device import is_device_form
 
 
 def count(text: str) -> int:
@@ -31,7 +31,8 @@ def add_json(p: argparse.ArgumentParser, what: str = "the result") -> None:
 
 def device_name(text: str) -> str:
     """``--device``'s type: a device string torch parses is accepted here; whether this
-    machine has that device is :func:`lenet.device.pick`'s question, when the command runs."""
+    machine has that device is :func:`lenet.runtime.device.pick`'s question, when the command
+    runs."""
     if not is_device_form(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a device: expected auto or a torch device string such as cpu, "

@@ -9,7 +9,7 @@ from lenet.commands import options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from lenet.paper import ROWS
+    from lenet.paper.runner import ROWS
 
     p = sub.add_parser(
         "paper", help="reproduce the 1998 paper's MNIST comparison (Figs. 9-12)",
@@ -42,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lenet import paper
     from lenet.console import print_json
+    from lenet.paper import runner as paper
 
     rows = paper.select(args.only)
     if args.list:

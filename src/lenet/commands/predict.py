@@ -1,4 +1,4 @@
-"""`lenet predict`: recognize digits in image files (see :mod:`lenet.predict`)."""
+"""`lenet predict`: recognize digits in image files (see :mod:`lenet.inference.predict`)."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
-    from lenet.device import use_free_cores
     from lenet.errors import ConfigError
-    from lenet.predict import Predictor, check_save_dir, predict_files
+    from lenet.inference.predict import Predictor, check_save_dir, predict_files
+    from lenet.runtime.device import use_free_cores
 
     weights, inputs = split_weights(args.inputs, args.weights)
     use_free_cores()  # threads for the cores free now: no collapse beside other work
@@ -72,7 +72,7 @@ def split_weights(inputs: list[str], flag: str | None) -> tuple[str, list[str]]:
     or a weights file (`lenet predict RUN IMAGE...`, the spelling before ``--weights``), else
     the bundled default."""
     from lenet.errors import ConfigError
-    from lenet.rundir import WEIGHTS
+    from lenet.storage.rundir import WEIGHTS
 
     first = Path(inputs[0])
     is_weights = (first.is_dir() and (first / WEIGHTS).is_file()) or (

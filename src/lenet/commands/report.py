@@ -45,21 +45,22 @@ def _where(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lenet import atomic, rundir
     from lenet.console import print_json
-    from lenet.device import use_free_cores
+    from lenet.runtime.device import use_free_cores
+    from lenet.storage import atomic, rundir
 
     folder, weights = _where(args)
     use_free_cores()  # threads for the cores free now: no collapse beside other work
     # The report goes into the run directory: find out it cannot before evaluating anything
-    # (and before importing torch). HTML_NAME is lenet.viz.report.HTML, whose import is heavy.
+    # (and before importing torch). HTML_NAME is lenet.analysis.figures.run_report.HTML, whose
+    # import is heavy.
     if weights is None:
         atomic.ensure_writable(rundir.require(folder) / HTML_NAME,
                                fix="copy the run directory somewhere writable and report on "
                                    "the copy")
     else:
         atomic.ensure_writable_dir(folder, fix="pass --out DIR, a folder you can write")
-    from lenet.viz.report import build
+    from lenet.analysis.figures.run_report import build
 
     rep = build(folder, map_index=args.map_index, image_index=args.image_index,
                 device=args.device, data_dir=args.data_dir, weights=weights)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lenet.commands import options
 
-# The names of lenet.robustness.KINDS, written out because this module may import only the
+# The names of lenet.analysis.robustness.KINDS, written out because this module may import only the
 # standard library (tests check that the two lists agree).
 KIND_NAMES = ("rotation", "scale", "shift", "squeeze", "shear", "stroke", "gaussian",
               "salt-pepper")
@@ -54,14 +54,15 @@ def out_dir(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lenet import atomic
+    from lenet.storage import atomic
 
     out = out_dir(args)
     # Found out before minutes of measuring, not after.
     atomic.ensure_writable_dir(out, fix="choose another folder with --out")
-    from lenet import data, robustness
+    from lenet import data
+    from lenet.analysis import robustness
+    from lenet.analysis.figures import robustness_plots as figures
     from lenet.console import log, print_json
-    from lenet.viz import robustness as figures
 
     result = robustness.measure_paths(args.paths, only=args.only, limit=args.limit,
                                       device=args.device, seed=args.seed,

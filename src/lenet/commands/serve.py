@@ -1,4 +1,4 @@
-"""`lenet serve`: the draw-a-digit web app and JSON API (see :mod:`lenet.serve.app`).
+"""`lenet serve`: the draw-a-digit web app and JSON API (see :mod:`lenet.inference.serve.app`).
 
 FastAPI and uvicorn are imported only when the command runs, so the rest of lenet works without
 the `serve` extra. The model is loaded, then the port bound (a port in use is a one-line error),
@@ -46,11 +46,11 @@ def _url(host: str, port: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lenet.device import use_free_cores
     from lenet.errors import LenetError
+    from lenet.runtime.device import use_free_cores
 
     try:
-        from lenet.serve.app import create_app, default_hosts, listen, run_server
+        from lenet.inference.serve.app import create_app, default_hosts, listen, run_server
     except ImportError as e:
         raise LenetError(f"`lenet serve` needs the serve extra ({e.name} is missing): "
                          "pip install 'lenet[serve]'") from None

@@ -16,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lenet.analysis.summary import format_summary, summary_dict
     from lenet.console import print_json
-    from lenet.summary import format_summary, summary_dict
 
     d = summary_dict(args.model)
     if args.json:

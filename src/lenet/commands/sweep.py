@@ -32,9 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lenet import rundir
     from lenet.console import print_json
-    from lenet.sweep import parse_grid, run_sweep
+    from lenet.storage import rundir
+    from lenet.training.sweep import parse_grid, run_sweep
 
     out = args.run_dir or rundir.default("sweep")
     result = run_sweep(args.config, parse_grid(args.sets), args.seeds, args.jobs, out,

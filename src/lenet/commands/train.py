@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from lenet.config import resolve, resume_config, train_overrides
     from lenet.console import print_json
     from lenet.errors import ConfigError
-    from lenet.train import train
+    from lenet.training.trainer import train
 
     if args.print_config:
         return _print_config(args)
@@ -81,7 +81,7 @@ def _relaunch_with_torchrun(nproc: int) -> int:
     :func:`torchrun_quietly`: a failed or interrupted rank then ends in its own one-line message
     (each rank prints it) instead of torchrun's traceback.
     """
-    from lenet.device import threads_per_job
+    from lenet.runtime.device import threads_per_job
 
     rest: list[str] = []
     argv = iter(sys.argv[1:])

@@ -37,12 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
 
     if args.action == "publish":
-        from lenet.publish import publish
+        from lenet.inference.publish import publish
 
         publish(args.run, args.name, args.dest, recipe=args.recipe, device=args.device)
         return 0
     if args.action == "verify":
-        from lenet.publish import verify
+        from lenet.inference.publish import verify
 
         rows = verify(args.names or None, device=args.device)
         if args.json:

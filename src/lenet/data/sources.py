@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal, Protocol
 
-from lenet import atomic
 from lenet.errors import DatasetError
+from lenet.storage import atomic
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 10.0  # seconds per connect and per read: offline users must not wait long

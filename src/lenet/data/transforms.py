@@ -17,7 +17,7 @@ from lenet.errors import WeightsError
 
 # What a saved Preprocessing may ask for. The registry's models pad by 0, 2 or 6 pixels and
 # resize to 16 at most; these bounds are loose on purpose (a model's exact input size is checked
-# against the model itself when weights are loaded, see lenet.weights) and only keep a forged
+# against the model itself when weights are loaded, see lenet.models.weights) and only keep a forged
 # file from making every digit a 3000x3000 float plane (36 MB each, 18 GB for a batch of 512).
 MAX_PAD = 16
 MAX_RESIZE = 112  # four times MNIST's 28 px

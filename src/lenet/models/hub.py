@@ -26,10 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from lenet import tensorfile
 from lenet.data.transforms import Preprocessing
 from lenet.errors import ConfigError, WeightsError
+from lenet.models.metadata import WeightsMeta
 from lenet.models.registry import get_spec
+from lenet.storage import tensorfile
 
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 MANIFEST = "manifest.json"
@@ -63,7 +64,7 @@ class Weights:
     def classes(self) -> list[str]:
         return self.read()[1].classes
 
-    def read(self) -> tuple[dict[str, torch.Tensor], tensorfile.WeightsMeta]:
+    def read(self) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
         """Tensors and metadata, checked against the manifest's SHA-256, the file's own digest
         and the model they name."""
         return _read_checked(self.name)
@@ -107,7 +108,7 @@ def get_weights(name: str) -> Weights:
 
 
 @cache
-def _read_checked(name: str) -> tuple[dict[str, torch.Tensor], tensorfile.WeightsMeta]:
+def _read_checked(name: str) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
     # Cached: bundled files never change while the process runs; callers get fresh models.
     w = get_weights(name)
     try:
@@ -120,13 +121,13 @@ def _read_checked(name: str) -> tuple[dict[str, torch.Tensor], tensorfile.Weight
                            f"{MANIFEST}; the file was damaged or replaced; {_REINSTALL}")
     tensors, raw = tensorfile.decode(data, tensorfile.METADATA_KEY, str(w.path),
                                      what="weights file", fix=_REINSTALL)
-    meta = tensorfile.WeightsMeta.from_dict(raw, str(w.path))
+    meta = WeightsMeta.from_dict(raw, str(w.path))
     check_weights(tensors, meta, str(w.path))
     return tensors, meta
 
 
 def load_pretrained(name: str, model: nn.Module | None = None
-                    ) -> tuple[nn.Module, tensorfile.WeightsMeta]:
+                    ) -> tuple[nn.Module, WeightsMeta]:
     """Bundled weights `name` loaded into `model` (default: a fresh one of the model they
     name); a model built with other arguments (say ``num_classes=5``) is refused in one line."""
     tensors, meta = _read_checked(name)
@@ -146,12 +147,12 @@ def load_pretrained(name: str, model: nn.Module | None = None
     return model, meta
 
 
-def check_weights(tensors: Mapping[str, torch.Tensor], meta: tensorfile.WeightsMeta,
+def check_weights(tensors: Mapping[str, torch.Tensor], meta: WeightsMeta,
                   source: str) -> nn.Module:
     """The freshly built model `meta` names, once `tensors` and `meta` are known to fit it.
 
     Checked: the model exists, the preprocessing makes the input size it takes, every tensor
-    (:func:`lenet.tensorfile.check_state`), and one class name per output.
+    (:func:`lenet.storage.tensorfile.check_state`), and one class name per output.
     """
     try:
         spec = get_spec(meta.model)

@@ -38,7 +38,7 @@ class SparseConvolution(Protocol):
 
 @runtime_checkable
 class CurvatureModel(Protocol):
-    """A model split at the point where SDLM estimates curvature (:mod:`lenet.optim.sdlm`):
+    """A model split at the point where SDLM estimates curvature (:mod:`lenet.training.optim.sdlm`):
     the features below its output layer, the output layer itself, and the layers of the
     features in order for the paper's squared-weight back-propagation."""
 

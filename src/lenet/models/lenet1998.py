@@ -24,13 +24,14 @@ from the 1,500 real weights (stored packed, one row of 25 per Table I connection
 model has exactly the paper's parameter count.
 
 The model returns scores = -y (negative squared distances), so argmax picks the nearest code, and
-trains with the paper's Eq. 9 loss (``rbf-map`` in :mod:`lenet.losses`). For the stochastic
-diagonal Levenberg-Marquardt optimizer (:mod:`lenet.optim.sdlm`) it splits itself into
+trains with the paper's Eq. 9 loss (``rbf-map`` in :mod:`lenet.models.losses`). For the stochastic
+diagonal Levenberg-Marquardt optimizer (:mod:`lenet.training.optim.sdlm`) it splits itself into
 :meth:`LeNet1998.curvature_features` (input -> the 84 F6 states) and
 :meth:`LeNet1998.curvature_head` (the RBF layer), so that the RBF layer counts as part of the loss,
 as in the paper's Appendix C, and lists the layers of the former in
 :meth:`LeNet1998.curvature_layers`, which lets SDLM back-propagate second derivatives with squared
-weights layer by layer as the paper does (:func:`lenet.optim.sdlm.paper_diagonal`). It shows its
+weights layer by layer as the paper does (:func:`lenet.training.optim.sdlm.paper_diagonal`). It
+shows its
 output codes as pictures through :meth:`LeNet1998.rbf_bitmaps` (``lenet report`` draws them).
 """
 
@@ -228,7 +229,7 @@ class LeNet1998(nn.Module):
 
     def curvature_layers(self) -> list[nn.Module]:
         """:meth:`curvature_features` as a list of layers, applied in order, for SDLM's
-        squared-weight back-propagation (:func:`lenet.optim.sdlm.paper_diagonal`)."""
+        squared-weight back-propagation (:func:`lenet.training.optim.sdlm.paper_diagonal`)."""
         sq = Squash()
         return [self.c1, sq, self.s2, sq, self.c3, sq, self.s4, sq, self.c5, sq, nn.Flatten(),
                 self.f6, sq]

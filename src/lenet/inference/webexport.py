@@ -1,0 +1,279 @@
+"""``lenet export --format web``: the draw-a-digit page as a static site that needs no server.
+
+:func:`describe` turns a model into a JSON-able list of operations (convolution, pooling, the
+1998 trainable subsampling, the sparse C3 as a dense kernel with zeros, linear, the Euclidean
+RBF, activations) with every weight packed into one float32 little-endian buffer. It finds the
+operations by running the model once with a forward hook on every leaf module, as the server's
+``/api/activations`` does (:mod:`lenet.analysis.activations`), so each operation also says which
+layer of the page it draws: a convolution, pooling or dense operation starts a layer, an
+activation replaces the values of the layer before it (a layer shows what it passes on). A
+:class:`~lenet.models.interfaces.CurvatureModel` (the 1998 network, whose squashing is a plain
+function in ``forward``) is run through its layer list, as the server does.
+
+:func:`export_web` writes the site: the server's own page (``lenet/serve/static``: index.html
+with its paths made relative, app.js, layers.js, style.css), ``forward.js`` (the forward
+pass in JavaScript), ``mnist.js`` (the MNIST preprocessing of a drawing or an image and the
+sliders' distortions, in JavaScript) and ``model.js``, the
+description and the weights (base64) as one script, so that the page also opens from a
+``file://`` URL where browsers refuse ``fetch``. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from lenet.errors import LenetError
+
+STATIC = Path(__file__).parent / "serve" / "static"
+COPIED = ("app.js", "layers.js", "forward.js", "mnist.js", "style.css", "favicon.svg")
+MODEL_FILE = "model.js"
+FORMAT = 1
+# The served page names its assets /static/NAME; the site keeps them next to index.html.
+_SCRIPTS_AT = '<script src="/static/layers.js"></script>'
+_SCRIPTS = ('<script src="model.js"></script>\n<script src="forward.js"></script>\n'
+            '<script src="mnist.js"></script>\n<script src="layers.js"></script>')
+
+
+class WebExportError(LenetError):
+    """The model has a layer the web page cannot run, or an unsupported preprocessing."""
+
+
+class _Weights:
+    """The float32 buffer every weight goes into; a weight is described by offset and shape."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.count = 0
+
+    def add(self, tensor: Any) -> dict[str, Any]:
+        flat = tensor.detach().float().cpu().contiguous().flatten().tolist()
+        ref = {"offset": self.count, "shape": list(tensor.shape)}
+        self.parts.append(struct.pack(f"<{len(flat)}f", *flat))
+        self.count += len(flat)
+        return ref
+
+    def data(self) -> bytes:
+        return b"".join(self.parts)
+
+
+# --------------------------------------------------------------------------- operations
+def _conv(module: Any, reads: dict[str, Any], weights: _Weights) -> dict[str, Any]:
+    """A convolution: kernel, stride, padding and table as the layer's ``reads`` says."""
+    from torch import nn
+
+    from lenet.models.interfaces import SparseConvolution
+
+    shape = {k: reads[k] for k in ("stride", "padding", "kernel", "table", "sparse")}
+    if isinstance(module, SparseConvolution):
+        return {"op": "conv", "weight": weights.add(module.dense_weight()),
+                "bias": weights.add(module.bias), **shape}
+    assert isinstance(module, nn.Conv2d)
+    if module.groups != 1 or tuple(module.dilation) != (1, 1) \
+            or module.padding_mode != "zeros":
+        raise WebExportError(f"convolution {module}: the web page runs only plain convolutions "
+                             "(groups 1, dilation 1, zero padding); serve it with `lenet serve`")
+    return {"op": "conv", "weight": weights.add(module.weight),
+            "bias": None if module.bias is None else weights.add(module.bias), **shape}
+
+
+def _pool(module: Any) -> dict[str, Any]:
+    from torch import nn
+
+    def pair(v: Any) -> list[int]:
+        return [int(v), int(v)] if isinstance(v, int) else [int(a) for a in v]
+
+    kernel, stride = pair(module.kernel_size), pair(module.stride or module.kernel_size)
+    if pair(module.padding) != [0, 0] or module.ceil_mode \
+            or (isinstance(module, nn.MaxPool2d) and pair(module.dilation) != [1, 1]):
+        raise WebExportError(f"pooling {module}: the web page runs only unpadded pooling; "
+                             "serve it with `lenet serve`")
+    kind = "maxpool" if isinstance(module, nn.MaxPool2d) else "avgpool"
+    return {"op": kind, "kernel": kernel, "stride": stride}
+
+
+def _operation(module: Any, reads: dict[str, Any], weights: _Weights) -> dict[str, Any] | None:
+    """One module as a web operation; None for one that does nothing in eval mode."""
+    from torch import nn
+
+    from lenet.models.interfaces import SparseConvolution
+    from lenet.models.lenet1998 import EuclideanRBF, Squash, Subsampling
+
+    acts = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", Squash: "squash"}
+    if type(module) in acts:
+        return {"op": "act", "fn": acts[type(module)]}
+    if isinstance(module, (nn.Conv2d, SparseConvolution)):
+        return _conv(module, reads, weights)
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        return _pool(module)
+    if isinstance(module, Subsampling):
+        source = None if module.source is None else [int(s) for s in module.source]
+        return {"op": "subsample", "source": source,
+                "coefficient": weights.add(module.coefficient), "bias": weights.add(module.bias)}
+    if isinstance(module, nn.Linear):
+        return {"op": "linear", "weight": weights.add(module.weight),
+                "bias": None if module.bias is None else weights.add(module.bias)}
+    if isinstance(module, EuclideanRBF):
+        return {"op": "rbf", "codes": weights.add(module.codes)}
+    if isinstance(module, (nn.Flatten, nn.Dropout, nn.Identity)):
+        return None
+    raise WebExportError(f"layer {type(module).__name__}: the web page cannot run it (it runs "
+                         "convolution, pooling, subsampling, linear, RBF, ReLU, tanh, sigmoid "
+                         "and the 1998 squashing); serve this model with `lenet serve`")
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def describe(model: Any, meta: Any) -> tuple[dict[str, Any], bytes]:
+    """(the JSON-able description of `model` for forward.js, its float32 weights buffer).
+
+    The layers are :mod:`lenet.analysis.activations`' (what ``/api/activations`` reports); each
+    traced
+    module call becomes an operation on the layer it makes or, for an activation, on the layer
+    below it."""
+    import torch
+
+    from lenet.analysis.activations import kind_of, layer_activations, reads_of
+
+    prep = meta.preprocessing
+    if prep.resize is not None or prep.deslant:
+        raise WebExportError(f"model {meta.model}: its preprocessing (resize or deslant) is not "
+                             "done by the web page; serve it with `lenet serve`")
+    x = torch.zeros(1, 1, prep.input_size, prep.input_size)
+    seen = layer_activations(model, x)
+    weights, ops, index = _Weights(), [], 0
+    for _, module, inp, out in seen.calls:
+        kind = kind_of(module, inp, out)
+        if kind is None:
+            continue
+        op = _operation(module, reads_of(kind, module, inp, out), weights)
+        index += kind != "act"
+        if op is not None:  # the input shows itself, not an activation of it
+            op["layer"] = index if kind != "act" or index > 0 else None
+            ops.append({**op, "out": list(out.shape[1:])})
+    if len(seen.layers) < 2:
+        raise WebExportError(f"model {meta.model}: no layer the web page can run was found")
+    rbf = seen.rbf and {"codes": seen.rbf.codes.flatten(1).tolist(),
+                        "shape": list(seen.rbf.codes.shape[1:]), "features": seen.rbf.features}
+    doc = {"format": FORMAT, "model": meta.model, "dataset": meta.dataset,
+           "classes": [str(c) for c in meta.classes], "test_accuracy": meta.test_accuracy,
+           "preprocessing": {"mean": prep.mean, "std": prep.std, "pad": prep.pad},
+           "layers": [{"name": la.name, "kind": la.kind, "shape": list(la.shape),
+                       "reads": la.reads} for la in seen.layers],
+           "ops": ops, "rbf": rbf, "weights": weights.count}
+    blob = weights.data()
+    _check(doc, blob, model, meta)
+    return doc, blob
+
+
+# --------------------------------------------------------------------------- the check
+def _tensor(blob: bytes, ref: dict[str, Any]) -> Any:
+    import torch
+
+    n = _numel(ref["shape"])
+    values = struct.unpack_from(f"<{n}f", blob, 4 * ref["offset"])
+    return torch.tensor(values, dtype=torch.float32).reshape(ref["shape"])
+
+
+def _apply(op: dict[str, Any], x: Any, blob: bytes) -> Any:
+    """One operation of a description, in torch (what forward.js does, for the check)."""
+    import torch
+    import torch.nn.functional as F
+
+    kind, bias = op["op"], op.get("bias")
+    b = None if bias is None else _tensor(blob, bias)
+    if kind == "conv":
+        return F.conv2d(x, _tensor(blob, op["weight"]), b, op["stride"], op["padding"])
+    if kind in ("maxpool", "avgpool"):
+        pool = F.max_pool2d if kind == "maxpool" else F.avg_pool2d
+        return pool(x, op["kernel"], op["stride"])
+    if kind == "subsample":
+        x = x if op["source"] is None else x[:, op["source"]]
+        coef = _tensor(blob, op["coefficient"])[:, None, None]
+        return F.avg_pool2d(x, 2) * 4.0 * coef + _tensor(blob, bias)[:, None, None]
+    if kind == "linear":
+        return F.linear(x.flatten(1), _tensor(blob, op["weight"]), b)
+    if kind == "rbf":
+        return -(x.flatten(1).unsqueeze(1) - _tensor(blob, op["codes"])).square().sum(-1)
+    from lenet.models.lenet1998 import squash
+
+    fns = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "squash": squash}
+    return fns[op["fn"]](x)
+
+
+def run_description(doc: dict[str, Any], blob: bytes, x: Any) -> Any:
+    """The scores a description computes for the preprocessed input `x` (N, 1, H, W)."""
+    for op in doc["ops"]:
+        x = _apply(op, x, blob)
+    return x
+
+
+def _check(doc: dict[str, Any], blob: bytes, model: Any, meta: Any) -> None:
+    """The description must give the model's own scores: a function applied outside any module
+    (``F.relu`` in a forward) is invisible to hooks and would otherwise be silently lost."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    digits = (torch.rand(4, 28, 28, generator=gen) * 255).round().to(torch.uint8)
+    x = meta.preprocessing(digits)
+    with torch.inference_mode():
+        want = model.eval()(x).float()
+        got = run_description(doc, blob, x)
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-4):
+        raise WebExportError(f"model {meta.model}: its layers, run one after the other, do not "
+                             "give its output (it applies something outside its modules); the "
+                             "web page cannot run it, serve it with `lenet serve`")
+
+
+# --------------------------------------------------------------------------- the site
+def _page() -> str:
+    """The served index.html with its assets next to it and the model's scripts added."""
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    if _SCRIPTS_AT not in html:  # guards this module against a change of the page
+        raise AssertionError(f"{STATIC / 'index.html'} lost {_SCRIPTS_AT}")
+    return html.replace(_SCRIPTS_AT, _SCRIPTS).replace('"/static/', '"')
+
+
+def model_script(doc: dict[str, Any], blob: bytes) -> str:
+    """model.js: the description and the weights, as window.LENET_MODEL."""
+    data = {**doc, "weights_base64": base64.b64encode(blob).decode("ascii")}
+    return ("// Written by `lenet export --format web`: the network for forward.js.\n"
+            f"window.LENET_MODEL = {json.dumps(data, separators=(',', ':'))};\n")
+
+
+def default_out(weights_path: str | os.PathLike[str]) -> Path:
+    """./NAME-web for bundled weights, else WEIGHTS_FILE_STEM-web next to the weights."""
+    from lenet.models.weights import is_bundled, resolve_path
+
+    if is_bundled(weights_path):
+        return Path(f"{os.fspath(weights_path)}-web")
+    path = resolve_path(weights_path)
+    return path.with_name(f"{path.stem}-web")
+
+
+def export_web(weights_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+               ) -> Path:
+    """Write the static site for the weights into `out` (default :func:`default_out`); returns
+    the folder. The folder is checked first, before any weights are loaded."""
+    from lenet.storage import atomic
+
+    folder = atomic.ensure_writable_dir(default_out(weights_path) if out is None else out)
+    from lenet.models import weights  # imports torch: only once the folder is known to be writable
+
+    model, meta = weights.load_model(weights_path)
+    doc, blob = describe(model, meta)
+    files = {name: (STATIC / name).read_bytes() for name in COPIED}
+    files["index.html"] = _page().encode("utf-8")
+    files[MODEL_FILE] = model_script(doc, blob).encode("utf-8")
+    for name, data in files.items():
+        atomic.write_bytes(folder / name, data)  # with open()'s mode: a web server can read it
+    return folder

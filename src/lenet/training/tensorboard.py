@@ -1,0 +1,106 @@
+"""The trainer's TensorBoard logger: grouped scalars, weight histograms, first-layer kernels,
+and the run's hyperparameters with its final metrics in the HParams view of the *same* run.
+
+``SummaryWriter.add_hparams`` writes a separate sub-run (a timestamped folder), which splits one
+training run in two in TensorBoard's run list. Instead the three hparams summaries (experiment,
+session start, session end) are written into the run's own event file, and the final metrics are
+logged as ordinary scalars under ``hparams/…``, which is what the HParams view reads.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from lenet.analysis.modules import conv_layers, conv_weight
+
+# At import time, so that a missing tensorboard raises ImportError where the trainer imports
+# this module (it then trains without TensorBoard, and says so with this message).
+try:
+    from torch.utils.tensorboard import SummaryWriter
+except ImportError as e:  # TensorBoard is an extra: `lenet[tensorboard]`, part of `lenet[all]`
+    raise ImportError("TensorBoard logging is off: tensorboard is not installed (pip install "
+                      "'lenet[tensorboard]')", name="tensorboard") from e
+
+
+def kernel_image(weight: torch.Tensor, cols: int = 8, zoom: int = 8) -> torch.Tensor:
+    """(out, in, kh, kw) kernels -> a (3, H, W) float image in [0, 1]: one tile per
+    (output, input) pair, blue negative, red positive, white zero, on one symmetric scale."""
+    w = weight.detach().float().cpu()
+    w = w.reshape(-1, *w.shape[-2:])
+    n, kh, kw = w.shape
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    scale = float(w.abs().max()) or 1.0
+    v = (w / scale).clamp(-1, 1)  # (n, kh, kw) in [-1, 1]
+    pos, neg = v.clamp(min=0), (-v).clamp(min=0)
+    rgb = torch.stack([1 - neg, 1 - pos - neg, 1 - pos], dim=1)  # red for +, blue for -
+    gap = 1
+    out = torch.full((3, rows * (kh + gap) + gap, cols * (kw + gap) + gap), 0.5)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = gap + r * (kh + gap), gap + c * (kw + gap)
+        out[:, y:y + kh, x:x + kw] = rgb[i]
+    return out.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2)
+
+
+def _hparam_value(v: Any) -> bool | int | float | str:
+    if isinstance(v, (bool, int, float, str)):
+        return v
+    if v is None:
+        return "none"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v)) or "[]"
+    return str(v)
+
+
+class TensorBoardLogger:
+    """What the trainer writes to ``RUN_DIR/events.out.tfevents.*``.
+
+    Tags: ``Loss/train``, ``Loss/test``, ``Accuracy/train``, ``Accuracy/test``,
+    ``Accuracy/val`` (with a validation split), ``LR``, ``Time/epoch_seconds``; histograms
+    ``Weights/<param>``; the image ``Kernels/<first conv>``; and ``hparams/<metric>`` at the end.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+
+    def log_epoch(self, model: nn.Module, m: Any) -> None:
+        """`m` is the trainer's EpochMetrics (any object with its attribute names)."""
+        w, step = self.writer, m.epoch
+        w.add_scalar("Loss/train", m.train_loss, step)
+        w.add_scalar("Loss/test", m.test_loss, step)
+        w.add_scalar("Accuracy/train", m.train_accuracy, step)
+        w.add_scalar("Accuracy/test", m.test_accuracy, step)
+        if m.val_accuracy is not None:
+            w.add_scalar("Accuracy/val", m.val_accuracy, step)
+        if getattr(m, "val_loss", None) is not None:
+            w.add_scalar("Loss/val", m.val_loss, step)
+        w.add_scalar("LR", m.lr, step)
+        w.add_scalar("Time/epoch_seconds", m.seconds, step)
+        for name, p in model.named_parameters():
+            if p.numel() > 1:
+                w.add_histogram(f"Weights/{name}", p.detach().float().cpu(), step)
+        convs = conv_layers(model)
+        if convs:
+            name, module = convs[0]
+            w.add_image(f"Kernels/{name}", kernel_image(conv_weight(module)), step)
+        w.flush()
+
+    def close(self, config: dict[str, Any], final_metrics: dict[str, float]) -> None:
+        """Hyperparameters and final metrics into the HParams view, then close the file."""
+        from torch.utils.tensorboard.summary import hparams
+
+        hp = {k: _hparam_value(v) for k, v in config.items()}
+        metrics = {f"hparams/{k}": float(v) for k, v in final_metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        exp, ssi, sei = hparams(hp, metrics)
+        fw = self.writer._get_file_writer()
+        for summary in (exp, ssi, sei):
+            fw.add_summary(summary)
+        for k, v in metrics.items():
+            self.writer.add_scalar(k, v)
+        self.writer.close()
