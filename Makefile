@@ -27,10 +27,12 @@ train: install
 	$(BIN)/lenet train --config $(CONFIG) --run-dir $(RUN)
 	$(BIN)/lenet report $(RUN)
 
-# Style, complexity (ruff) and who may import whom (import-linter, pyproject.toml).
+# Style, complexity and imports at the top (ruff), who may import whom (import-linter) and
+# types (mypy over src/lenet), all configured in pyproject.toml.
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # The web app's browser test drives Debian's chromium; install it when we can (CI runs as root).
 browser:
@@ -49,7 +51,7 @@ bench: install
 # recipe with seed 0 on one thread (bit-identical on a given CPU kind), then published with its
 # test accuracy measured again and its SHA-256. lenet5-1998 takes ~15-25 minutes of one core.
 # The shipped lenet5 files were trained before the compiled lenet5 step existed: with numba
-# installed a run now takes that step, so their bits come back with LENET_STEP=torch only.
+# installed a run now takes that step, so their bits come back with `--set step=torch` only.
 WEIGHTS := lenet5:lenet5 lenet5-1998:lenet5-1998 lenet5-tanh:lenet5-tanh \
            lenet5-sigmoid:lenet5-sigmoid-fashion
 weights: install

@@ -2,7 +2,7 @@
 
     python benchmarks/epoch_breakdown.py [--steps 300] [--batch-size 64] [--json]
 
-Builds autograd's step for the recipe, the one the trainer runs with `LENET_STEP=torch` or
+Builds autograd's step for the recipe, the one the trainer runs with `--set step=torch` or
 without numba (its model in channels-last memory, its fused SGD with Nesterov momentum,
 label-smoothed cross-entropy, the recipe's data on the device; with numba the trainer runs the
 compiled step of lenet.training.steps.lenet5_numba instead, which the profiler cannot split),
@@ -27,8 +27,10 @@ from lenet.bench import hardware
 from lenet.config import resolve
 from lenet.models import create, get_spec
 from lenet.models.losses import make_loss
-from lenet.runtime import device as lenet_device
-from lenet.training.trainer import load_splits, make_optimizer
+from lenet.runtime import cpu as lenet_cpu
+from lenet.runtime import threads as lenet_threads
+from lenet.training.batches import load_splits
+from lenet.training.optim import make_optimizer
 
 PARTS = ("C1 forward", "C1 backward", "C3 forward", "C3 backward", "pooling forward",
          "pooling backward", "activations", "dense layers (fwd+bwd)", "loss", "optimizer",
@@ -68,7 +70,7 @@ def main() -> None:
     p.add_argument("--config", default="lenet5-fast")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    threads = lenet_device.default_threads()
+    threads = lenet_threads.default_threads()
     if threads:
         torch.set_num_threads(threads)
     cfg = resolve(a.config, {"batch_size": a.batch_size, "device": "cpu"})
@@ -114,7 +116,7 @@ def main() -> None:
     scale = best / profiled
     flops = hardware.train_step_flops(cfg.model, bs)  # per image
     peak = hardware.matmul_peak_gflops(torch.device("cpu"))
-    result = {"cpu": lenet_device.cpu_name(), "isa": lenet_device.cpu_isa(),
+    result = {"cpu": lenet_cpu.cpu_name(), "isa": lenet_cpu.cpu_isa(),
               "threads": torch.get_num_threads(), "batch_size": bs,
               "step_ms": best * 1e3, "images_per_s": bs / best,
               "epoch_s_60000": 60000 / bs * best,

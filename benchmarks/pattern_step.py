@@ -3,7 +3,7 @@
     python benchmarks/pattern_step.py [--patterns 500] [--repeats 7] [--json]
 
 Both steps (and the numba step as the trainer calls it, ``sequence`` on chunks of
-``lenet.training.trainer.PATTERN_CHUNK`` patterns: "chunked") train their own copy of the same
+``lenet.training.steps.PATTERN_CHUNK`` patterns: "chunked") train their own copy of the same
 initial
 model on the same real MNIST digits, in this one process, one thread (as the trainer runs
 them), alternating in rounds so that a busy machine slows them alike. Each round times
@@ -56,9 +56,8 @@ def measure(patterns: int, repeats: int) -> dict[str, object]:
     from lenet import data
     from lenet.models import create, get_spec
     from lenet.training.optim import SDLM
-    from lenet.training.steps import pattern_numba
+    from lenet.training.steps import PATTERN_CHUNK, pattern_numba
     from lenet.training.steps.pattern import PatternStep
-    from lenet.training.trainer import PATTERN_CHUNK
 
     images, labels = data.load("mnist", "train")
     x = get_spec("lenet5-1998").preprocessing(images[:patterns * (repeats + 1)])

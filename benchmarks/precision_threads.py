@@ -66,7 +66,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--digits", type=int, default=30000)
     args = p.parse_args()
-    from lenet.runtime.device import cpu_isa, cpu_name
+    from lenet.runtime.cpu import cpu_isa, cpu_name
 
     print(f"{cpu_name()} ({cpu_isa()}), {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lenet.runtime.device import available_cores
+from lenet.runtime.threads import available_cores
 
-# lenet picks its threads from the cores free when a run starts (lenet.runtime.device.free_cores),
+# lenet picks its threads from the cores free when a run starts (lenet.runtime.threads.free_cores),
 # and
 # the thread count orders float sums. The tests compare runs bit for bit, so they fix it to the
 # machine's cores, as torch's own default does; tests/test_device.py tests the free-core choice.
@@ -29,7 +29,7 @@ def mnist_ready() -> None:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, mnist_ready: None):
     """One short real training run of `lenet5` on an MNIST subset, shared by several tests."""
     from lenet.config import resolve
-    from lenet.training.trainer import train
+    from lenet.training.loop import fit as train
 
     run_dir = tmp_path_factory.mktemp("tiny-run")
     cfg = resolve(None, {"model": "lenet5", "epochs": 2, "train_subset": 6000,
@@ -42,7 +42,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, mnist_ready: None):
 def run_dir(tmp_path_factory: pytest.TempPathFactory, mnist_ready: None) -> Path:
     """A real lenet5 run dir (1 epoch on 5,000 digits) for the predict and serve tests."""
     from lenet.config import resolve
-    from lenet.training.trainer import train
+    from lenet.training.loop import fit as train
 
     run_dir = tmp_path_factory.mktemp("predict-run")
     train(resolve(None, {"model": "lenet5", "epochs": 1, "train_subset": 5000,

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from lenet.config import config_dir, resolve
@@ -89,7 +91,7 @@ def test_nesterov_without_momentum_is_a_config_error_not_a_torch_traceback() -> 
     assert (cfg.nesterov, cfg.momentum) == (True, 0.9)
     # Every accepted combination builds its torch optimizer.
     from lenet.models import create
-    from lenet.training.trainer import make_optimizer
+    from lenet.training.optim import make_optimizer
 
     assert make_optimizer(cfg, create("lenet5")).defaults["nesterov"] is True
 
@@ -123,11 +125,15 @@ def test_train_flags_and_choices_come_from_the_config_keys() -> None:
     p = argparse.ArgumentParser()
     add_train_arguments(p)
     text = p.format_help()
+    flags = set(re.findall(r"--[a-z][a-z0-9-]*", text))  # whole flags: --step is not --step-size
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        assert (flag in text) == f.metadata["flag"], flag  # the rest go through --set
-        if f.metadata["choices"]:
+        assert (flag in flags) == f.metadata["flag"], flag  # the rest go through --set
+        if f.metadata["choices"] and f.metadata["flag"]:
             assert "{" + ",".join(f.metadata["choices"]) + "}" in text
+        elif f.metadata["choices"]:  # a --set key's choices are checked when it is resolved
+            with pytest.raises(ConfigError, match=f"{f.name} must be one of"):
+                resolve(None, {f.name: "not-a-choice"})
     args = p.parse_args(["--lr", "0.1", "--bf16", "--no-tensorboard", "--set", "rbf_j=2",
                          "--set", "lr=0.2"])
     overrides = train_overrides(args)

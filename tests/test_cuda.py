@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def _train_on_gpu(tmp_path, **overrides):
     from lenet.config import resolve
-    from lenet.training.trainer import train
+    from lenet.training.loop import fit as train
 
     cfg = resolve("lenet5-fast", {"device": "cuda", "train_subset": 10_000, "test_subset": 2000,
                                   "tensorboard": False, "run_dir": str(tmp_path / "run"),

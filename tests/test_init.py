@@ -61,8 +61,8 @@ def test_train_from_python_returns_metrics_model_and_run_dir(tmp_path: Path,
     assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(),
                                                  result.model.state_dict().values(),
                                                  strict=True))
-    # lenet.training.trainer is the trainer module too, callable.
-    assert lenet.training.trainer.train.__module__ == "lenet.training.trainer"
+    # lenet.train is a plain function, lenet.training's (its loop: lenet.training.loop.fit).
+    assert lenet.train is lenet.training.train
     # A TrainConfig works as the recipe, with overrides on top.
     again = lenet.train(result.config, run_dir=str(tmp_path / "again"), log=lambda s: None)
     assert again.metrics["test_accuracy"] == result.metrics["test_accuracy"]  # same seed

@@ -60,7 +60,7 @@ sys.meta_path.insert(0, Block())
 import lenet
 from lenet.commands import build_parser
 build_parser()
-import lenet.training.trainer  # the trainer imports the logger only when a run asks for it
+import lenet.training.loop  # the trainer imports the logger only when a run asks for it
 try:
     import lenet.training.tensorboard
 except ImportError as e:

@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lenet.errors import ConfigError
 from lenet.storage import rundir
 
@@ -89,6 +91,11 @@ class TrainConfig:
     bf16: bool = _key(False, "the same as --precision bf16 (kept for older scripts)")
     channels_last: bool = _key(False, "channels-last memory format")
     compile: bool = _key(False, "torch.compile the training step")
+    step: str = _key("auto", "the training step: auto, the fastest that computes this run's "
+                             "(lenet5's and lenet5-1998's compiled with numba where it is "
+                             "installed); torch, autograd's (lenet5-1998: the hand-written torch "
+                             "step), which differs from the compiled one by float rounding only",
+                     choices=("auto", "torch"), flag=False)
     eval_batch_size: int = _key(EVAL_BATCH_SIZE, "digits per evaluation batch", flag=False)
     data_dir: str | None = _key(None, "where datasets live",
                                 shown="$LENET_DATA_DIR, else ~/.cache/lenet")
@@ -132,8 +139,6 @@ def recipes() -> str:
 
 
 def read_recipe(path: Path) -> dict[str, Any]:
-    import yaml
-
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError) as e:
@@ -154,7 +159,7 @@ def read_recipe(path: Path) -> dict[str, Any]:
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     f = _FIELDS[name]
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     kind = type(default)
     try:
         if value is None:
@@ -326,6 +331,15 @@ def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         overrides[key.strip().replace("-", "_")] = value
     return overrides
+
+
+def from_train_args(args: argparse.Namespace) -> TrainConfig:
+    """The config that `lenet train`'s parsed flags ask for: the recipe with the flags over it,
+    or with ``--resume`` the saved config of that run with the flags it allows changed."""
+    overrides = train_overrides(args)
+    if args.resume:
+        return resume_config(args.resume, args.config, overrides)
+    return resolve(args.config, overrides)
 
 
 def resume_config(run_dir: str, recipe: str | None, overrides: dict[str, Any]) -> TrainConfig:

@@ -19,7 +19,7 @@ KERNELS_SIZE = (1250, 444)
 
 def train_run(root: Path, name: str, **overrides):
     from lenet.config import resolve
-    from lenet.training.trainer import train
+    from lenet.training.loop import fit as train
 
     cfg = resolve(None, {"epochs": 1, "train_subset": 1000, "test_subset": TEST_SUBSET,
                          "seed": 3, "run_dir": str(root / name), **overrides})

@@ -47,11 +47,6 @@ def test_every_identity_value_returns_the_digits_unchanged_in_a_new_tensor(digit
     assert all(7 <= len(v) <= 13 for v in R.DEFAULT_GRID.values())
 
 
-def test_a_near_identity_affine_map_is_nearly_the_identity(digits) -> None:
-    out = R.affine(digits, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
-    assert (out - digits.float()).abs().max() < 1e-2
-
-
 def test_rotation_by_90_degrees_is_counter_clockwise_on_screen(digits) -> None:
     bar = torch.zeros(1, SIDE, SIDE)
     bar[0, 13:15, 16:26] = 255  # from the centre to the right
@@ -94,15 +89,15 @@ def test_scale_squeeze_and_shear_change_the_ink_as_their_geometry_says() -> None
 
 def test_erosion_shrinks_the_ink_and_dilation_grows_it(digits) -> None:
     x = digits.float()
-    thin, thinner = R.stroke(digits, -0.5), R.stroke(digits, -1)
-    thick, thicker = R.stroke(digits, 0.5), R.stroke(digits, 2)
+    thin, thinner = R.distort("stroke", digits, -0.5), R.distort("stroke", digits, -1)
+    thick, thicker = R.distort("stroke", digits, 0.5), R.distort("stroke", digits, 2)
     assert (thinner <= thin).all() and (thin <= x).all()
     assert (x <= thick).all() and (thick <= thicker).all()
     assert thinner.sum() < thin.sum() < x.sum() < thick.sum() < thicker.sum()
     assert thicker.max() == 255 and thinner.min() == 0
     one = _blob(1, 12, 12, 4)  # a 4x4 square: one pixel off each side leaves 2x2, on adds 6x6
-    assert int((R.stroke(one, -1) > 0).sum()) == 4
-    assert int((R.stroke(one, 1) > 0).sum()) == 36
+    assert int((R.distort("stroke", one, -1) > 0).sum()) == 4
+    assert int((R.distort("stroke", one, 1) > 0).sum()) == 36
 
 
 def test_noise_is_seeded_and_has_the_size_asked_for() -> None:

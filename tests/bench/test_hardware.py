@@ -10,7 +10,7 @@ import pytest
 def test_cpuinfo_is_read_once_for_the_name_and_the_bf16_flags(monkeypatch) -> None:
     import builtins
 
-    from lenet.runtime import device
+    from lenet.runtime import cpu
 
     reads = []
     real = builtins.open
@@ -19,13 +19,13 @@ def test_cpuinfo_is_read_once_for_the_name_and_the_bf16_flags(monkeypatch) -> No
         reads.append(str(file))
         return real(file, *a, **kw)
 
-    device._cpuinfo.cache_clear()
+    cpu._cpuinfo.cache_clear()
     monkeypatch.setattr(builtins, "open", counting)
     try:
-        name, bf16 = device.cpu_name(), device.cpu_has_bf16()
-        device.cpu_name(), device.cpu_isa()
+        name, bf16 = cpu.cpu_name(), cpu.cpu_has_bf16()
+        cpu.cpu_name(), cpu.cpu_isa()
     finally:
-        device._cpuinfo.cache_clear()
+        cpu._cpuinfo.cache_clear()
     assert name and isinstance(bf16, bool)
     assert reads.count("/proc/cpuinfo") <= 1
 

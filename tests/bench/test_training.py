@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import pytest
 
@@ -28,10 +27,9 @@ def test_lenet_train_rows_match_the_baselines_batch(quick: tuple[dict, str, str]
     assert ours["batch_size"] == autograd["batch_size"] == TRAIN_BATCH and ours["epochs"] == 2
     assert ours["first_epoch_seconds"] > 0
     # The same recipe twice, side by side: the compiled step (where numba is installed, as in
-    # `all`) and autograd's, which LENET_STEP=torch asked for only in its own row.
+    # `all`) and autograd's, which `step: torch` asks for in its own row only.
     assert autograd["compiled_step"] is False
     assert ours["compiled_step"] is (importlib.util.find_spec("numba") is not None)
-    assert "LENET_STEP" not in os.environ
 
 
 def test_compiled_step_and_busy_core_rows(quick: tuple[dict, str, str]) -> None:
@@ -46,7 +44,7 @@ def test_compiled_step_and_busy_core_rows(quick: tuple[dict, str, str]) -> None:
     for key in ("quiet_default", "busy_default", "busy_every_core"):
         assert positive(b[key]["seconds_per_epoch"]) and b[key]["threads"] >= 1, key
     # Beside one busy core, lenet's default leaves that core alone where there is another.
-    from lenet.runtime.device import available_cores
+    from lenet.runtime.threads import available_cores
 
     if available_cores() >= 2:
         assert b["busy_default"]["threads"] < b["busy_every_core"]["threads"]

@@ -54,16 +54,16 @@ def test_isa_is_native_unless_asked_and_the_child_gets_every_other_flag_back() -
 
 def test_a_capped_bench_runs_itself_again_under_the_caps(monkeypatch) -> None:
     from lenet.cli import main
-    from lenet.runtime import device
+    from lenet.runtime import cpu, jobs
 
-    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
     calls = []
 
-    def fake_run(argv, env, check):
+    def fake_run(argv, env, grace):
         calls.append((argv, env))
-        return subprocess.CompletedProcess(argv, 3)
+        return 3
 
-    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(jobs, "run_foreground", fake_run)
     assert main(["bench", "--isa", "avx2", "--quick"]) == 3  # the child's status
     (argv, env), = calls
     assert argv == [sys.executable, "-m", "lenet", "bench", "--device", "auto", "--quick"]
@@ -73,9 +73,9 @@ def test_a_capped_bench_runs_itself_again_under_the_caps(monkeypatch) -> None:
 
 def test_a_cap_above_what_the_cpu_has_is_one_line(monkeypatch, capsys) -> None:
     from lenet.cli import main
-    from lenet.runtime import device
+    from lenet.runtime import cpu
 
-    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert main(["bench", "--isa", "avx512"]) == 2
     err = capsys.readouterr().err
     assert "--isa avx512: this CPU (AVX2) has no AVX512" in err and "Traceback" not in err

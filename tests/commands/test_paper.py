@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from lenet.commands import paper as commands_paper
 
@@ -64,3 +71,28 @@ def test_an_unknown_row_is_one_line_and_exit_2(capsys) -> None:
     assert main(["paper", "--only", "lenet9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lenet: error: unknown paper row(s) lenet9") and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_sigterm_to_a_parallel_paper_run_leaves_no_training_run_behind(
+        tmp_path: Path, mnist_ready: None) -> None:
+    """Issue 32: SIGTERM to `lenet paper -j 2` killed the parent and left a training run going."""
+    from tests.commands.test_sweep import _processes_mentioning
+
+    out = tmp_path / "paper"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lenet", "paper", "--only", "linear", "mlp-300", "-j", "2",
+         "--epochs", "5", "--device", "cpu", "--run-dir", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_processes_mentioning(f"{out}/")) < 2:  # both rows' runs are training
+            assert time.monotonic() < deadline and proc.poll() is None, "runs never started"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "Traceback" not in err
+    assert _processes_mentioning(f"{out}/") == []  # every training run went with it

@@ -150,7 +150,7 @@ def test_an_unconvertible_mode_fails_its_file_only(run_dir, mnist_test, tmp_path
 
 def test_an_unforeseen_decoder_failure_fails_its_file_only(run_dir, mnist_test, tmp_path,
                                                            capsys, monkeypatch):
-    import lenet.inference.predict as P
+    import lenet.inference.preprocess as P
 
     images, _ = mnist_test
     for name in ("a.png", "b.png"):

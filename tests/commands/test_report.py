@@ -37,7 +37,7 @@ def test_a_read_only_run_dir_fails_before_any_work(tmp_path, monkeypatch, capsys
         "on the copy\n")
 
 
-def test_the_report_file_name_is_the_one_viz_writes() -> None:
+def test_the_report_file_name_is_the_one_run_report_writes() -> None:
     from lenet.analysis.figures.run_report import HTML
     from lenet.commands.report import HTML_NAME
 

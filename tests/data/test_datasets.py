@@ -15,7 +15,8 @@ import torch
 from lenet import data
 from lenet.data import DATASETS, DatasetError, default_data_dir, fetch, info, load
 from lenet.data.datasets import DatasetSpec, dataset_dir, get_spec, sources_for
-from lenet.data.sources import DebianSource, MirrorSource, PyPISource
+from lenet.data.registries import DebianSource, PyPISource
+from lenet.data.sources import MirrorSource
 from tests.data.test_sources import Server, gz_routes, idx, specs_for, synthetic_files
 
 

@@ -117,3 +117,48 @@ def test_a_broken_manifest_is_one_clear_error(tmp_path: Path, monkeypatch: pytes
     (dest / hub.MANIFEST).write_text(json.dumps({"lenet5": {"file": "lenet5.safetensors"}}))
     with pytest.raises(WeightsError, match="entry 'lenet5' is malformed"):
         models.get_weights("lenet5")
+
+
+def test_the_manifest_must_name_the_model_and_dataset_its_file_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_cache: None) -> None:
+    # What the weights are is the file's WeightsMeta; the manifest's copy (for listing) may
+    # not say otherwise.
+    dest = _copy_bundled(tmp_path, monkeypatch)
+    entries = hub.manifest(dest)
+    entries["lenet5"]["dataset"] = "fashion-mnist"
+    hub.write_manifest(dest, entries)
+    w = models.get_weights("lenet5")
+    assert w.meta["dataset"] == "fashion-mnist" and w.test_accuracy == 0.9907
+    with pytest.raises(WeightsError, match=r"are lenet5 on mnist, but manifest\.json lists "
+                                           r"lenet5 on fashion-mnist.*reinstall lenet"):
+        w.read()
+    entries["lenet5"]["model"] = ["lenet5"]
+    hub.write_manifest(dest, entries)
+    with pytest.raises(WeightsError, match=r"entry 'lenet5' is malformed.*model is not a string"):
+        models.get_weights("lenet5")
+
+
+def test_the_bundled_manifest_reads_and_writes_back_byte_for_byte(tmp_path: Path) -> None:
+    hub.write_manifest(tmp_path, hub.manifest())
+    assert (tmp_path / hub.MANIFEST).read_bytes() == (hub.PRETRAINED_DIR / hub.MANIFEST
+                                                      ).read_bytes()
+
+
+def test_a_publication_entry_is_derived_from_the_files_metadata() -> None:
+    w = models.get_weights("lenet5")
+    data = w.path.read_bytes()
+    measured = {"accuracy": 0.5, "errors": 5000, "total": 10_000, "first_1000": 0.25}
+    config = {"seed": 3, "epochs": 10, "run_dir": "/home/me/runs/x", "data_dir": "/data"}
+    made = hub.Weights.publication("x", w.weights_meta, data, recipe="lenet5", config=config,
+                                   measured=measured, machine="a CPU (AVX2)")
+    assert (made.name, made.file, made.recipe, made.seed) == ("x", "x.safetensors", "lenet5", 3)
+    assert made.sha256 == w.sha256 and made.meta["bytes"] == len(data)
+    assert made.meta["model"] == "lenet5" and made.meta["dataset"] == "mnist"
+    assert made.meta["epochs"] == w.weights_meta.extra["epoch"] == w.meta["epochs"]
+    assert made.test_accuracy == 0.5 and made.meta["test_errors"] == 5000
+    assert made.meta["config"] == {"seed": 3, "epochs": 10}
+    assert made.meta["command"].startswith("OMP_NUM_THREADS=1 lenet train --config lenet5 "
+                                           "--seed 3 --run-dir runs/weights/x && ")
+    assert set(made.meta) == set(w.meta)  # every key a bundled entry has, and only those
+    assert hub.Weights.publication("x", w.weights_meta, data, recipe="r", config={},
+                                   measured=measured, machine="m").seed == -1

@@ -146,7 +146,7 @@ def test_jobs_run_rows_concurrently_each_with_its_share_of_threads(
 
     import torch
 
-    from lenet.runtime.device import threads_per_job
+    from lenet.runtime.threads import threads_per_job
 
     barrier = threading.Barrier(2, timeout=30)
     threads: list[int] = []

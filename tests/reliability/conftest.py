@@ -52,7 +52,7 @@ def one_line_error(err: str) -> str:
 def two_epochs(tmp_path_factory: pytest.TempPathFactory, mnist_ready: None) -> Path:
     """A finished 2-epoch tiny run (checkpoints of epochs 1 and 2); copy it, do not edit it."""
     from lenet.config import resolve
-    from lenet.training.trainer import train
+    from lenet.training.loop import fit as train
 
     run = tmp_path_factory.mktemp("two-epochs") / "run"
     train(resolve(None, {**TINY, "epochs": 2, "run_dir": str(run)}), log=lambda _: None)

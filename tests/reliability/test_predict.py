@@ -20,7 +20,7 @@ from PIL import Image
 
 from lenet import cli
 from lenet.errors import WeightsError
-from lenet.inference.predict import (
+from lenet.inference.preprocess import (
     MAX_DECODED_PIXELS,
     WORK_PIXELS,
     ImageTooLargeError,
@@ -55,7 +55,7 @@ def _png_rgba(path: Path, w: int, h: int, ink: tuple[int, int, int, int]) -> Pat
 
 _MEASURE = """
 import resource, sys
-import lenet.inference.predict as P
+import lenet.inference.preprocess as P
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     digit = P.preprocess_image(sys.argv[1])
@@ -106,7 +106,7 @@ def test_large_images_that_are_accepted_stay_within_the_memory_bound(tmp_path) -
 
 
 def test_large_images_are_shrunk_before_float_work() -> None:
-    from lenet.inference.predict import open_image
+    from lenet.inference.preprocess import open_image
 
     arr = np.full((1500, 2000), 255, np.uint8)  # 3 MP: over WORK_PIXELS
     arr[200:1300, 900:1100] = 0

@@ -15,7 +15,7 @@ import pytest
 
 from lenet.models import weights
 from lenet.storage import checkpoint, rundir
-from lenet.training.trainer import train
+from lenet.training.loop import fit as train
 from tests.reliability.conftest import TINY_ARGS, one_line_error
 
 
@@ -196,7 +196,7 @@ def test_a_run_fits_in_the_space_of_two_checkpoints(tiny, tmp_path, monkeypatch)
 def test_the_lock_is_released_when_training_fails(tiny, tmp_path, monkeypatch) -> None:
     # A holder that dies (kill -9 included) drops its flock with it; a failure in process too.
     run = tmp_path / "run"
-    from lenet.training.trainer import TrainingError
+    from lenet.training.result import TrainingError
 
     with pytest.raises(TrainingError):
         train(tiny(run, optimizer="sgd", lr=1e30), log=lambda _: None)

@@ -15,7 +15,10 @@ import pytest
 from lenet.errors import ConfigError
 from lenet.models import weights
 from lenet.storage import atomic, checkpoint, rundir
-from lenet.training.trainer import Schedule, TrainingError, TrainingInterrupted, train
+from lenet.training.loop import fit as train
+from lenet.training.result import TrainingError
+from lenet.training.schedule import Schedule
+from lenet.training.signals import TrainingInterrupted
 from tests.reliability.conftest import TINY_ARGS, one_line_error
 
 
@@ -108,7 +111,7 @@ def test_signals_exit_with_the_shells_codes() -> None:
 @pytest.mark.parametrize("module", [
     "lenet.cli",
     "lenet.commands.train",
-    "lenet.training.trainer",
+    "lenet.training.loop",
     "torch",
 ])
 def test_ctrl_c_in_the_first_moments_is_one_line(tmp_path, module) -> None:

@@ -12,7 +12,8 @@ from lenet.analysis.evaluate import EvalResult
 from lenet.config import resolve, resume_config
 from lenet.models import weights
 from lenet.storage import rundir
-from lenet.training.trainer import EpochMetrics, select, train
+from lenet.storage.history import EpochMetrics, select
+from lenet.training.loop import fit
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "lenet"
 
@@ -42,21 +43,21 @@ def test_select_reads_validation_only_and_breaks_ties_on_lower_loss() -> None:
 def scripted(monkeypatch: pytest.MonkeyPatch) -> dict[int, dict[str, torch.Tensor]]:
     """Evaluation returns the scripted figures of the epoch being evaluated; the weights seen
     at each epoch's validation are kept (epoch -> state dict) for comparison."""
-    import lenet.training.trainer as trainer
+    import lenet.training.loop as loop_module
 
     seen: dict[int, dict[str, torch.Tensor]] = {}
 
-    def fake(run, split) -> EvalResult:
-        epoch = len(run.history) + 1
-        if split is run.data.val:
-            seen[epoch] = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    def fake(loop, split) -> EvalResult:
+        epoch = len(loop.run.history) + 1
+        if split is loop.data.val:
+            seen[epoch] = {k: v.detach().clone() for k, v in loop.run.model.state_dict().items()}
             acc, loss = VAL[epoch - 1]
         else:
             acc, loss = TEST[min(epoch, len(TEST)) - 1]
         total = len(split.labels)
         return EvalResult(acc, loss, round((1 - acc) * total), total)
 
-    monkeypatch.setattr(trainer, "_evaluate", fake)
+    monkeypatch.setattr(loop_module, "_evaluate", fake)
     return seen
 
 
@@ -64,7 +65,7 @@ def _train(run_dir: Path, resume: bool = False, **overrides):
     cfg = resolve(None, {"model": "lenet5", "epochs": 4, "train_subset": 200, "test_subset": 100,
                          "val_size": 100, "batch_size": 100, "tensorboard": False, "seed": 5,
                          "run_dir": str(run_dir), **overrides})
-    return train(cfg, log=lambda s: None, progress=False, resume=resume)
+    return fit(cfg, log=lambda s: None, progress=False, resume=resume)
 
 
 def test_model_best_is_chosen_on_validation_never_on_test(tmp_path, scripted,
@@ -127,8 +128,8 @@ def test_resume_drops_a_model_best_of_an_epoch_it_trains_again(tmp_path, scripte
     # checkpoint: the file's epoch is not the history's best.
     best.write_bytes((tmp_path / "run" / rundir.WEIGHTS).read_bytes())
     logged: list[str] = []
-    train(resume_config(str(tmp_path / "run"), None, {"epochs": 4}), log=logged.append,
-          progress=False, resume=True)
+    fit(resume_config(str(tmp_path / "run"), None, {"epochs": 4}), log=logged.append,
+        progress=False, resume=True)
     assert any("not of epoch 2, the best on validation so far; deleting it" in s
                for s in logged), logged
     assert not best.exists()  # epoch 4 ties epoch 2 with a higher loss: nothing rewrites it

@@ -128,3 +128,19 @@ def test_sweep_reports_good_points_and_keeps_failures_inside_their_runs(
     with pytest.raises(ConfigError, match="already exists"):
         run_sweep("lenet5", {"lr": ["0.003", "1e30"]}, 1, 1, out, extra_args=TINY)
     assert len(list(out.iterdir())) == 6  # 4 run dirs, 2 summaries: nothing new
+
+
+def test_each_run_is_a_train_config_and_python_callers_give_config_keys(tmp_path: Path) -> None:
+    points = plan("lenet5", {"lr": ["0.01", "0.02"]}, 2, tmp_path,
+                  overrides={"epochs": 1, "tensorboard": False, "milestones": None})
+    run = points[1].runs[1]
+    cfg = run.config
+    assert (cfg.lr, cfg.seed, cfg.epochs, cfg.tensorboard) == (0.02, 1, 1, False)
+    assert cfg.run_dir == str(run.run_dir) == str(tmp_path / "lr=0.02-seed1")
+    # The `lenet train` command that trains the run by hand asks for the same keys.
+    assert "epochs=1" in run.command and "tensorboard=False" in run.command
+    with pytest.raises(ConfigError, match="the sweep sets it itself"):
+        plan("lenet5", {}, 1, tmp_path, overrides={"run_dir": "x"})
+    with pytest.raises(ConfigError, match="unknown key 'lrr'"):
+        plan("lenet5", {}, 1, tmp_path, overrides={"lrr": 0.1})
+    assert not list(tmp_path.iterdir())

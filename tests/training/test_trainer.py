@@ -1,8 +1,10 @@
 """Real training on real MNIST subsets: accuracy, determinism, and what a run leaves behind."""
 
 import csv
+import importlib.util
 import json
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,7 +14,8 @@ from lenet.config import resolve
 from lenet.errors import LenetError
 from lenet.models import weights
 from lenet.storage import checkpoint
-from lenet.training.trainer import Schedule, train
+from lenet.training.loop import fit
+from lenet.training.schedule import Schedule
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +49,7 @@ def test_evaluate_reproduces_training_accuracy_exactly(tiny_run) -> None:
 def _quick(tmp_path, name: str, **overrides):
     cfg = resolve(None, {"model": "lenet5", "epochs": 1, "train_subset": 1000, "test_subset": 500,
                          "tensorboard": False, "run_dir": str(tmp_path / name), **overrides})
-    return train(cfg, log=lambda s: None)
+    return fit(cfg, log=lambda s: None)
 
 
 def test_same_seed_gives_bit_identical_weights_on_cpu(tmp_path, mnist_ready) -> None:
@@ -126,7 +129,7 @@ def test_resuming_a_finished_run_evaluates_it_again_without_training(tmp_path,
     done = _quick(tmp_path, "done", seed=4)
     trained, _ = weights.read(done.run_dir)
     lines: list[str] = []
-    again = train(done.config, log=lines.append, progress=False, resume=True)
+    again = fit(done.config, log=lines.append, progress=False, resume=True)
     assert lines[0] == f"resuming {tmp_path / 'done'} from epoch 1"
     assert again.history == done.history and again.test == done.test
     saved, _ = weights.read(again.run_dir)
@@ -147,13 +150,13 @@ def test_schedules() -> None:
 def test_progress_bars_show_in_jupyter(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from lenet.training import trainer
+    from lenet.training import progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
-    assert trainer._interactive() is False
+    assert progress.interactive() is False
     monkeypatch.setitem(sys.modules, "ipykernel", sys)  # any module object: a kernel is loaded
-    assert trainer._interactive() is True
+    assert progress.interactive() is True
 
 
 @pytest.mark.slow
@@ -162,7 +165,7 @@ def test_bf16_trains_and_the_log_names_the_precision_and_threads(tmp_path, mnist
     cfg = resolve(None, {"model": "lenet5", "epochs": 1, "train_subset": 2000,
                          "test_subset": 500, "precision": "bf16", "seed": 2,
                          "run_dir": str(tmp_path / "r"), "tensorboard": False})
-    r = train(cfg, log=lines.append, progress=False)
+    r = fit(cfg, log=lines.append, progress=False)
     start = next(line for line in lines if line.startswith("training lenet5"))
     assert re.search(r", bf16, device cpu \(\d+ threads?\)", start), start
     assert r.test.accuracy > 0.5
@@ -172,20 +175,19 @@ def test_bf16_trains_and_the_log_names_the_precision_and_threads(tmp_path, mnist
     assert cfg.threads == 0 and f"({saved['threads']} thread" in start
 
 
-def test_lenet5_takes_the_compiled_step_and_lenet_step_torch_keeps_autograd(
-        tmp_path, mnist_ready, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lenet5_takes_the_compiled_step_and_step_torch_keeps_autograd(tmp_path,
+                                                                      mnist_ready) -> None:
     """With numba installed a lenet5 run says it trains with the compiled step, follows the
     autograd step's run up to float rounding, and gives torch its threads back."""
     pytest.importorskip("numba", reason="numba is not installed: the compiled step is optional")
     threads = torch.get_num_threads()
     runs = {}
     for kind in ("auto", "torch"):
-        monkeypatch.setenv("LENET_STEP", kind)
         lines: list[str] = []
         cfg = resolve(None, {"model": "lenet5", "epochs": 1, "train_subset": 1000,
                              "test_subset": 500, "tensorboard": False, "seed": 4,
-                             "run_dir": str(tmp_path / kind)})
-        runs[kind] = train(cfg, log=lines.append, progress=False)
+                             "step": kind, "run_dir": str(tmp_path / kind)})
+        runs[kind] = fit(cfg, log=lines.append, progress=False)
         start = next(line for line in lines if line.startswith("training lenet5"))
         assert ("step compiled with numba" in start) == (kind == "auto"), start
         assert torch.get_num_threads() == threads
@@ -193,3 +195,56 @@ def test_lenet5_takes_the_compiled_step_and_lenet_step_torch_keeps_autograd(
     assert compiled.test_accuracy > 0.5
     assert compiled.train_loss == pytest.approx(autograd.train_loss, rel=1e-3)
     assert compiled.test_accuracy == pytest.approx(autograd.test_accuracy, abs=0.01)
+
+
+@pytest.mark.parametrize(("recipe", "overrides", "auto", "torch_step"), [
+    ("lenet5", {}, "lenet5-numba", "autograd"),
+    ("lenet5", {"compile": True}, "autograd", "autograd"),
+    ("lenet5-tanh", {}, "autograd", "autograd"),  # a LeNet5 the compiled step does not compute
+    ("lenet5-1998", {}, "pattern-numba", "pattern"),
+    ("lenet5-1998", {"optimizer": "adam", "lr": 0.001}, "autograd", "autograd"),
+    ("mlp", {}, "autograd", "autograd"),
+])
+def test_each_run_takes_the_first_step_kind_that_supports_it(recipe, overrides, auto,
+                                                               torch_step) -> None:
+    """The registry's choice, from each kind's own supports test: `step: torch` passes over
+    the kinds compiled with numba (without numba, autograd's and the torch per-pattern step
+    are all there is)."""
+    from lenet.models import create
+    from lenet.training import steps
+    from lenet.training.optim import make_optimizer
+
+    numba = importlib.util.find_spec("numba") is not None
+    for step, wanted in (("auto", auto), ("torch", torch_step)):
+        cfg = resolve(recipe, {**overrides, "step": step})
+        model = create(cfg.model)
+        kind = steps.choose(model, make_optimizer(cfg, model), cfg)
+        if not numba:
+            wanted = {"lenet5-numba": "autograd", "pattern-numba": "pattern"}.get(wanted, wanted)
+        assert kind.name == wanted, (recipe, overrides, step)
+
+
+def test_a_precision_other_than_fp32_builds_autograds_step() -> None:
+    """The compiled and per-pattern kinds compute fp32 only: bf16 takes autograd's step (in
+    the batch <= 4 wrapper that switches oneDNN off on the CPU)."""
+    from lenet.models import create, get_spec
+    from lenet.models.losses import make_loss
+    from lenet.training import steps
+    from lenet.training.optim import make_optimizer
+
+    cfg = resolve("lenet5-1998", {"train_subset": 10})
+    model = create(cfg.model)
+    optimizer = make_optimizer(cfg, model)
+    parts = steps.Parts(model, optimizer, make_loss("rbf-map"), "rbf-map", cfg,
+                        torch.device("cpu"), "bf16")
+    built = steps.build(steps.PATTERN, parts)
+    assert built.chunk == 1 and not built.sequence
+    assert built.fn.__name__ == "native_conv_step"
+    pattern = steps.build(steps.PATTERN, replace(parts, precision="fp32"))
+    assert pattern.fn.__name__ == "native_conv_step"  # batch 1 on the CPU
+    size = get_spec(cfg.model).input_size
+    x, y = torch.rand(1, 1, size, size), torch.tensor([3])
+    optimizer.before_epoch(model, (x, y), "rbf-map")  # SDLM's curvature, before a first step
+    loss, scores = built.fn(x, y)
+    assert loss.shape == () and scores.shape == (1, 10)
+    assert torch.backends.mkldnn.enabled  # switched back on after the step

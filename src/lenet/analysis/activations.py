@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +108,8 @@ def _leaves(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if next(m.children(), None) is None]
 
 
-def _trace(model: nn.Module, x: torch.Tensor, run: Any, extra: list[nn.Module]
+def _trace(model: nn.Module, x: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor],
+           extra: list[nn.Module]
            ) -> tuple[list[Call], torch.Tensor]:
     """Every leaf module call of `run(x)` in order: (name, module, input, output).
 
@@ -117,7 +119,7 @@ def _trace(model: nn.Module, x: torch.Tensor, run: Any, extra: list[nn.Module]
     calls: list[Call] = []
     me = threading.get_ident()
 
-    def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+    def hook(module: nn.Module, inputs: tuple[object, ...], output: object) -> None:
         if threading.get_ident() == me and inputs and isinstance(inputs[0], torch.Tensor) \
                 and isinstance(output, torch.Tensor):
             name = names.get(id(module)) or type(module).__name__.lower()
@@ -170,7 +172,7 @@ def kind_of(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> str | No
     return None
 
 
-def _pair(v: Any) -> list[int]:
+def _pair(v: int | Sequence[int]) -> list[int]:
     return [int(v), int(v)] if isinstance(v, int) else [int(a) for a in v]
 
 

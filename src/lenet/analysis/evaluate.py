@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -20,10 +21,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from lenet import data
 from lenet.config import EVAL_BATCH_SIZE
+from lenet.data import DATASETS
 from lenet.data.transforms import Preprocessing
 from lenet.models import eval_mode, weights
 from lenet.models.losses import Loss, make_loss
+from lenet.runtime.device import pick
 
 
 @dataclass
@@ -84,8 +88,6 @@ class Loaded(NamedTuple):
 def load(path: str | os.PathLike[str], device: str = "cpu") -> Loaded:
     """Read and verify a run directory's or a file's weights, and build the model on `device`
     (``auto`` picks CUDA, then MPS, then the CPU)."""
-    from lenet.runtime.device import pick
-
     model, meta = weights.load_model(path, pick(device))
     return Loaded(model, meta, weights.resolve_path(path))
 
@@ -132,8 +134,6 @@ def _device(model: nn.Module) -> torch.device:
 
 def _setup(loaded: Loaded, dataset: str | None, data_dir: str | None,
            batch_size: int | None, test_subset: int) -> _Setup:
-    from lenet import data
-
     meta = loaded.meta
     dev = _device(loaded.model)
     name = dataset or meta.dataset
@@ -195,8 +195,6 @@ def _class_names(setup: _Setup, n: int) -> list[str]:
     meta = setup.loaded.meta
     if setup.dataset == meta.dataset and len(meta.classes) == n:
         return list(meta.classes)
-    from lenet.data import DATASETS
-
     spec = DATASETS.get(setup.dataset)
     names = list(spec.classes) if spec is not None else []
     return names if len(names) == n else [str(i) for i in range(n)]
@@ -272,8 +270,6 @@ def rejection_at(scores: torch.Tensor, labels: torch.Tensor,
 def seconds_per_digit(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2000) -> float:
     """Wall-clock seconds per digit of a batched forward pass over `inputs` (after one warm-up
     batch, so that lazy initialisation is not counted)."""
-    import time
-
     if len(inputs) == 0:
         raise ValueError("no inputs to time")
     device = inputs.device

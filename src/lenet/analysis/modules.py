@@ -21,7 +21,10 @@ def conv_weight(module: nn.Module) -> torch.Tensor:
     zeros where its connection table has no link."""
     if isinstance(module, SparseConvolution):
         return module.dense_weight().detach()
-    return module.weight.detach()
+    weight = module.weight
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{type(module).__name__} is not a convolution: its weight is no tensor")
+    return weight.detach()
 
 
 def conv_mask(module: nn.Module) -> torch.Tensor | None:
@@ -62,7 +65,7 @@ def activations(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tens
     seen: list[tuple[str, torch.Tensor]] = []
     hooks = []
     for name, m in spatial_layers(model):
-        def hook(_m, _inp, out, name=name):
+        def hook(_m: nn.Module, _inp: object, out: object, name: str = name) -> None:
             if isinstance(out, torch.Tensor) and out.dim() == 4:
                 seen.append((name, out[0].detach().float().cpu()))
         hooks.append(m.register_forward_hook(hook))

@@ -15,38 +15,43 @@ The distortions, each with its identity value (which returns the digits unchange
 - ``squeeze`` (factor, 1): the width only; below 1 the digit is narrower;
 - ``shear`` (k, 0): horizontal, ``x' = x + k y`` with y downwards: k > 0 moves the bottom right;
 - ``stroke`` (pixels, 0): grey-level dilation (> 0) or erosion (< 0) of the ink: 3x3 max- or
-  min-pools, one per pixel, and a blend of two for a fraction (see :func:`stroke`);
+  min-pools, one per pixel, and a blend of two for a fraction
+  (:func:`lenet.data.geometry.stroke`);
 - ``gaussian`` (sigma in grey levels, 0): additive Gaussian noise, clipped to 0..255;
 - ``salt-pepper`` (fraction, 0): that fraction of the pixels set to 0 or 255, half each.
 
-Geometric distortions are one affine map per digit, applied with bilinear ``grid_sample`` (zero,
-the background, outside the field), as :mod:`lenet.data.distort` does for training. Everything
-runs on the model's device, a batch at a time; the noise comes from a ``torch.Generator`` seeded
-from (seed, kind, value), so a result is the same on every run with the same seed and device,
-whichever kinds are measured.
+Every distortion is one of :mod:`lenet.data.geometry`'s: the geometric ones are one affine map
+per digit, warped as training's distortions are (bilinear, zero, the background, outside the
+field). Everything runs on the model's device, a batch at a time; the noise comes from a
+``torch.Generator`` seeded from (seed, kind, value), so a result is the same on every run with
+the same seed and device, whichever kinds are measured.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from lenet import data
 from lenet.console import Log, silent
+from lenet.data import geometry
+from lenet.data.geometry import affine_map, warp
 from lenet.errors import ConfigError, LenetError
-from lenet.models import eval_mode
-from lenet.storage import rundir
+from lenet.models import eval_mode, weights
+from lenet.models.weights import WEIGHTS_NAME
+from lenet.runtime.device import pick
+from lenet.runtime.threads import default_threads, threads
+from lenet.storage import atomic, rundir
 
 RESULT_NAME = rundir.ROBUSTNESS  # what `lenet robustness` writes and `lenet report` shows
 BATCH_SIZE = 256  # fastest on a CPU: a batch's feature maps stay in the cache
@@ -98,52 +103,28 @@ Curves = dict[str, list[tuple[float, float]]]
 
 
 # --------------------------------------------------------------------------- distortions
-def affine(images: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
-    """uint8 or float (B, H, W) digits under forward maps ``p' = A p + t`` (a (2, 3) matrix, or
-    (B, 2, 3), in pixels about the image centre, y downwards) -> float (B, H, W) in 0..255."""
-    n, h, w = images.shape
-    device = images.device
-    forward = forward.to(device=device, dtype=torch.float32).expand(n, 2, 3)
-    inv = torch.linalg.inv(forward[:, :, :2])
-    # grid_sample reads, for each output pixel, the input at the inverse map, in coordinates
-    # normalized to [-1, 1] (align_corners=False): p_norm = D^-1 p with D = diag(w/2, h/2).
-    d = torch.tensor([w / 2, h / 2], device=device)
-    lin = inv * d[None, None, :] / d[None, :, None]
-    t = -(inv @ forward[:, :, 2:])[:, :, 0] / d
-    theta = torch.cat([lin, t[:, :, None]], dim=2)
-    grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
-    out = F.grid_sample(images[:, None].float(), grid, mode="bilinear", padding_mode="zeros",
-                        align_corners=False)
-    return out[:, 0].clamp_(0.0, 255.0)
-
-
-def _linear(images: torch.Tensor, a: float, b: float, c: float, d: float) -> torch.Tensor:
-    return affine(images, torch.tensor([[a, b, 0.0], [c, d, 0.0]]))
-
-
 def _copy(images: torch.Tensor) -> torch.Tensor:
     # Always a new tensor: a model's preprocessing scales its input in place.
     return images.to(torch.float32, copy=True)
 
 
 def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
-    if degrees == 0:
-        return _copy(images)
-    r = math.radians(degrees)
-    # Counter-clockwise on screen, where y points down: (1, 0) -> (cos r, -sin r).
-    return _linear(images, math.cos(r), math.sin(r), -math.sin(r), math.cos(r))
+    return _copy(images) if degrees == 0 else warp(images, affine_map(rotate=degrees))
 
 
 def scale(images: torch.Tensor, factor: float) -> torch.Tensor:
-    return _copy(images) if factor == 1 else _linear(images, factor, 0.0, 0.0, factor)
+    return _copy(images) if factor == 1 else warp(images, affine_map(scale=factor))
 
 
 def squeeze(images: torch.Tensor, factor: float) -> torch.Tensor:
-    return _copy(images) if factor == 1 else _linear(images, factor, 0.0, 0.0, 1.0)
+    """The width only (the sliders' squeeze keeps the area: width times q, height over q)."""
+    if factor == 1:
+        return _copy(images)
+    return warp(images, torch.tensor([[factor, 0.0, 0.0], [0.0, 1.0, 0.0]]))
 
 
 def shear(images: torch.Tensor, k: float) -> torch.Tensor:
-    return _copy(images) if k == 0 else _linear(images, 1.0, k, 0.0, 1.0)
+    return _copy(images) if k == 0 else warp(images, affine_map(shear=k))
 
 
 DIRECTIONS = ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))  # right, down, left, up
@@ -153,52 +134,9 @@ def shift(images: torch.Tensor, pixels: float, start: int = 0) -> torch.Tensor:
     """Digit ``start + i`` moves `pixels` in direction ``DIRECTIONS[(start + i) % 4]``."""
     if pixels == 0:
         return _copy(images)
-    n = len(images)
-    which = (torch.arange(n) + start) % len(DIRECTIONS)
-    forward = torch.zeros(n, 2, 3)
-    forward[:, 0, 0] = forward[:, 1, 1] = 1.0
-    forward[:, :, 2] = torch.tensor(DIRECTIONS)[which] * pixels
-    return affine(images, forward)
-
-
-def _dilate(x: torch.Tensor) -> torch.Tensor:
-    return F.max_pool2d(x, 3, stride=1, padding=1)
-
-
-def stroke(images: torch.Tensor, width: float) -> torch.Tensor:
-    """Dilate (`width` > 0) or erode (< 0) the ink by |width| pixels on each side.
-
-    A whole pixel is one 3x3 grey-level max-pool (dilation) or min-pool (erosion); a fraction
-    f of the next pixel is the blend ``(1 - f) a + f b`` of the two whole steps around it (MNIST's
-    anti-aliased edges make that a sub-pixel move of the edge).
-    """
-    sign = 1.0 if width > 0 else -1.0  # erosion is the dilation of the negated image
-    x = _copy(images)[:, None].mul_(sign)
-    whole = math.floor(abs(width))
-    for _ in range(whole):
-        x = _dilate(x)
-    if fraction := abs(width) - whole:
-        x = torch.lerp(x, _dilate(x), fraction)
-    return x[:, 0].mul_(sign)
-
-
-def gaussian(images: torch.Tensor, sigma: float,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-    x = _copy(images)
-    if sigma == 0:
-        return x
-    noise = torch.randn(x.shape, generator=generator, device=x.device)
-    return x.add_(noise, alpha=sigma).clamp_(0.0, 255.0)
-
-
-def salt_pepper(images: torch.Tensor, fraction: float,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    x = _copy(images)
-    if fraction == 0:
-        return x
-    # One uniform draw per pixel decides both: below fraction/2 salt, up to fraction pepper.
-    u = torch.rand(x.shape, generator=generator, device=x.device)
-    return x.masked_fill_(u < fraction, 0.0).masked_fill_(u < fraction / 2, 255.0)
+    which = (torch.arange(len(images)) + start) % len(DIRECTIONS)
+    moves = torch.tensor(DIRECTIONS)[which] * pixels
+    return warp(images, affine_map(shift_x=moves[:, 0], shift_y=moves[:, 1]))
 
 
 def distort(kind: str, images: torch.Tensor, value: float, *, start: int = 0,
@@ -207,15 +145,15 @@ def distort(kind: str, images: torch.Tensor, value: float, *, start: int = 0,
     new float tensor; `start` is the index of ``images[0]`` in the whole set (for ``shift``)."""
     geometric: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
         "rotation": rotate, "scale": scale, "squeeze": squeeze, "shear": shear,
-        "stroke": stroke}
+        "stroke": geometry.stroke}
     if kind in geometric:
         return geometric[kind](images, value)
     if kind == "shift":
         return shift(images, value, start)
     if kind == "gaussian":
-        return gaussian(images, value, generator)
+        return geometry.gaussian(images, value, generator)
     if kind == "salt-pepper":
-        return salt_pepper(images, value, generator)
+        return geometry.salt_pepper(images, value, generator)
     raise ConfigError(f"unknown distortion {kind!r}; choose from {', '.join(KINDS)}")
 
 
@@ -279,24 +217,12 @@ def measure(model: nn.Module, preprocessing: Callable[[torch.Tensor], torch.Tens
         return _curves(d, grid, seed)
 
 
-@contextlib.contextmanager
-def _free_cpu_threads(device: torch.device) -> Iterator[None]:
-    """As many intra-op threads as there are free cores, for the duration (lenet.runtime.device):
-    on 2
-    quiet cores two threads run the default grid in 18-24 s against 30 s for one, but beside a
-    busy job two threads took 183 s against 48 s for one (lenet5, 10,000 digits, AMD EPYC)."""
-    from lenet.runtime.device import default_threads
-
-    threads = default_threads() if device.type == "cpu" else None
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def _free_cpu_threads(device: torch.device) -> contextlib.AbstractContextManager[int]:
+    """As many intra-op threads as there are free cores, for the duration (lenet.runtime.threads):
+    on 2 quiet cores two threads run the default grid in 18-24 s against 30 s for one, but
+    beside a busy job two threads took 183 s against 48 s for one (lenet5, 10,000 digits, AMD
+    EPYC)."""
+    return threads(default_threads() if device.type == "cpu" else None)
 
 
 def _curves(d: _Data, grid: Mapping[str, Sequence[float]], seed: int) -> Curves:
@@ -319,8 +245,6 @@ def _curves(d: _Data, grid: Mapping[str, Sequence[float]], seed: int) -> Curves:
 # --------------------------------------------------------------------------- runs and files
 def _labels(names: list[str], paths: list[Path]) -> list[str]:
     """Each model's name, with its run folder's (or file's) name where names repeat."""
-    from lenet.models.weights import WEIGHTS_NAME
-
     where = [p.parent.name if p.name == WEIGHTS_NAME else p.name for p in paths]
     return [n if names.count(n) == 1 else f"{n} ({w})"
             for n, w in zip(names, where, strict=True)]
@@ -333,10 +257,6 @@ def measure_paths(paths: Sequence[str | os.PathLike[str]], *, only: Sequence[str
     """Load each run directory or weights file and :func:`measure` it on the first `limit`
     digits (0: all) of its own dataset's test set. A JSON-able result (see :data:`RESULT_NAME`).
     """
-    from lenet import data
-    from lenet.models import weights
-    from lenet.runtime.device import pick
-
     chosen = select(only, grid)
     if limit < 0:
         raise ConfigError(f"--limit {limit}: expected 0 (every test digit) or more")
@@ -365,8 +285,6 @@ def measure_paths(paths: Sequence[str | os.PathLike[str]], *, only: Sequence[str
 
 
 def write_result(result: Mapping[str, Any], folder: str | os.PathLike[str]) -> Path:
-    from lenet.storage import atomic
-
     return atomic.write_text(Path(folder) / RESULT_NAME, json.dumps(result, indent=1) + "\n")
 
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from lenet.models import eval_mode
+from lenet.models import count_parameters, eval_mode, get_spec
 from lenet.models.interfaces import CountsConnections
 
 
@@ -83,8 +83,6 @@ def total_connections(model: nn.Module, input_size: int) -> int:
 
 
 def summary_dict(name: str) -> dict:
-    from lenet.models import count_parameters, get_spec
-
     spec = get_spec(name)
     model = spec.build()
     rows = summarize(model, spec.input_size)

@@ -35,12 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lenet import data
 from lenet.bench import baseline, hardware, inference, training
 from lenet.bench.baseline import TARGET, TRAIN_BATCH
 from lenet.bench.report import finite, markdown
 from lenet.bench.training import LARGE_BATCH
 from lenet.console import Log
 from lenet.console import log as stderr_log
+from lenet.runtime.device import pick
 from lenet.training.sweep import mean_std
 
 __all__ = ["Settings", "finite", "markdown", "run"]
@@ -134,9 +136,6 @@ def _training(s: Settings, device: str, log: Log, peak: float, flops: float) -> 
 
 def run(s: Settings, device_name: str = "auto", log: Log = stderr_log) -> dict[str, Any]:
     """Every figure of `lenet bench`, as one JSON-ready dict (:func:`markdown` renders it)."""
-    from lenet import data
-    from lenet.runtime.device import pick
-
     device = pick(device_name)
     data.fetch("mnist")
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -11,8 +11,17 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from lenet import data
 from lenet.bench.hardware import run_json
 
 TARGET = 0.99  # the test accuracy both sides' time-to-99 runs stop at
@@ -29,12 +38,6 @@ def pil_dataset(images: Any, labels: Any) -> Any:
     default), turns mean and std into tensors, checks std for zeros, and subtracts and divides
     in place. Only torchvision's argument type checks and API-usage logging are left out.
     """
-    import numpy as np
-    import torch
-    from PIL import Image
-    from torch import nn
-    from torch.utils.data import Dataset
-
     class ToTensor:
         def __call__(self, pic: Any) -> torch.Tensor:
             img = torch.from_numpy(np.array(pic, np.uint8, copy=True))
@@ -59,7 +62,7 @@ def pil_dataset(images: Any, labels: Any) -> Any:
                 std = std.view(-1, 1, 1)
             return tensor.sub_(mean).div_(std)
 
-    transforms = [ToTensor(), Normalize((0.5,), (0.5,))]
+    transforms: list[Callable[[Any], Any]] = [ToTensor(), Normalize((0.5,), (0.5,))]
 
     class PILMNIST(Dataset):
         def __len__(self) -> int:
@@ -79,9 +82,6 @@ def baseline_model() -> Any:
     """The tutorials' LeNet-5, as the "Paper Study" code writes it: conv, ReLU, then max-pool,
     in an nn.Module of its own. Not `lenet.models.create("lenet5")`, whose training-time
     forward is tuned, so that a speed-up of lenet5 can never flatter the baseline too."""
-    from torch import nn
-    from torch.nn import functional as F
-
     class BaselineLeNet5(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -106,11 +106,6 @@ def baseline_model() -> Any:
 
 def setup(seed: int, train_subset: int, test_subset: int, batch_size: int = TRAIN_BATCH):
     """The baseline's model, Adam and its two DataLoaders, seeded."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from lenet import data
-
     torch.manual_seed(seed)
     tx, ty = data.load("mnist", "train")
     vx, vy = data.load("mnist", "test")
@@ -127,8 +122,6 @@ def setup(seed: int, train_subset: int, test_subset: int, batch_size: int = TRAI
 
 def train_epoch(model, optimizer, loader, max_batches: int = 0) -> tuple[float, int]:
     """One epoch (or its first `max_batches`) of the baseline's loop: seconds and images seen."""
-    import torch
-
     criterion = torch.nn.CrossEntropyLoss()
     model.train()
     seen = 0
@@ -146,8 +139,6 @@ def train_epoch(model, optimizer, loader, max_batches: int = 0) -> tuple[float, 
 
 def accuracy(model, loader) -> float:
     """The baseline's test pass."""
-    import torch
-
     model.eval()
     correct = total = 0
     with torch.no_grad():
@@ -173,8 +164,6 @@ def epoch_speed(epochs: int, train_subset: int = 0, test_subset: int = 0,
 def time_to_target(seed: int, max_epochs: int, train_subset: int = 0,
                    test_subset: int = 0, target: float = TARGET) -> dict[str, Any]:
     """The Paper Study recipe, testing after each epoch, stopping once test accuracy >= target."""
-    import torch
-
     t0 = time.perf_counter()
     model, optimizer, train_loader, test_loader = setup(seed, train_subset, test_subset)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.1)

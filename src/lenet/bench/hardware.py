@@ -6,10 +6,17 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lenet.errors import LenetError
+from lenet.models import create, get_spec
+from lenet.runtime import jobs
+from lenet.runtime.cpu import cpu_family_model, cpu_isa, cpu_name, isa_caps
 
 ROUNDS = 5  # timed rounds per figure; the fastest is reported, as timeit does
 
@@ -17,8 +24,6 @@ ROUNDS = 5  # timed rounds per figure; the fastest is reported, as timeit does
 # --------------------------------------------------------------------------- timers
 def _timer(device: Any) -> Callable[[Callable[[], Any], int], float]:
     """Seconds per call of fn: perf_counter on a CPU, CUDA events on a GPU."""
-    import torch
-
     if device.type == "cuda":
         def cuda_time(fn: Callable[[], Any], n: int) -> float:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -51,22 +56,16 @@ def run_json(cmd: list[str], env: dict[str, str] | None = None
              ) -> tuple[dict[str, Any], float]:
     """Run a child process that ends its output with one JSON object: the object, and the
     child's wall seconds (a whole process: interpreter start and data load included)."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        from lenet.errors import LenetError
-
-        raise LenetError(f"benchmark child failed ({' '.join(cmd[:4])} ...):\n{proc.stderr}")
-    out = proc.stdout
-    return json.loads(out[out.index("{"):]), wall  # the JSON object ends the output
+    done = jobs.run(cmd, env=env, capture=True)
+    if done.returncode != 0:
+        raise LenetError(f"benchmark child failed ({' '.join(cmd[:4])} ...):\n{done.stderr}")
+    out = done.stdout
+    return json.loads(out[out.index("{"):]), done.seconds  # the JSON object ends the output
 
 
 # --------------------------------------------------------------------------- peak and FLOPs
 def matmul_peak_gflops(device: Any, size: int = 2048) -> float:
     """fp32 GFLOP/s of a large square matrix multiply: this machine's practical peak."""
-    import torch
-
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     out = torch.empty(size, size, device=device)
@@ -77,11 +76,6 @@ def matmul_peak_gflops(device: Any, size: int = 2048) -> float:
 
 def train_step_flops(model_name: str, batch: int) -> float:
     """FLOPs of one training step (forward, loss, backward) per image, counted by torch."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from lenet.models import create, get_spec
-
     spec = get_spec(model_name)
     model = create(model_name)
     side = spec.preprocessing.input_size
@@ -100,10 +94,6 @@ def load_average() -> list[float] | None:
 
 
 def machine(device: Any) -> dict[str, Any]:
-    import torch
-
-    from lenet.runtime.device import cpu_family_model, cpu_isa, cpu_name, isa_caps
-
     info = {"cpu": cpu_name(), "cpu_model": cpu_family_model(), "isa": cpu_isa(),
             "isa_caps": isa_caps(),
             "cpu_count": os.cpu_count(),

@@ -3,21 +3,24 @@ worth trying on this device and for ONNX Runtime through `lenet.inference.export
 
 from __future__ import annotations
 
+import copy
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import torch
+
 from lenet.bench.hardware import ROUNDS, best_of
-from lenet.runtime.device import cpu_has_bf16
+from lenet.inference.export import INPUT_NAME, OUTPUT_NAME, make_session, to_onnx
+from lenet.models import create, get_spec, weights
+from lenet.runtime.cpu import cpu_has_bf16
 
 Call = Callable[[], Any]
 
 
 def _inference_model(device: Any):
-    import torch
-
-    from lenet.models import create, get_spec, weights
-
     torch.manual_seed(0)
     spec = get_spec("lenet5")
     model = create("lenet5").to(device).eval()
@@ -29,8 +32,6 @@ def _inference_model(device: Any):
 # --------------------------------------------------------------------------- torch paths
 # Each takes the model and an input and gives the zero-argument call that is timed.
 def _eager(model: Any, x: Any) -> Call:
-    import torch
-
     def call():
         with torch.inference_mode():
             return model(x)
@@ -38,8 +39,6 @@ def _eager(model: Any, x: Any) -> Call:
 
 
 def _channels_last(cl_model: Any, x: Any) -> Call:
-    import torch
-
     xc = x.contiguous(memory_format=torch.channels_last)
 
     def call():
@@ -49,10 +48,6 @@ def _channels_last(cl_model: Any, x: Any) -> Call:
 
 
 def _jit_frozen(model: Any, x: Any) -> Call:
-    import warnings
-
-    import torch
-
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript is deprecated, still measured here
         traced = torch.jit.freeze(torch.jit.trace(model, x[:2]).eval())
@@ -65,8 +60,6 @@ def _jit_frozen(model: Any, x: Any) -> Call:
 
 def _native_conv(model: Any, x: Any) -> Call:
     """ATen's own convolution kernels: less per-call overhead than oneDNN for tiny batches."""
-    import torch
-
     def call():
         enabled = torch.backends.mkldnn.enabled
         torch.backends.mkldnn.enabled = False
@@ -81,8 +74,6 @@ def _native_conv(model: Any, x: Any) -> Call:
 def _channels_last_bf16(cl_model: Any, x: Any) -> Call:
     """bf16 autocast: fp32 weights and input, bf16 matmuls (changes the last digits of the
     scores, so it is a row of its own, never a silent default)."""
-    import torch
-
     xc = x.contiguous(memory_format=torch.channels_last)
     device_type = x.device.type
 
@@ -94,14 +85,11 @@ def _channels_last_bf16(cl_model: Any, x: Any) -> Call:
 
 def _torch_paths(model: Any, device: Any) -> dict[str, Callable[[Any], Call]]:
     """Candidate torch inference paths: name -> (input -> zero-argument call)."""
-    import copy
-
-    import torch
-
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    paths = {"eager": functools.partial(_eager, model),
-             "channels_last": functools.partial(_channels_last, cl_model),
-             "jit_frozen": functools.partial(_jit_frozen, model)}
+    paths: dict[str, Callable[[Any], Call]] = {
+        "eager": functools.partial(_eager, model),
+        "channels_last": functools.partial(_channels_last, cl_model),
+        "jit_frozen": functools.partial(_jit_frozen, model)}
     if device.type == "cpu":
         paths["native_conv"] = functools.partial(_native_conv, model)
     if device.type == "cuda" or cpu_has_bf16():
@@ -117,8 +105,6 @@ def _rounds(repeats: float) -> int:
 
 def _measure_inference(make: Callable[[Any], Call], device: Any, repeats: float,
                        side: int = 32) -> dict[str, float]:
-    import torch
-
     x1 = torch.randn(1, 1, side, side, device=device)
     xb = torch.randn(1024, 1, side, side, device=device)
     n1 = max(20, int(2000 * repeats))
@@ -132,9 +118,7 @@ def _measure_inference(make: Callable[[Any], Call], device: Any, repeats: float,
 def _ort_sessions(proto: bytes) -> tuple[tuple[str, Any, bool], ...]:
     """(row name, session, IO-bound) for ORT's defaults, lenet's session, IO-bound calls, and
     a one-thread session (the latency setting: no thread hand-off per operator)."""
-    import onnxruntime as ort
-
-    from lenet.inference.export import make_session
+    import onnxruntime as ort  # noqa: PLC0415  (extra: onnx)
 
     session = make_session(proto)
     latency_session = make_session(proto, threads=1)
@@ -148,8 +132,6 @@ def _ort_sessions(proto: bytes) -> tuple[tuple[str, Any, bool], ...]:
 
 
 def _ort_call(sess: Any, x: Any, bound: bool) -> Call:
-    from lenet.inference.export import INPUT_NAME, OUTPUT_NAME
-
     if bound:
         binding = sess.io_binding()
         binding.bind_cpu_input(INPUT_NAME, x)
@@ -160,11 +142,6 @@ def _ort_call(sess: Any, x: Any, bound: bool) -> Call:
 
 def _ort_inference(model: Any, meta: Any, repeats: float) -> dict[str, dict[str, float]]:
     """ONNX Runtime through `lenet.inference.export`, on the CPU."""
-    import numpy as np
-    import torch
-
-    from lenet.inference.export import to_onnx
-
     proto = to_onnx(model, meta).SerializeToString()
     side = meta.preprocessing.input_size
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ TRAIN_LABELS = {
     "baseline_pipeline": "baseline (tutorials' PIL DataLoader pipeline, batch 64)",
     "lenet_train": "`lenet train` (lenet5 recipe, batch 64)",
     "lenet_train_autograd": "`lenet train` (lenet5 recipe, batch 64), autograd's step "
-                            "(`LENET_STEP=torch`)",
+                            "(`--set step=torch`)",
     "lenet_train_batch512_auto": (f"`lenet train` (lenet5-fast, batch {LARGE_BATCH}, lr 0.2, "
                                   "--precision auto: bf16 only where native, and not where "
                                   "the compiled fp32 step beats it)"),

@@ -3,14 +3,30 @@ whole process, and the paper's per-pattern SDLM step."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import torch
+
+from lenet import data
 from lenet.bench.baseline import TARGET, TRAIN_BATCH
 from lenet.bench.hardware import run_json
+from lenet.config import resolve
+from lenet.models import create, get_spec
+from lenet.models.lenet1998 import LeNet1998
+from lenet.models.losses import make_loss
+from lenet.runtime import jobs
+from lenet.runtime.threads import available_cores, threads
+from lenet.training import train
+from lenet.training.optim import SDLM
+from lenet.training.steps import PATTERN_CHUNK
+from lenet.training.steps.pattern import PatternStep
 
 LARGE_BATCH = 512  # the training-throughput row: enough work per call for the small convolutions
 
@@ -22,9 +38,6 @@ def train_speed(recipe: str, overrides: dict[str, Any], run_dir: Path, device: s
     The first epoch is warm-up; the fastest later epoch gives seconds and images/s. Each is
     training time only, like the baseline's side (baseline.train_epoch), without the test pass.
     """
-    from lenet.config import resolve
-    from lenet.training.trainer import train
-
     cfg = resolve(recipe, {**overrides, "epochs": epochs, "tensorboard": False,
                            "device": device, "train_subset": train_subset,
                            "test_subset": test_subset, "run_dir": str(run_dir)})
@@ -47,20 +60,10 @@ def lenet_train_epoch(run_root: Path, device: str, epochs: int, train_subset: in
 
 def lenet_train_autograd(run_root: Path, device: str, epochs: int, train_subset: int = 0,
                          test_subset: int = 0) -> dict[str, float]:
-    """:func:`lenet_train_epoch` with autograd's step (``LENET_STEP=torch``) instead of the
+    """:func:`lenet_train_epoch` with autograd's step (``--set step=torch``) instead of the
     compiled one: what the compiled step gains, in the same run."""
-    import os
-
-    before = os.environ.get("LENET_STEP")
-    os.environ["LENET_STEP"] = "torch"
-    try:
-        return train_speed("lenet5", {"batch_size": TRAIN_BATCH}, run_root / "lenet5-autograd",
-                           device, epochs, train_subset, test_subset)
-    finally:
-        if before is None:
-            del os.environ["LENET_STEP"]
-        else:
-            os.environ["LENET_STEP"] = before
+    return train_speed("lenet5", {"batch_size": TRAIN_BATCH, "step": "torch"},
+                       run_root / "lenet5-autograd", device, epochs, train_subset, test_subset)
 
 
 def lenet_train_large_batch(run_root: Path, device: str, epochs: int, train_subset: int = 0,
@@ -93,40 +96,19 @@ def per_pattern(patterns: int) -> dict[str, float]:
     """The paper's recipe: µs per lenet5-1998 SDLM step at batch 1, autograd against the
     hand-written step (:mod:`lenet.training.steps.pattern`), as the trainer runs them (one thread,
     ATen's native convolutions), on real digits; plus the implied 60,000-pattern pass."""
-    import torch
-
-    from lenet import data
-    from lenet.models import create, get_spec
-    from lenet.models.losses import make_loss
-    from lenet.training.optim import SDLM
-    from lenet.training.steps.pattern import PatternStep
-
     images, labels = data.load("mnist", "train")
     x = get_spec("lenet5-1998").preprocessing(images[:patterns])
     y = labels[:patterns]
-    loss_fn = make_loss("rbf-map")
-    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    torch.set_num_threads(1)
-    torch.backends.mkldnn.enabled = False
     out: dict[str, float] = {}
-    try:
+    with threads(1), _native_convolutions():
         for name in ("autograd", "hand_written", "compiled"):
             torch.manual_seed(0)
             model = create("lenet5-1998")
             opt = SDLM(model.parameters(), lr=2e-5)
             opt.before_epoch(model, (x[:500], y[:500]), "rbf-map")
-            if name == "compiled":
-                step = _compiled_step(model, opt)
-                if step is None:  # numba is an extra (lenet[fast])
-                    continue
-            elif name == "hand_written":
-                step = PatternStep(model, opt, "rbf-map")
-            else:
-                def step(xb, yb, model=model, opt=opt):
-                    loss = loss_fn(model(xb), yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+            step = _pattern_step(name, model, opt)
+            if step is None:  # numba is an extra (lenet[fast])
+                continue
             for i in range(min(50, patterns)):  # warm-up
                 step(x[i:i + 1], y[i:i + 1])
             t0 = time.perf_counter()
@@ -138,9 +120,6 @@ def per_pattern(patterns: int) -> dict[str, float]:
         t0 = time.perf_counter()
         opt.before_epoch(model, (x[:500], y[:500]), "rbf-map")
         out["curvature_seconds"] = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(threads)
-        torch.backends.mkldnn.enabled = mkldnn
     out["speedup"] = out["autograd_us"] / out["hand_written_us"]
     fastest = out.get("compiled_chunked_us", out["hand_written_us"])
     # A pass as the trainer runs it, less its test evaluation: the steps and the curvature
@@ -149,12 +128,37 @@ def per_pattern(patterns: int) -> dict[str, float]:
     return out
 
 
+@contextlib.contextmanager
+def _native_convolutions() -> Iterator[None]:
+    """ATen's own convolutions (oneDNN off), as the trainer's per-pattern steps run."""
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # torch's flag setter
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+
+
+def _pattern_step(name: str, model: Any, opt: SDLM) -> Any:
+    """One SDLM step at batch 1 of the kind `name` (None: the compiled one without numba)."""
+    if name == "compiled":
+        return _compiled_step(model, opt)
+    if name == "hand_written":
+        return PatternStep(cast(LeNet1998, model), opt, "rbf-map")
+    loss_fn = make_loss("rbf-map")
+
+    def autograd(xb: torch.Tensor, yb: torch.Tensor) -> None:
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return autograd
+
+
 def _chunked_us(step: Any, x: Any, y: Any) -> float:
     """µs per pattern of NumbaPatternStep.sequence over the trainer's chunks, after one chunk
     of warm-up: ``sequence`` is a kernel of its own, and its first call compiles it (or loads
     numba's cache), several seconds that the single-call warm-up did not cover."""
-    from lenet.training.trainer import PATTERN_CHUNK
-
     step.sequence(x[:PATTERN_CHUNK], y[:PATTERN_CHUNK])
     t0 = time.perf_counter()
     for i in range(0, len(x), PATTERN_CHUNK):
@@ -166,7 +170,10 @@ def _compiled_step(model: Any, opt: Any) -> Any:
     """The numba step the trainer would use, or None without numba; its first call (compiling,
     or loading numba's cache) happens in the warm-up, outside the timing."""
     try:
-        from lenet.training.steps.pattern_numba import NumbaPatternStep, supports
+        from lenet.training.steps.pattern_numba import (  # noqa: PLC0415  (extra: numba)
+            NumbaPatternStep,
+            supports,
+        )
     except ImportError:
         return None
     return NumbaPatternStep(model, opt, "rbf-map") if supports(model, opt, "rbf-map") else None
@@ -177,22 +184,13 @@ def busy_core(run_root: Path, device: str, train_subset: int = 0, test_subset: i
     """An epoch of `lenet train --config lenet5` as a whole process: quiet, then beside one busy
     core (a Python spin loop), with lenet's default threads (the cores free at start) and with
     OMP_NUM_THREADS set to every core (torch's own default)."""
-    import os
-    import subprocess
-
-    from lenet.runtime.device import available_cores
-
     base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     every = {**base, "OMP_NUM_THREADS": str(available_cores())}
     row = {"quiet_default": _epoch(run_root, device, base, train_subset, test_subset)}
-    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
+    with jobs.background([sys.executable, "-c", "while True: pass"]):
         time.sleep(1.0)
         row["busy_default"] = _epoch(run_root, device, base, train_subset, test_subset)
         row["busy_every_core"] = _epoch(run_root, device, every, train_subset, test_subset)
-    finally:
-        spin.kill()
-        spin.wait(timeout=10)
     quiet = row["quiet_default"]["seconds_per_epoch"]
     for key in ("busy_default", "busy_every_core"):
         row[key]["vs_quiet"] = row[key]["seconds_per_epoch"] / quiet

@@ -6,7 +6,10 @@ import argparse
 import json
 
 from lenet.commands import options
-from lenet.runtime.device import ISA_LEVELS
+from lenet.runtime.cpu import ISA_LEVELS
+
+# Seconds a capped bench's child has to end on its own after Ctrl-C (it reaches both).
+CHILD_GRACE = 10.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -72,14 +75,14 @@ def _run_capped(args: argparse.Namespace) -> int:
     """`lenet bench --isa ISA`: the caps are read when torch, oneDNN, MKL and numba start, so
     the bench runs again as a child process with them set; its header names them."""
     import os
-    import subprocess
     import sys
 
     from lenet.console import log
-    from lenet.runtime.device import isa_cap_environment
+    from lenet.runtime import jobs
+    from lenet.runtime.cpu import isa_cap_environment
 
     caps = isa_cap_environment(args.isa)
     log(f"lenet bench: capped to {args.isa.upper()} ({', '.join(sorted(caps))}), in a child "
         "process")
-    return subprocess.run([sys.executable, "-m", "lenet", *child_argv(args)],
-                          env={**os.environ, **caps}, check=False).returncode
+    return jobs.run_foreground([sys.executable, "-m", "lenet", *child_argv(args)],
+                               env={**os.environ, **caps}, grace=CHILD_GRACE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Literal
 
 from lenet.commands import options
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from lenet import data
     from lenet.console import print_json
 
-    verify = "full" if args.verify else "cached"
+    verify: Literal["cached", "full"] = "full" if args.verify else "cached"
     if args.data_command == "fetch":
         path = data.fetch(args.name, data_dir=args.data_dir, verify=verify)
         print(f"{args.name}: verified files in {path}")
@@ -63,7 +63,7 @@ def format_info(d: dict[str, Any]) -> str:
         return "\n".join(lines)
     splits = list(samples)
     lines.append(f"  {'class':<14}" + "".join(f"{s:>9}" for s in splits))
-    classes = next(iter(hist.values()), {})
+    classes: dict[str, int] = next(iter(hist.values()), {})
     for c in classes:
         lines.append(f"  {c:<14}" + "".join(f"{hist[s].get(c, 0):>9,}" for s in splits))
     lines.append(f"  {'total':<14}" + "".join(f"{samples[s]:>9,}" for s in splits))

@@ -78,7 +78,7 @@ def _format_rejection(rej: dict, total: int) -> str:
 def run(args: argparse.Namespace) -> int:
     from lenet.analysis.figures.evaluation_report import evaluation_dict, format_evaluation
     from lenet.console import print_json
-    from lenet.runtime.device import use_free_cores
+    from lenet.runtime.threads import use_free_cores
 
     args.path = options.pick_weights(args.path, args.weights)
     use_free_cores()  # threads for the cores free now: no collapse beside other work

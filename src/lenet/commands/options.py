@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from lenet.runtime.device import is_device_form
+from lenet.runtime.devicename import is_device_form
 
 
 def count(text: str) -> int:

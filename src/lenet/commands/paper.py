@@ -9,7 +9,7 @@ from lenet.commands import options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from lenet.paper.runner import ROWS
+    from lenet.paper.rows import ROWS
 
     p = sub.add_parser(
         "paper", help="reproduce the 1998 paper's MNIST comparison (Figs. 9-12)",

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
     from lenet.errors import ConfigError
     from lenet.inference.predict import Predictor, check_save_dir, predict_files
-    from lenet.runtime.device import use_free_cores
+    from lenet.runtime.threads import use_free_cores
 
     weights, inputs = split_weights(args.inputs, args.weights)
     use_free_cores()  # threads for the cores free now: no collapse beside other work

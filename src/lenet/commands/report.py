@@ -46,7 +46,7 @@ def _where(args: argparse.Namespace) -> tuple[str, str | None]:
 
 def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
-    from lenet.runtime.device import use_free_cores
+    from lenet.runtime.threads import use_free_cores
     from lenet.storage import atomic, rundir
 
     folder, weights = _where(args)

@@ -47,7 +47,7 @@ def _url(host: str, port: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from lenet.errors import LenetError
-    from lenet.runtime.device import use_free_cores
+    from lenet.runtime.threads import use_free_cores
 
     try:
         from lenet.inference.serve.app import create_app, default_hosts, listen, run_server

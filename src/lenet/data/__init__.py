@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from lenet.data.datasets import DATASETS, default_data_dir, fetch, info, load
+from lenet.data.datasets import DATASETS, default_data_dir, fetch, info
 from lenet.data.idx import read_idx
 from lenet.errors import DatasetError
 
 if TYPE_CHECKING:
+    from lenet.data.tensors import load
     from lenet.data.vision import (
         MNIST,
         Compose,
@@ -23,22 +25,21 @@ if TYPE_CHECKING:
         list_datasets,
     )
 
-# The torchvision-style names import torch and PIL, which `import lenet.data` (reached from the
-# CLI's `lenet data`) must not: they load on first use (PEP 562).
-_VISION = ("MNIST", "FashionMNIST", "Compose", "Normalize", "ToTensor", "get_dataset",
-           "list_datasets")
+# The names that import torch (and PIL), which `import lenet.data` (reached from the CLI's
+# `lenet data`) must not: they load on first use (PEP 562), from the module named.
+_LAZY = {"load": "lenet.data.tensors",
+         **dict.fromkeys(("MNIST", "FashionMNIST", "Compose", "Normalize", "ToTensor",
+                          "get_dataset", "list_datasets"), "lenet.data.vision")}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _VISION:
-        from lenet.data import vision
-
-        return getattr(vision, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_VISION])
+    return sorted([*globals(), *_LAZY])
 
 
 __all__ = ["DATASETS", "MNIST", "Compose", "DatasetError", "FashionMNIST", "Normalize",

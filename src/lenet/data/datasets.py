@@ -1,9 +1,11 @@
 """The datasets lenet knows (MNIST, Fashion-MNIST): where they live, how to fetch and load them.
 
 Each dataset is four IDX files pinned by the SHA-256 of their uncompressed bytes and stored
-uncompressed as ``<data_dir>/<name>/<file>``, so loading is one read and a zero-copy
-``torch.from_numpy``. ``fetch`` fills the data dir from the first source that has the files
-(see :mod:`lenet.data.sources`); ``load`` calls it, so a first run just works online or off.
+uncompressed as ``<data_dir>/<name>/<file>``, so loading is one read (:func:`read_split`, then
+a zero-copy ``torch.from_numpy`` in :func:`lenet.data.tensors.load`). ``fetch`` fills the data
+dir from the first source that has the files (see :mod:`lenet.data.sources`); loading calls it,
+so a first run just works online or off. Nothing here needs torch: `lenet data fetch|info`
+never loads it.
 """
 
 from __future__ import annotations
@@ -13,26 +15,22 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from lenet.data.idx import read_idx
+from lenet.data.registries import DebianSource, PyPISource
 from lenet.data.sources import (
     DEFAULT_TIMEOUT,
-    DebianSource,
     FileSpec,
     MirrorSource,
-    PyPISource,
     Source,
     Verify,
     fetch_files,
     file_status,
 )
 from lenet.errors import DatasetError
-
-if TYPE_CHECKING:
-    import torch
 
 IMAGE_SHAPE = (28, 28)
 
@@ -198,8 +196,9 @@ def fetch(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None = Non
                        dataset=spec.name, progress=progress, verify=verify)
 
 
-def load(name: str | DatasetSpec, split: str, data_dir: str | os.PathLike[str] | None = None,
-         fetch_missing: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def read_split(name: str | DatasetSpec, split: str,
+               data_dir: str | os.PathLike[str] | None = None, fetch_missing: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Images as uint8 (N, 28, 28) and labels as int64 (N,), fetching the files if missing.
 
     A file present but not matching its pin is refused with a :class:`DatasetError`.
@@ -221,12 +220,10 @@ def load(name: str | DatasetSpec, split: str, data_dir: str | os.PathLike[str] |
             raise DatasetError(f"{spec.name} in {directory}: {', '.join(missing)} missing; "
                                f"run `lenet data fetch {spec.name}`")
         fetch(spec, data_dir)
-    import torch  # here, not at the top: `lenet data info` and `fetch` never need it
-
     images = read_idx(directory / images_spec.name, fix=fix)
     labels = read_idx(directory / labels_spec.name, fix=fix)
     _check_split(spec, split, images, labels)
-    return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+    return images, labels.astype(np.int64)
 
 
 def _check_split(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray) -> None:

@@ -20,7 +20,8 @@ of the same class and inside the 28x28 field):
 - horizontal shear: x' = x + k (y - centre), k uniform in [-0.3, 0.3] (about ±17°).
 
 All five are drawn independently per sample, composed into one affine map about the image
-centre, and applied with bilinear sampling (``grid_sample``, zero = background outside).
+centre (:func:`lenet.data.geometry.affine_map`), and applied with bilinear sampling, zero (the
+background) outside (:func:`lenet.data.geometry.warp`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from lenet.data.geometry import affine_map, warp
 
 
 @dataclass(frozen=True)
@@ -48,29 +50,11 @@ class Distortion:
         k = self.shear * u[:, 2]
         tx, ty = self.translate * u[:, 3], self.translate * u[:, 4]
         keep = (u[:, 5] + 1) / 2 < self.p_original
-        # A = shear @ diag(s q, s / q): x' = s q x + k s/q y, y' = s/q y.
-        a = torch.zeros(n, 2, 3, device=device)
-        a[:, 0, 0] = s * q
-        a[:, 0, 1] = k * s / q
-        a[:, 1, 1] = s / q
-        a[:, 0, 2] = tx
-        a[:, 1, 2] = ty
+        a = affine_map(scale=s, squeeze=q, shear=k, shift_x=tx, shift_y=ty)
         identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=device)
         return torch.where(keep[:, None, None], identity, a)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
         """uint8 or float (B, 28, 28) digits -> float (B, 28, 28) distorted digits in [0, 255]."""
-        n, h, w = images.shape
-        device = images.device
-        forward = self.matrices(n, generator, device)
-        # grid_sample wants, per output pixel, where to read: the inverse map, in the
-        # normalized coordinates [-1, 1] (align_corners=False: pixel centres at (2i+1)/W - 1).
-        lin, t = forward[:, :, :2], forward[:, :, 2]
-        inv = torch.linalg.inv(lin)
-        t_norm = t / torch.tensor([w / 2, h / 2], device=device)
-        theta = torch.cat([inv, -(inv @ t_norm[:, :, None])], dim=2)
-        grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
-        out = F.grid_sample(images[:, None].float(), grid, mode="bilinear",
-                            padding_mode="zeros", align_corners=False)
-        return out[:, 0].clamp_(0.0, 255.0)
+        return warp(images, self.matrices(len(images), generator, images.device))

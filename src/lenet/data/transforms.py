@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lenet.data.deslant import deslant as deslant_images
 from lenet.errors import WeightsError
 
 # What a saved Preprocessing may ask for. The registry's models pad by 0, 2 or 6 pixels and
@@ -49,9 +50,7 @@ class Preprocessing:
             images = images.unsqueeze(1)
         x = images.float()
         if self.deslant:
-            from lenet.data.deslant import deslant
-
-            x = deslant(x.squeeze(1)).unsqueeze(1)
+            x = deslant_images(x.squeeze(1)).unsqueeze(1)
         if self.resize is not None and self.resize != x.shape[-1]:
             x = F.interpolate(x, size=(self.resize, self.resize), mode="area")
         if self.pad:

@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from lenet.data.datasets import dataset_dir, default_data_dir, get_spec, load
+from lenet.data.datasets import dataset_dir, default_data_dir, get_spec
+from lenet.data.tensors import load
 from lenet.errors import DatasetError
 
 Transform = Callable[[Any], Any]

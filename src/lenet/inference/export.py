@@ -20,7 +20,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
+from lenet._version import __version__
 from lenet.errors import LenetError
+from lenet.models import weights
+from lenet.models.metadata import WeightsMeta
+from lenet.runtime.threads import available_cores
+from lenet.storage import atomic
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "scores"
@@ -31,11 +39,10 @@ class ExportError(LenetError):
     """The model could not be exported, or an ONNX file is not one `lenet export` wrote."""
 
 
-def to_onnx(model: Any, meta: Any) -> Any:
+def to_onnx(model: nn.Module, meta: WeightsMeta) -> Any:
     """A loaded model and its WeightsMeta -> a checked onnx.ModelProto with lenet metadata."""
     try:
-        import onnx
-        import torch
+        import onnx  # noqa: PLC0415  (extra: onnx)
     except ImportError as e:
         raise ExportError(f"ONNX export needs the onnx extra ({e.name} is missing): "
                           "pip install 'lenet[onnx]'") from None
@@ -58,6 +65,8 @@ def to_onnx(model: Any, meta: Any) -> Any:
                               ) from None
         finally:
             quiet.setLevel(level)
+    if program is None:  # only without dynamo=True
+        raise ExportError(f"exporting model {meta.model!r} to ONNX gave no program")
     proto = program.model_proto
     props = {
         "lenet.model": meta.model,
@@ -65,7 +74,7 @@ def to_onnx(model: Any, meta: Any) -> Any:
         "lenet.classes": json.dumps(list(meta.classes)),
         "lenet.preprocessing": json.dumps(meta.preprocessing.to_dict()),
         "lenet.test_accuracy": json.dumps(meta.test_accuracy),
-        "lenet.version": _lenet_version(),
+        "lenet.version": __version__,
         "lenet.torch_version": torch.__version__,
         "lenet.input": INPUT_NAME,
     }
@@ -85,12 +94,6 @@ def to_onnx(model: Any, meta: Any) -> Any:
     return proto
 
 
-def _lenet_version() -> str:
-    from lenet._version import __version__
-
-    return __version__
-
-
 def export_onnx(weights_path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None
                 ) -> Path:
     """Export a run directory, weights file or bundled weights' name to ONNX, written
@@ -99,18 +102,12 @@ def export_onnx(weights_path: str | os.PathLike[str], output: str | os.PathLike[
 
     The output is checked first, so a read-only place or a directory given as the file fails
     at once (:class:`~lenet.errors.OutputError`), not after the export."""
-    from lenet.storage import atomic
-
     if output is None:
-        from lenet.models.weights import is_bundled, resolve_path
-
         # Bundled weights live inside the installed package: their ONNX goes in the current
         # folder instead, as NAME.onnx.
-        output = (Path(f"{os.fspath(weights_path)}.onnx") if is_bundled(weights_path)
-                  else resolve_path(weights_path).with_suffix(".onnx"))
+        output = (Path(f"{os.fspath(weights_path)}.onnx") if weights.is_bundled(weights_path)
+                  else weights.resolve_path(weights_path).with_suffix(".onnx"))
     output = atomic.ensure_writable(output)
-    from lenet.models import weights  # imports torch: only once the output is known to be writable
-
     model, meta = weights.load_model(weights_path)
     proto = to_onnx(model, meta)
     return atomic.write_bytes(output, proto.SerializeToString())
@@ -121,12 +118,10 @@ def make_session(model: bytes | str | os.PathLike[str], threads: int | None = No
     available core (up to 8), which suits batches; 1 gives the lowest single-digit latency (no
     fork and join per operator)."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # noqa: PLC0415  (extra: onnx)
     except ImportError:
         raise ExportError("--backend onnxruntime needs onnxruntime: "
                           "pip install 'lenet[onnx]'") from None
-    from lenet.runtime.device import available_cores
-
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     # All graph optimizations (their NCHWc layout transform fuses conv, ReLU and pooling) and
@@ -143,7 +138,7 @@ def make_session(model: bytes | str | os.PathLike[str], threads: int | None = No
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    import onnx
+    import onnx  # noqa: PLC0415  (extra: onnx)
 
     try:
         proto = onnx.load(str(path), load_external_data=False)

@@ -11,15 +11,15 @@ dataset, by the same code as `lenet evaluate`: never copied from the training lo
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lenet.analysis import evaluate
 from lenet.errors import ConfigError, WeightsError
+from lenet.models import hub, weights
+from lenet.runtime.cpu import cpu_isa, cpu_name
 from lenet.storage import atomic, rundir
 
 MAX_BYTES = 300_000  # a bundled file must keep the wheel small (issue #16: <= 300 KB each)
@@ -34,8 +34,6 @@ def _check_name(name: str) -> None:
 
 def machine() -> str:
     """The CPU model and its vector extensions, for the record (speed and bits depend on it)."""
-    from lenet.runtime.device import cpu_isa, cpu_name
-
     return f"{cpu_name()} ({cpu_isa()})"
 
 
@@ -45,9 +43,6 @@ def publish(run: str | os.PathLike[str], name: str, dest: str | os.PathLike[str]
     """Copy `run`'s weights into `dest` (default: the package's bundled weights) as `name`,
     with the accuracy measured again on the whole test set; returns the manifest entry.
     `recipe` names the shipped recipe that trained it (default: the model's name)."""
-    from lenet.analysis import evaluate
-    from lenet.models import hub, weights
-
     _check_name(name)
     dest = Path(dest) if dest is not None else hub.PRETRAINED_DIR
     atomic.ensure_writable_dir(dest, fix="pass --dest DIR, a folder you can write")
@@ -63,52 +58,28 @@ def publish(run: str | os.PathLike[str], name: str, dest: str | os.PathLike[str]
     # Also the first 1,000 test digits, from the same pass: a check anyone repeats in a second.
     right = ev.predictions[:1000] == ev.labels[:1000]
     measured["first_1000"] = right.double().mean().item()
-    entry = _entry(name, recipe or loaded.meta.model, source, data, loaded.meta, measured)
-    atomic.write_bytes(dest / entry["file"], data)
+    config = rundir.read_config(source.parent) if source.name == rundir.WEIGHTS else {}
+    published = hub.Weights.publication(
+        name, loaded.meta, data, recipe=recipe or loaded.meta.model, config=config,
+        measured=measured, machine=machine())
+    entry = published.meta
+    atomic.write_bytes(dest / published.file, data)
     entries = hub.manifest(dest)
     entries[name] = entry
-    atomic.write_bytes(dest / hub.MANIFEST,
-                       (json.dumps(entries, indent=2, sort_keys=True) + "\n").encode())
+    hub.write_manifest(dest, entries)
     log(f"published {name}: test accuracy {entry['test_accuracy']:.4f} "
         f"({entry['test_errors']} errors of {entry['test_digits']}), {len(data):,} bytes, "
         f"sha256 {entry['sha256'][:16]}... in {dest}")
     return entry
 
 
-def _entry(name: str, recipe: str, source: Path, data: bytes, meta: Any,
-           measured: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
-    from lenet._version import __version__
-
-    config = rundir.read_config(source.parent) if source.name == rundir.WEIGHTS else {}
-    seed = config.get("seed")
-    return {
-        "file": f"{name}.safetensors", "model": meta.model, "dataset": meta.dataset,
-        "recipe": recipe, "seed": seed if isinstance(seed, int) else -1,
-        "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-        "test_accuracy": measured["accuracy"], "test_errors": measured["errors"],
-        "test_digits": measured["total"], "test_accuracy_first_1000": measured["first_1000"],
-        "epochs": meta.extra.get("epoch"),
-        "command": (f"OMP_NUM_THREADS=1 lenet train --config {recipe} --seed {seed} "
-                    f"--run-dir runs/weights/{name} && lenet weights publish "
-                    f"runs/weights/{name} --name {name} --recipe {recipe}"),
-        "machine": machine(), "published": datetime.date.today().isoformat(),
-        "lenet_version": __version__, "torch_version": torch.__version__,
-        "config": {k: v for k, v in config.items() if k not in ("run_dir", "data_dir")},
-    }
-
-
 def verify(names: list[str] | None = None, *, device: str = "cpu",
            log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Each bundled entry read (manifest SHA-256, digest, fit) and its test accuracy measured
     again beside the recorded one."""
-    from lenet.analysis import evaluate
-    from lenet.models import get_weights, list_pretrained
-
     rows = []
-    for name in names or list_pretrained():
-        w = get_weights(name)
+    for name in names or hub.list_pretrained():
+        w = hub.get_weights(name)
         w.read()  # the SHA-256 against the manifest, the digest, the fit
         measured = evaluate.evaluate_loaded(evaluate.load(w.path, device))
         rows.append({"name": name, "recorded": w.test_accuracy,

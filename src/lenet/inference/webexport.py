@@ -10,12 +10,12 @@ activation replaces the values of the layer before it (a layer shows what it pas
 :class:`~lenet.models.interfaces.CurvatureModel` (the 1998 network, whose squashing is a plain
 function in ``forward``) is run through its layer list, as the server does.
 
-:func:`export_web` writes the site: the server's own page (``lenet/serve/static``: index.html
-with its paths made relative, app.js, layers.js, style.css), ``forward.js`` (the forward
-pass in JavaScript), ``mnist.js`` (the MNIST preprocessing of a drawing or an image and the
-sliders' distortions, in JavaScript) and ``model.js``, the
-description and the weights (base64) as one script, so that the page also opens from a
-``file://`` URL where browsers refuse ``fetch``. Every file is written atomically.
+:func:`export_web` writes the site: the server's own page (``lenet/inference/serve/static``:
+index.html with its paths made relative, app.js, layers.js, style.css), ``forward.js`` (the
+forward pass in JavaScript), ``mnist.js`` (the MNIST preprocessing of a drawing or an image and
+the sliders' distortions, in JavaScript) and ``model.js``, the description and the weights
+(base64) as one script, so that the page also opens from a ``file://`` URL where browsers
+refuse ``fetch``. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -24,10 +24,21 @@ import base64
 import json
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lenet.analysis.activations import kind_of, layer_activations, reads_of
 from lenet.errors import LenetError
+from lenet.models import weights
+from lenet.models.interfaces import SparseConvolution
+from lenet.models.lenet1998 import EuclideanRBF, Squash, Subsampling, squash
+from lenet.models.metadata import WeightsMeta
+from lenet.storage import atomic
 
 STATIC = Path(__file__).parent / "serve" / "static"
 COPIED = ("app.js", "layers.js", "forward.js", "mnist.js", "style.css", "favicon.svg")
@@ -50,7 +61,7 @@ class _Weights:
         self.parts: list[bytes] = []
         self.count = 0
 
-    def add(self, tensor: Any) -> dict[str, Any]:
+    def add(self, tensor: torch.Tensor) -> dict[str, Any]:
         flat = tensor.detach().float().cpu().contiguous().flatten().tolist()
         ref = {"offset": self.count, "shape": list(tensor.shape)}
         self.parts.append(struct.pack(f"<{len(flat)}f", *flat))
@@ -62,28 +73,24 @@ class _Weights:
 
 
 # --------------------------------------------------------------------------- operations
-def _conv(module: Any, reads: dict[str, Any], weights: _Weights) -> dict[str, Any]:
+def _conv(module: nn.Module, reads: dict[str, Any], buffer: _Weights) -> dict[str, Any]:
     """A convolution: kernel, stride, padding and table as the layer's ``reads`` says."""
-    from torch import nn
-
-    from lenet.models.interfaces import SparseConvolution
-
     shape = {k: reads[k] for k in ("stride", "padding", "kernel", "table", "sparse")}
     if isinstance(module, SparseConvolution):
-        return {"op": "conv", "weight": weights.add(module.dense_weight()),
-                "bias": weights.add(module.bias), **shape}
+        bias = module.bias
+        assert isinstance(bias, torch.Tensor)  # the 1998 C3 always has one
+        return {"op": "conv", "weight": buffer.add(module.dense_weight()),
+                "bias": buffer.add(bias), **shape}
     assert isinstance(module, nn.Conv2d)
     if module.groups != 1 or tuple(module.dilation) != (1, 1) \
             or module.padding_mode != "zeros":
         raise WebExportError(f"convolution {module}: the web page runs only plain convolutions "
                              "(groups 1, dilation 1, zero padding); serve it with `lenet serve`")
-    return {"op": "conv", "weight": weights.add(module.weight),
-            "bias": None if module.bias is None else weights.add(module.bias), **shape}
+    return {"op": "conv", "weight": buffer.add(module.weight),
+            "bias": None if module.bias is None else buffer.add(module.bias), **shape}
 
 
-def _pool(module: Any) -> dict[str, Any]:
-    from torch import nn
-
+def _pool(module: nn.Module) -> dict[str, Any]:
     def pair(v: Any) -> list[int]:
         return [int(v), int(v)] if isinstance(v, int) else [int(a) for a in v]
 
@@ -96,29 +103,25 @@ def _pool(module: Any) -> dict[str, Any]:
     return {"op": kind, "kernel": kernel, "stride": stride}
 
 
-def _operation(module: Any, reads: dict[str, Any], weights: _Weights) -> dict[str, Any] | None:
+def _operation(module: nn.Module, reads: dict[str, Any], buffer: _Weights
+               ) -> dict[str, Any] | None:
     """One module as a web operation; None for one that does nothing in eval mode."""
-    from torch import nn
-
-    from lenet.models.interfaces import SparseConvolution
-    from lenet.models.lenet1998 import EuclideanRBF, Squash, Subsampling
-
     acts = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", Squash: "squash"}
     if type(module) in acts:
         return {"op": "act", "fn": acts[type(module)]}
     if isinstance(module, (nn.Conv2d, SparseConvolution)):
-        return _conv(module, reads, weights)
+        return _conv(module, reads, buffer)
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         return _pool(module)
     if isinstance(module, Subsampling):
         source = None if module.source is None else [int(s) for s in module.source]
         return {"op": "subsample", "source": source,
-                "coefficient": weights.add(module.coefficient), "bias": weights.add(module.bias)}
+                "coefficient": buffer.add(module.coefficient), "bias": buffer.add(module.bias)}
     if isinstance(module, nn.Linear):
-        return {"op": "linear", "weight": weights.add(module.weight),
-                "bias": None if module.bias is None else weights.add(module.bias)}
+        return {"op": "linear", "weight": buffer.add(module.weight),
+                "bias": None if module.bias is None else buffer.add(module.bias)}
     if isinstance(module, EuclideanRBF):
-        return {"op": "rbf", "codes": weights.add(module.codes)}
+        return {"op": "rbf", "codes": buffer.add(module.codes)}
     if isinstance(module, (nn.Flatten, nn.Dropout, nn.Identity)):
         return None
     raise WebExportError(f"layer {type(module).__name__}: the web page cannot run it (it runs "
@@ -133,29 +136,24 @@ def _numel(shape: list[int]) -> int:
     return n
 
 
-def describe(model: Any, meta: Any) -> tuple[dict[str, Any], bytes]:
+def describe(model: nn.Module, meta: WeightsMeta) -> tuple[dict[str, Any], bytes]:
     """(the JSON-able description of `model` for forward.js, its float32 weights buffer).
 
     The layers are :mod:`lenet.analysis.activations`' (what ``/api/activations`` reports); each
-    traced
-    module call becomes an operation on the layer it makes or, for an activation, on the layer
-    below it."""
-    import torch
-
-    from lenet.analysis.activations import kind_of, layer_activations, reads_of
-
+    traced module call becomes an operation on the layer it makes or, for an activation, on the
+    layer below it."""
     prep = meta.preprocessing
     if prep.resize is not None or prep.deslant:
         raise WebExportError(f"model {meta.model}: its preprocessing (resize or deslant) is not "
                              "done by the web page; serve it with `lenet serve`")
     x = torch.zeros(1, 1, prep.input_size, prep.input_size)
     seen = layer_activations(model, x)
-    weights, ops, index = _Weights(), [], 0
+    buffer, ops, index = _Weights(), [], 0
     for _, module, inp, out in seen.calls:
         kind = kind_of(module, inp, out)
         if kind is None:
             continue
-        op = _operation(module, reads_of(kind, module, inp, out), weights)
+        op = _operation(module, reads_of(kind, module, inp, out), buffer)
         index += kind != "act"
         if op is not None:  # the input shows itself, not an activation of it
             op["layer"] = index if kind != "act" or index > 0 else None
@@ -169,26 +167,21 @@ def describe(model: Any, meta: Any) -> tuple[dict[str, Any], bytes]:
            "preprocessing": {"mean": prep.mean, "std": prep.std, "pad": prep.pad},
            "layers": [{"name": la.name, "kind": la.kind, "shape": list(la.shape),
                        "reads": la.reads} for la in seen.layers],
-           "ops": ops, "rbf": rbf, "weights": weights.count}
-    blob = weights.data()
+           "ops": ops, "rbf": rbf, "weights": buffer.count}
+    blob = buffer.data()
     _check(doc, blob, model, meta)
     return doc, blob
 
 
 # --------------------------------------------------------------------------- the check
-def _tensor(blob: bytes, ref: dict[str, Any]) -> Any:
-    import torch
-
+def _tensor(blob: bytes, ref: dict[str, Any]) -> torch.Tensor:
     n = _numel(ref["shape"])
     values = struct.unpack_from(f"<{n}f", blob, 4 * ref["offset"])
     return torch.tensor(values, dtype=torch.float32).reshape(ref["shape"])
 
 
-def _apply(op: dict[str, Any], x: Any, blob: bytes) -> Any:
+def _apply(op: dict[str, Any], x: torch.Tensor, blob: bytes) -> torch.Tensor:
     """One operation of a description, in torch (what forward.js does, for the check)."""
-    import torch
-    import torch.nn.functional as F
-
     kind, bias = op["op"], op.get("bias")
     b = None if bias is None else _tensor(blob, bias)
     if kind == "conv":
@@ -199,29 +192,26 @@ def _apply(op: dict[str, Any], x: Any, blob: bytes) -> Any:
     if kind == "subsample":
         x = x if op["source"] is None else x[:, op["source"]]
         coef = _tensor(blob, op["coefficient"])[:, None, None]
-        return F.avg_pool2d(x, 2) * 4.0 * coef + _tensor(blob, bias)[:, None, None]
+        return F.avg_pool2d(x, 2) * 4.0 * coef + _tensor(blob, op["bias"])[:, None, None]
     if kind == "linear":
         return F.linear(x.flatten(1), _tensor(blob, op["weight"]), b)
     if kind == "rbf":
         return -(x.flatten(1).unsqueeze(1) - _tensor(blob, op["codes"])).square().sum(-1)
-    from lenet.models.lenet1998 import squash
-
-    fns = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "squash": squash}
+    fns: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "squash": squash}
     return fns[op["fn"]](x)
 
 
-def run_description(doc: dict[str, Any], blob: bytes, x: Any) -> Any:
+def run_description(doc: dict[str, Any], blob: bytes, x: torch.Tensor) -> torch.Tensor:
     """The scores a description computes for the preprocessed input `x` (N, 1, H, W)."""
     for op in doc["ops"]:
         x = _apply(op, x, blob)
     return x
 
 
-def _check(doc: dict[str, Any], blob: bytes, model: Any, meta: Any) -> None:
+def _check(doc: dict[str, Any], blob: bytes, model: nn.Module, meta: WeightsMeta) -> None:
     """The description must give the model's own scores: a function applied outside any module
     (``F.relu`` in a forward) is invisible to hooks and would otherwise be silently lost."""
-    import torch
-
     gen = torch.Generator().manual_seed(0)
     digits = (torch.rand(4, 28, 28, generator=gen) * 255).round().to(torch.uint8)
     x = meta.preprocessing(digits)
@@ -252,11 +242,9 @@ def model_script(doc: dict[str, Any], blob: bytes) -> str:
 
 def default_out(weights_path: str | os.PathLike[str]) -> Path:
     """./NAME-web for bundled weights, else WEIGHTS_FILE_STEM-web next to the weights."""
-    from lenet.models.weights import is_bundled, resolve_path
-
-    if is_bundled(weights_path):
+    if weights.is_bundled(weights_path):
         return Path(f"{os.fspath(weights_path)}-web")
-    path = resolve_path(weights_path)
+    path = weights.resolve_path(weights_path)
     return path.with_name(f"{path.stem}-web")
 
 
@@ -264,11 +252,7 @@ def export_web(weights_path: str | os.PathLike[str], out: str | os.PathLike[str]
                ) -> Path:
     """Write the static site for the weights into `out` (default :func:`default_out`); returns
     the folder. The folder is checked first, before any weights are loaded."""
-    from lenet.storage import atomic
-
     folder = atomic.ensure_writable_dir(default_out(weights_path) if out is None else out)
-    from lenet.models import weights  # imports torch: only once the folder is known to be writable
-
     model, meta = weights.load_model(weights_path)
     doc, blob = describe(model, meta)
     files = {name: (STATIC / name).read_bytes() for name in COPIED}

@@ -3,7 +3,8 @@
 As in torchvision and timm, the registry (:mod:`lenet.models.registry`) is a leaf that knows no
 model, and each family module registers its models into it when imported here. A new family is
 one file in this folder and one import line below. :mod:`lenet.models.hub` holds the pretrained
-weights that ship in the package and checks that a weights file fits the model it names.
+weights that ship in the package and checks that a weights file fits the model it names; what
+any set of weights is, is :class:`lenet.models.metadata.WeightsMeta`.
 """
 
 import builtins
@@ -37,7 +38,8 @@ def create(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
                           "arguments it takes") from None
     if pretrained:
         load_pretrained(name, model)
-        model.pretrained_weights = get_weights(name)
+        # torch types a module's attributes as tensors or modules; this one is neither.
+        model.pretrained_weights = get_weights(name)  # type: ignore[assignment]
     return model
 
 

@@ -110,6 +110,7 @@ def init_uniform_(tensor: torch.Tensor, fan_in: int) -> torch.Tensor:
 
 def paper_conv(in_maps: int, out_maps: int, kernel: int) -> nn.Conv2d:
     conv = nn.Conv2d(in_maps, out_maps, kernel)
+    assert conv.bias is not None  # nn.Conv2d makes one unless told bias=False
     fan_in = in_maps * kernel * kernel
     init_uniform_(conv.weight, fan_in)
     init_uniform_(conv.bias, fan_in)
@@ -157,6 +158,10 @@ class SparseConv2d(nn.Module):
     Each output map is initialized with its own fan-in, len(table[o]) * k * k.
     """
 
+    # Buffers (register_buffer), declared for the type checker, which sees Tensor | Module.
+    _out_idx: torch.Tensor
+    _in_idx: torch.Tensor
+
     def __init__(self, in_maps: int, table: tuple[tuple[int, ...], ...], kernel: int) -> None:
         super().__init__()
         self.in_maps, self.out_maps, self.kernel = in_maps, len(table), kernel
@@ -194,6 +199,8 @@ class SparseConv2d(nn.Module):
 
 class EuclideanRBF(nn.Module):
     """y_i = sum_j (x_j - w_ij)^2 with fixed codes w (a buffer, not a parameter); returns -y."""
+
+    codes: torch.Tensor  # a buffer (register_buffer), declared for the type checker
 
     def __init__(self, codes: torch.Tensor) -> None:
         super().__init__()

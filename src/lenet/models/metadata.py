@@ -1,5 +1,11 @@
 """What a weights file says about itself: the model, the exact preprocessing, the dataset and
-its classes, the test accuracy, and whatever else training recorded (:class:`WeightsMeta`)."""
+its classes, the test accuracy, and whatever else training recorded (:class:`WeightsMeta`).
+
+The one description of a set of weights: training writes it into every weights file, and
+everything that reads weights (inference, evaluation, export, the web page) takes it from there.
+A bundled file's manifest entry (:class:`lenet.models.hub.Weights`) is derived from it; a
+:class:`lenet.models.registry.ModelSpec` describes an architecture and its defaults, not weights.
+"""
 
 from __future__ import annotations
 

@@ -17,11 +17,11 @@ import torch.nn.functional as F
 
 class _BatchInnerMaxPool2x2(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         # (N, C, H, W) -> one "sample" whose N*C channels lie innermost: [h][w][n][c].
         wide = x.permute(2, 3, 0, 1).reshape(1, h, w, n * c).permute(0, 3, 1, 2)
-        values, indices = F.max_pool2d_with_indices(wide, 2)
+        values, indices = F.max_pool2d_with_indices(wide, (2, 2))
 
         def back(t: torch.Tensor) -> torch.Tensor:
             t = t.permute(0, 2, 3, 1).reshape(h // 2, w // 2, n, c).permute(2, 3, 0, 1)
@@ -32,7 +32,7 @@ class _BatchInnerMaxPool2x2(torch.autograd.Function):
         return back(values)
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
         x, indices = ctx.saved_tensors
         return torch.ops.aten.max_pool2d_with_indices_backward(
             g.contiguous(memory_format=torch.channels_last), x, [2, 2], [2, 2], [0, 0], [1, 1],

@@ -3,9 +3,12 @@
 A leaf: it imports no model. The family modules register theirs when :mod:`lenet.models` imports
 them, so always go through ``lenet.models`` (``create``, ``names``, ``get_spec``).
 
-A :class:`ModelSpec` carries what inference needs to agree with training (the input size and the
-exact preprocessing), where the architecture comes from, and which recipe trains it, in the
-spirit of torchvision's weight metadata.
+A :class:`ModelSpec` describes an architecture, not a weights file: how to build it, the
+preprocessing and the loss it was designed for (the defaults ``lenet train`` starts from), and
+where it comes from. What a particular set of weights was trained with is that file's
+:class:`~lenet.models.metadata.WeightsMeta`, which training writes and inference reads: a
+spec's preprocessing never stands in for a file's (only its input size is checked against it,
+by :func:`lenet.models.hub.check_weights`).
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ if TYPE_CHECKING:
 class ModelSpec:
     name: str
     build: Callable[..., nn.Module]  # keyword arguments reach the model's constructor
-    preprocessing: Preprocessing
+    preprocessing: Preprocessing  # the input it takes: what training records in WeightsMeta
     source: str  # where the architecture comes from, for `lenet models`
     description: str
-    loss: str = "cross-entropy"  # the training criterion the model was designed for
+    loss: str = "cross-entropy"  # the criterion `--loss auto` trains it with
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     @property

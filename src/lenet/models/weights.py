@@ -1,9 +1,8 @@
 """Weights by name or path: a run directory, a ``.safetensors`` file, or bundled weights.
 
 Every read is checked twice: the file's own SHA-256 digest (:mod:`lenet.storage.tensorfile`, the
-format
-shared with checkpoints), then its fit to the model it names
-(:func:`lenet.models.check_weights`): the preprocessing in its bounds and making the model's
+format shared with checkpoints), then its fit to the model it names
+(:func:`lenet.models.hub.check_weights`): the preprocessing in its bounds and making the model's
 input size, every tensor's name, shape and dtype those of a freshly built model, no NaN or
 infinity, and one class name per output. A valid digest proves a file is the one written, not
 that it is usable (it may have been forged and re-signed, or written by a bug).
@@ -21,7 +20,9 @@ import torch
 from torch import nn
 
 from lenet.errors import WeightsError
+from lenet.models.hub import check_weights, get_weights, list_pretrained
 from lenet.models.metadata import WeightsMeta
+from lenet.models.registry import get_spec
 from lenet.storage import atomic, tensorfile
 from lenet.storage.tensorfile import (
     DIGEST_KEY,
@@ -41,8 +42,6 @@ __all__ = ["DIGEST_KEY", "METADATA_KEY", "WEIGHTS_NAME", "WeightsMeta", "check_m
 
 def is_bundled(name: str | os.PathLike[str]) -> bool:
     """Whether `name` means bundled weights: not an existing path, and a bundled name."""
-    from lenet.models import list_pretrained
-
     text = os.fspath(name)
     return not os.path.lexists(text) and text in list_pretrained()
 
@@ -50,14 +49,10 @@ def is_bundled(name: str | os.PathLike[str]) -> bool:
 def resolve_path(path: str | os.PathLike[str]) -> Path:
     """A run directory, a weights file or a bundled name -> the weights file."""
     if is_bundled(path):
-        from lenet.models import get_weights
-
         return get_weights(os.fspath(path)).path
     try:
         return tensorfile.resolve_path(path)
     except WeightsError as e:
-        from lenet.models import list_pretrained
-
         named = ", ".join(list_pretrained())
         raise WeightsError(f"{e}; or name bundled weights: {named}" if named else str(e)
                            ) from None
@@ -68,8 +63,6 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], Weights
     or one without a digest, is refused with a :class:`WeightsError`; so is one whose digest
     verifies but whose content is not sane (see :func:`check_model`)."""
     if is_bundled(path):
-        from lenet.models import get_weights
-
         return get_weights(os.fspath(path)).read()
     p = resolve_path(path)
     tensors, meta = read_file(p)
@@ -79,19 +72,15 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], Weights
 
 def check_model(tensors: dict[str, torch.Tensor], meta: WeightsMeta, source: str) -> nn.Module:
     """The freshly built model `meta` names, once `tensors` and `meta` are known to fit it."""
-    from lenet.models import check_weights
-
     return check_weights(tensors, meta, source)
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                ) -> tuple[nn.Module, WeightsMeta]:
-    from lenet.models import create
-
     # Through read() (checked there against a fresh model), so that a run's weights are read,
     # and counted by the tests, once per load.
     tensors, meta = read(path)
-    model = create(meta.model)
+    model = get_spec(meta.model).build()
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:  # check_model makes this unreachable; never a traceback anyway
@@ -108,8 +97,7 @@ def save(path: str | os.PathLike[str], model: nn.Module, meta: WeightsMeta) -> P
 def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
     """Tensors and metadata of a weights file (or a run directory's), digest verified; a pickle,
     a truncated, edited or foreign file, or one without a digest, is a :class:`WeightsError`.
-    Whether the tensors fit the model named is not checked here (see
-    :mod:`lenet.models.weights`)."""
+    Whether the tensors fit the model named is not checked here (:func:`read` checks it)."""
     p = tensorfile.resolve_path(path)
     try:
         data = p.read_bytes()

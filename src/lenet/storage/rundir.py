@@ -10,6 +10,10 @@
   epoch with the best validation accuracy (chosen on validation, never on test);
 - ``checkpoints/`` (:data:`CHECKPOINTS`): what ``lenet train --resume`` continues from;
 - ``train.log`` (:data:`LOG`): the run's stderr, when a sweep started it;
+- ``job.json`` (:data:`JOB`): the config a sweep (or ``lenet paper``) hands the worker process
+  that trains the run (:mod:`lenet.training.worker`), written before the run starts;
+- ``result.json`` (:data:`RESULT`): that worker's result, the figures ``lenet train --json``
+  prints;
 - ``.lock`` (:data:`LOCK`): held (``flock``) by the one process training into the folder.
 
 One run owns a folder: :func:`claim` takes it for a training process (a new folder, an empty
@@ -29,6 +33,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,6 +43,9 @@ from typing import Any
 from lenet.errors import LenetError
 from lenet.storage import atomic
 
+if sys.platform != "win32":  # POSIX: a run holds its folder with flock (see _lock)
+    import fcntl
+
 CONFIG = "config.json"
 METRICS = "metrics.csv"
 INITIAL = "initial.safetensors"
@@ -45,6 +53,8 @@ WEIGHTS = "model.safetensors"
 BEST = "model_best.safetensors"
 CHECKPOINTS = "checkpoints"
 LOG = "train.log"
+JOB = "job.json"
+RESULT = "result.json"
 LOCK = ".lock"
 ROBUSTNESS = "robustness.json"  # `lenet robustness` into a run dir; `lenet report` shows it
 RUN_ID = "run_id"  # the key of config.json that names the run its checkpoints belong to
@@ -58,7 +68,8 @@ _TMP = re.compile(r"^\..+\.tmp$")
 # robustness`
 # its curves.
 _OWN = re.compile(r"^(config\.json|metrics\.csv|initial\.safetensors|model(_best)?\.safetensors"
-                  r"|train\.log|\.lock|events\.out\.tfevents\..*|report\.html|robustness\.json"
+                  r"|train\.log|job\.json|result\.json|\.lock|events\.out\.tfevents\..*"
+                  r"|report\.html|robustness\.json"
                   r"|(robustness|robustness_examples|curves|rbf_bitmaps|confusion|misclassified"
                   r"|rejection|kernels_first_conv|kernels_second_conv_map\d+|feature_maps_\d+|predictions|samples)\.png)$")
 _OWN_CHECKPOINT = re.compile(r"^epoch-\d{4,}(-step-\d+)?\.safetensors$")
@@ -117,9 +128,9 @@ def write_error(path: PathLike, e: OSError, resume: PathLike | None = None) -> R
 
 
 def _entries(path: Path) -> list[str]:
-    """The names in `path` that make it taken: all but the lock, a sweep's log written before
-    the run starts, and temp files a killed process left."""
-    return sorted(n for n in os.listdir(path) if n not in (LOCK, LOG) and not _TMP.match(n))
+    """The names in `path` that make it taken: all but the lock, a sweep's log and job written
+    before the run starts, and temp files a killed process left."""
+    return sorted(n for n in os.listdir(path) if n not in (LOCK, LOG, JOB) and not _TMP.match(n))
 
 
 def _foreign(path: Path) -> list[str]:
@@ -157,9 +168,7 @@ def _lock(path: Path) -> int:
 
     The kernel drops the lock when the process ends however it ends (kill -9 included), so a
     lock never outlives its run."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locking, the other rules still hold
+    if sys.platform == "win32":  # not POSIX: no locking, the other rules still hold
         return -1
     fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -180,11 +189,11 @@ def _in_use(path: Path, holder: str) -> RunDirError:
 
 def _check_holder(path: Path) -> None:
     """Raise if a process holds `path`/.lock, without creating the file when there is none."""
+    if sys.platform == "win32":
+        return
     try:
-        import fcntl
-
         fd = os.open(path / LOCK, os.O_RDONLY)
-    except (ImportError, FileNotFoundError):
+    except FileNotFoundError:
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -219,13 +228,13 @@ def claim(run_dir: PathLike, *, resume: bool = False, overwrite: bool = False,
           created: bool = False) -> Iterator[Path]:
     """Own `run_dir` for one training process until the block ends.
 
-    The folder is created if missing, must be empty otherwise (a sweep's ``train.log`` aside),
-    unless `resume` (the run's own folder) or `overwrite` (an earlier run's files are deleted
-    first; a folder with other files is refused, untouched). Its ``.lock`` is held meanwhile:
-    a second process gets a :class:`RunDirError` naming the holder. Temp files a killed
-    process left are deleted. A folder this call created is removed again if the block fails
-    before anything was written into it (`created`: the caller just made it, with
-    :func:`default`). Trouble with the file system is a one-line RunDirError.
+    The folder is created if missing, must be empty otherwise (a sweep's ``train.log`` and
+    ``job.json`` aside), unless `resume` (the run's own folder) or `overwrite` (an earlier
+    run's files are deleted first; a folder with other files is refused, untouched). Its
+    ``.lock`` is held meanwhile: a second process gets a :class:`RunDirError` naming the
+    holder. Temp files a killed process left are deleted. A folder this call created is removed
+    again if the block fails before anything was written into it (`created`: the caller just
+    made it, with :func:`default`). Trouble with the file system is a one-line RunDirError.
     """
     path = Path(run_dir)
     fd = -1
@@ -362,3 +371,34 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def write_job(run_dir: PathLike, config: Mapping[str, Any]) -> Path:
+    """``job.json``: the config the worker process is to train into `run_dir`."""
+    return atomic.write_text(Path(run_dir) / JOB, json.dumps(dict(config), indent=2) + "\n")
+
+
+def read_job(run_dir: PathLike) -> dict[str, Any]:
+    """The config :func:`write_job` left in `run_dir`, as a dict of config keys."""
+    return _read_object(Path(run_dir) / JOB, "the job's config")
+
+
+def write_result(run_dir: PathLike, result: Mapping[str, Any]) -> Path:
+    """``result.json``: a finished run's figures (what ``lenet train --json`` prints)."""
+    return atomic.write_text(Path(run_dir) / RESULT, json.dumps(dict(result), indent=2) + "\n")
+
+
+def read_result(run_dir: PathLike) -> dict[str, Any] | None:
+    """The figures :func:`write_result` left in `run_dir`; None if the run wrote none."""
+    path = Path(run_dir) / RESULT
+    return _read_object(path, "the run's result") if path.is_file() else None
+
+
+def _read_object(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as e:
+        raise RunDirError(f"{path}: cannot read {what} ({e})") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data

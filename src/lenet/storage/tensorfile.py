@@ -28,7 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
+from safetensors import SafetensorError
 
 from lenet._version import __version__
 from lenet.errors import WeightsError
@@ -55,17 +57,15 @@ def digest(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
     for key in sorted(tensors):
         t = tensors[key].detach().cpu().contiguous()
         h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())  # hashed in place, not copied
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)  # hashed in place, not copied
     return h.hexdigest()
 
 
 def encode(tensors: dict[str, torch.Tensor], key: str, meta: Mapping[str, Any]) -> bytes:
     """safetensors bytes whose metadata `key` is `meta` as JSON, with its digest added."""
-    from safetensors.torch import save
-
     plain = json.loads(json.dumps(meta))  # what a reader will parse: str keys, lists, ...
     plain[DIGEST_KEY] = digest(tensors, plain)
-    return save(tensors, metadata={key: json.dumps(plain)})
+    return safetensors.torch.save(tensors, metadata={key: json.dumps(plain)})
 
 
 def decode(data: bytes, key: str, source: str, *, what: str, fix: str = ""
@@ -87,9 +87,6 @@ def decode(data: bytes, key: str, source: str, *, what: str, fix: str = ""
 
 def _decode(data: bytes, key: str, source: str, *, what: str, tail: str
             ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
     header_len = int.from_bytes(data[:8], "little")
     # A safetensors file starts with its header's length (little-endian u64), then the JSON
     # header: "{" at byte 8. Only a file that cannot be one is checked for a pickle's opening
@@ -102,7 +99,7 @@ def _decode(data: bytes, key: str, source: str, *, what: str, tail: str
                            "lenet never unpickles (it could run arbitrary code)." + tail)
     try:
         header = json.loads(data[8:8 + header_len])
-        tensors = load(data)
+        tensors = safetensors.torch.load(data)
     except (SafetensorError, ValueError, UnicodeDecodeError) as e:
         raise WeightsError(f"{source}: not a valid safetensors file ({e}); it may be truncated "
                            "or corrupt." + tail) from None

@@ -2,16 +2,20 @@
 
     lenet sweep --config lenet5-fast --seeds 3 --set lr=0.001,0.003 --set batch_size=32,64 -j 2
 
-The grid is the cartesian product of every ``--set KEY=V1,V2,...`` times seeds ``0..K-1``. Every
-run is its own ``python -m lenet train ... --json`` process, so a crash, a NaN or a timeout stays
-inside that run: the others go on, and the sweep exits 1 at the end if any run failed. Runs are
-executed by a pool of ``--jobs`` workers; each process gets ``cpu_count // jobs`` threads (through
-``OMP_NUM_THREADS``/``MKL_NUM_THREADS``) so that the workers do not fight over the cores.
+The grid is the cartesian product of every ``--set KEY=V1,V2,...`` times seeds ``0..K-1``. Each
+run is one :class:`~lenet.config.TrainConfig`, written into its run dir (``job.json``) and trained
+there by a process of its own (:mod:`lenet.training.worker`, child jobs through
+:mod:`lenet.runtime.jobs`), which leaves its figures in ``result.json``: a crash, a NaN or a
+timeout stays inside that run, the others go on, and the sweep exits 1 at the end if any run
+failed. Runs are executed by a pool of ``--jobs`` workers; each process gets ``cpu_count // jobs``
+threads (through ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``) so that the workers do not fight over
+the cores. SIGTERM (or SIGHUP) kills every run before the sweep ends.
 
 What a sweep leaves in its folder (``--run-dir``):
 
-- ``<point>-seed<S>/``: the run directory of each run (:mod:`lenet.storage.rundir`), with its log
-  ``train.log`` (the run's stderr) next to the usual ``config.json``, ``metrics.csv`` and weights;
+- ``<point>-seed<S>/``: the run directory of each run (:mod:`lenet.storage.rundir`), with its
+  ``job.json``, its log ``train.log`` (the run's output) and its ``result.json`` next to the
+  usual ``config.json``, ``metrics.csv`` and weights;
 - ``summary.md`` and ``summary.json``: the table (and every run's figures), written atomically.
 
 Values are split on commas. For list-valued keys (``milestones``, ``lr_values``) the items of one
@@ -21,40 +25,37 @@ comma (say a ``data_dir``) cannot be swept.
 
 Every grid point is validated with :func:`lenet.config.resolve` before any run starts, so a
 misspelt key or a bad value fails at once with a :class:`~lenet.errors.ConfigError`.
-
-This module imports no torch: `lenet --help` stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import math
 import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lenet import console
-from lenet.errors import ConfigError
+from lenet.config import LIST_KEYS, TrainConfig, add_train_arguments, resolve, train_overrides
+from lenet.errors import ConfigError, LenetError
+from lenet.runtime.jobs import Group, Stopped, stopped_by_signals, thread_env
+from lenet.runtime.threads import threads_per_job
 from lenet.storage import atomic, rundir
+from lenet.training import worker
 
 TAIL_LINES = 20
 # Train arguments the sweep sets itself, per run.
 _RESERVED_ARGS = ("--config", "--seed", "--run-dir", "--json", "--resume")
 _RESERVED_KEYS = ("seed", "run_dir")
-
 
 
 # --------------------------------------------------------------------------- results
@@ -68,17 +69,18 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 @dataclass
 class Run:
-    """One `lenet train` process of the sweep."""
+    """One training run of the sweep: its config, trained by a worker process of its own."""
 
     point: str  # the grid point's name, e.g. "lr=0.01"
     params: dict[str, str]  # the grid values of this point, as given
     seed: int
     run_dir: Path
     log_path: Path
-    command: list[str]
+    command: list[str]  # the `lenet train` command line that trains this run by hand
+    config: TrainConfig  # what the worker trains (its job.json)
     returncode: int | None = None  # None: it did not finish (timed out or never started)
     wall_seconds: float = 0.0
-    result: dict[str, Any] | None = None  # the JSON `lenet train --json` printed
+    result: dict[str, Any] | None = None  # its result.json: the figures of `lenet train --json`
     error: str | None = None  # why it failed, and the tail of its log
 
     @property
@@ -230,8 +232,6 @@ def parse_grid(sets: Sequence[str]) -> dict[str, list[str]]:
 
 def _train_value(key: str, value: str) -> str:
     """A grid value as `lenet train --set` takes it (lists there are comma-separated)."""
-    from lenet.config import LIST_KEYS
-
     return value.replace(";", ",").replace(":", ",") if key in LIST_KEYS else value
 
 
@@ -262,27 +262,22 @@ def _unique_names(names: list[str]) -> list[str]:
 class _ArgsError(argparse.ArgumentParser):
     """An argparse parser that raises a ConfigError instead of printing usage and exiting."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise ConfigError(f"lenet train arguments: {message}")
 
 
-def _train_overrides(args: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
-    """The (recipe, overrides) that `lenet train ARGS` would resolve, without training."""
-    from lenet.config import add_train_arguments, train_overrides
-
+def _flag_overrides(args: Sequence[str]) -> dict[str, Any]:
+    """The config overrides that `lenet train ARGS` would ask for (given ones only)."""
     parser = _ArgsError(prog="lenet train")
     add_train_arguments(parser)
-    ns = parser.parse_args(list(args))
-    return ns.config, train_overrides(ns)
+    return {k: v for k, v in train_overrides(parser.parse_args(list(args))).items()
+            if v is not None}
 
 
-def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
-         extra_args: Sequence[str] = ()) -> list[Point]:
-    """Every point and run of the sweep, each validated; nothing is run or written."""
-    from lenet.config import resolve
-
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+def _base_overrides(grid: Mapping[str, list[str]], extra_args: Sequence[str],
+                    given: Mapping[str, Any]) -> dict[str, Any]:
+    """The config keys every run gets: `extra_args` (flags), then `given` (keys). The sweep
+    sets each run's seed and run dir itself: nobody else may."""
     for key in grid:
         if key in _RESERVED_KEYS:
             flag = "--seeds" if key == "seed" else "--run-dir"
@@ -292,33 +287,56 @@ def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
     for arg in extra_args:
         if arg.split("=", 1)[0] in _RESERVED_ARGS:
             raise ConfigError(f"extra train argument {arg}: the sweep sets it itself")
-    _, extra = _train_overrides(extra_args)
+    base = {**_flag_overrides(extra_args), **given}
     for key in _RESERVED_KEYS:
-        if extra.get(key) is not None:
+        if base.get(key) is not None:
             raise ConfigError(f"extra train arguments set {key}: the sweep sets it itself")
+    return base
+
+
+def _as_sets(values: Mapping[str, Any]) -> list[str]:
+    """`values` as `lenet train --set KEY=VALUE` arguments."""
+    return [a for k, v in values.items() for a in ("--set", f"{k}={_train_value(k, _as_text(v))}")]
+
+
+def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
+         extra_args: Sequence[str] = (), overrides: Mapping[str, Any] | None = None
+         ) -> list[Point]:
+    """Every point and run of the sweep, each a validated TrainConfig; nothing is run or written.
+
+    `overrides` (config keys) and `extra_args` (`lenet train` flags, e.g. ``["--epochs", "1"]``)
+    apply to every run; the grid's values win over both.
+    """
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    base = _base_overrides(grid, extra_args, given)
     out_dir = Path(out_dir).absolute()
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     axes = [k for k, values in grid.items() if len(values) > 1]
     names = _unique_names([_point_name(c, axes) for c in combos])
-    points = []
-    for name, params in zip(names, combos, strict=True):
-        sets = [a for k, v in params.items()
-                for a in ("--set", f"{k}={_train_value(k, v)}")]
-        train_args = ["--config", recipe, *extra_args, *sets]
-        config, overrides = _train_overrides(train_args)
-        try:
-            resolve(config, overrides)
-        except ConfigError as e:
-            where = f"grid point {name}: " if params else ""
-            raise ConfigError(f"{where}{e}") from None
-        point = Point(name, params)
-        for seed in range(seeds):
-            run_dir = out_dir / f"{name}-seed{seed}"
-            command = [sys.executable, "-m", "lenet", "train", *train_args,
-                       "--seed", str(seed), "--run-dir", str(run_dir), "--json"]
-            point.runs.append(Run(name, params, seed, run_dir, run_dir / rundir.LOG, command))
-        points.append(point)
-    return points
+    return [_point(recipe, name, params, seeds, out_dir, base,
+                   ["--config", recipe, *extra_args, *_as_sets(given), *_as_sets(params)])
+            for name, params in zip(names, combos, strict=True)]
+
+
+def _point(recipe: str, name: str, params: dict[str, str], seeds: int, out_dir: Path,
+           base: Mapping[str, Any], train_args: list[str]) -> Point:
+    """One grid point's runs, one per seed, each a resolved config."""
+    values = {**base, **{k: _train_value(k, v) for k, v in params.items()}}
+    try:
+        resolve(recipe, values)
+    except ConfigError as e:
+        where = f"grid point {name}: " if params else ""
+        raise ConfigError(f"{where}{e}") from None
+    point = Point(name, params)
+    for seed in range(seeds):
+        run_dir = out_dir / f"{name}-seed{seed}"
+        config = resolve(recipe, {**values, "seed": seed, "run_dir": str(run_dir)})
+        command = [sys.executable, "-m", "lenet", "train", *train_args,
+                   "--seed", str(seed), "--run-dir", str(run_dir), "--json"]
+        point.runs.append(Run(name, params, seed, run_dir, run_dir / rundir.LOG, command, config))
+    return point
 
 
 # --------------------------------------------------------------------------- running
@@ -331,86 +349,52 @@ def _tail(path: Path, lines: int = TAIL_LINES) -> str:
 
 
 class _Runner:
-    """Runs the processes; remembers the live ones so an interrupt can stop them all."""
+    """Runs each run's worker in a group of jobs, so that an interrupt can stop them all."""
 
     def __init__(self, env: dict[str, str], timeout: float | None) -> None:
         self.env = env
         self.timeout = timeout
-        self.live: set[subprocess.Popen] = set()
-        self.lock = threading.Lock()
-        self.stopping = False
+        self.group = Group()
 
     def run(self, r: Run) -> Run:
         try:
             return self._run(r)
+        except Stopped:
+            r.error = "not started: the sweep was interrupted"
         except OSError as e:  # cannot create the run dir or start the process
             r.error = f"could not run {r.command[0]}: {e}"
-            return r
+        return r
 
     def _run(self, r: Run) -> Run:
-        if self.stopping:
-            r.error = "not started: the sweep was interrupted"
-            return r
+        if self.group.stopped:
+            raise Stopped
         try:
             # Exclusively: a folder that appeared since the sweep checked belongs to someone
-            # else (another sweep into the same --run-dir), and `lenet train` would refuse it.
+            # else (another sweep into the same --run-dir), and the run would refuse it.
             r.run_dir.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
             r.error = f"not started: {r.run_dir} appeared meanwhile (another sweep there?)"
             return r
-        t0 = time.perf_counter()
-        with open(r.log_path, "wb") as log:
-            with self.lock:
-                if self.stopping:
-                    r.error = "not started: the sweep was interrupted"
-                    return r
-                # Its own process group, so a timeout or an interrupt can stop the whole
-                # run (`lenet train --nproc` starts worker processes of its own).
-                proc = subprocess.Popen(r.command, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=log, env=self.env,
-                                        start_new_session=os.name == "posix")
-                self.live.add(proc)
-            try:
-                stdout, _ = proc.communicate(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                _kill(proc)
-                proc.communicate()
-                r.wall_seconds = time.perf_counter() - t0
-                r.error = f"timed out after {self.timeout:g}s (killed)\n{_tail(r.log_path)}"
-                return r
-            finally:
-                with self.lock:
-                    self.live.discard(proc)
-        r.wall_seconds = time.perf_counter() - t0
-        r.returncode = proc.returncode
-        if proc.returncode != 0:
-            r.error = f"exit status {proc.returncode}\n{_tail(r.log_path)}"
+        rundir.write_job(r.run_dir, r.config.to_dict())
+        done = self.group.run(worker.command(r.run_dir), env=self.env, timeout=self.timeout,
+                              log=r.log_path)
+        r.wall_seconds = done.seconds
+        if done.timed_out:
+            r.error = f"timed out after {self.timeout:g}s (killed)\n{_tail(r.log_path)}"
+            return r
+        r.returncode = done.returncode
+        if done.returncode != 0:
+            r.error = f"exit status {done.returncode}\n{_tail(r.log_path)}"
             return r
         try:
-            result = json.loads(stdout)
-            if not isinstance(result, dict) or "test_accuracy" not in result:
-                raise ValueError("no test_accuracy in it")
-        except ValueError as e:
-            r.error = (f"exit status 0 but its output is not the JSON of `lenet train --json` "
-                       f"({e}): {stdout[:200]!r}\n{_tail(r.log_path)}")
+            result = rundir.read_result(r.run_dir)
+            if result is None or "test_accuracy" not in result:
+                raise LenetError(f"no test_accuracy in {rundir.RESULT}")
+        except LenetError as e:
+            r.error = f"exit status 0 but it left no result ({e})\n{_tail(r.log_path)}"
             return r
         r.result = result
         return r
-
-    def stop(self) -> None:
-        with self.lock:
-            self.stopping = True
-            for proc in self.live:
-                _kill(proc)
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """SIGKILL the process and its group (the children it started)."""
-    if os.name == "posix":
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
 
 
 def _describe(r: Run, done: int, total: int) -> str:
@@ -423,16 +407,18 @@ def _describe(r: Run, done: int, total: int) -> str:
 
 def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, out_dir: Path,
               extra_args: Sequence[str] = (), timeout: float | None = None,
-              log: console.Log | None = None) -> SweepResult:
+              log: console.Log | None = None, overrides: Mapping[str, Any] | None = None
+              ) -> SweepResult:
     """Run every point of ``grid`` (key -> values, as strings) with seeds ``0..seeds-1``.
 
     Values may be strings or numbers; a value of a list key (``milestones``, ``lr_values``) is a
     list, or a string with its items separated by ``,``, ``;`` or ``:``.
-    ``extra_args`` are more `lenet train` arguments given to every run (``["--epochs", "1"]``);
-    grid values override them. Raises :class:`ConfigError` before running anything if a key or
-    value is invalid or ``out_dir`` already holds one of the run directories. Failed runs do not
-    raise: they are in ``result.failed``, each with the tail of its log. ``log`` gets one line
-    per finished run (default: stderr). Writes ``summary.md`` and ``summary.json`` in ``out_dir``.
+    ``overrides`` (config keys, ``{"epochs": 1}``) and ``extra_args`` (more `lenet train`
+    arguments, ``["--epochs", "1"]``) apply to every run; grid values override them. Raises
+    :class:`ConfigError` before running anything if a key or value is invalid or ``out_dir``
+    already holds one of the run directories. Failed runs do not raise: they are in
+    ``result.failed``, each with the tail of its log. ``log`` gets one line per finished run
+    (default: stderr). Writes ``summary.md`` and ``summary.json`` in ``out_dir``.
     """
     log = log or console.log
     if jobs < 1:
@@ -441,34 +427,36 @@ def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, ou
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
     grid = {k.replace("-", "_"): [_as_text(v) for v in vs] for k, vs in grid.items()}
     out_dir = Path(out_dir).absolute()
-    points = plan(recipe, grid, seeds, out_dir, list(extra_args))
+    points = plan(recipe, grid, seeds, out_dir, list(extra_args), overrides)
     runs = [r for p in points for r in p.runs]
     taken = [str(r.run_dir) for r in runs if r.run_dir.exists()]
     if taken:
         raise ConfigError(f"{taken[0]} already exists ({len(taken)} of the sweep's run "
                           f"directories do); choose another --run-dir or delete them")
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    from lenet.runtime.device import threads_per_job
-
-    threads = str(threads_per_job(jobs))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    runner = _Runner(env, timeout)
+    threads = threads_per_job(jobs)
+    runner = _Runner({**os.environ, **thread_env(threads)}, timeout)
     log(f"sweep {recipe}: {len(points)} points x {seeds} seeds = {len(runs)} runs, "
         f"{jobs} jobs x {threads} threads; out {out_dir}")
     t0 = time.perf_counter()
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lenet-sweep")
+    with stopped_by_signals():
+        _execute(runner, runs, jobs, log)
+    result = SweepResult(recipe, grid, seeds, jobs, out_dir, points, time.perf_counter() - t0)
+    atomic.write_text(out_dir / "summary.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic.write_text(out_dir / "summary.md", result.markdown())
+    return result
+
+
+def _execute(runner: _Runner, runs: list[Run], workers: int, log: console.Log) -> None:
+    """Every run, `workers` at a time; one line each as it ends."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lenet-sweep")
     try:
         futures = [pool.submit(runner.run, r) for r in runs]
         for done, future in enumerate(as_completed(futures), 1):
             log(_describe(future.result(), done, len(runs)))
     except BaseException:  # Ctrl-C: start nothing more, kill what runs, wait for the workers
         pool.shutdown(wait=False, cancel_futures=True)
-        runner.stop()
+        runner.group.stop()
         pool.shutdown(wait=True)
         raise
     pool.shutdown(wait=True)
-    result = SweepResult(recipe, grid, seeds, jobs, out_dir, points, time.perf_counter() - t0)
-    atomic.write_text(out_dir / "summary.json", json.dumps(result.to_dict(), indent=2) + "\n")
-    atomic.write_text(out_dir / "summary.md", result.markdown())
-    return result

@@ -10,17 +10,19 @@ logged as ordinary scalars under ``hparams/…``, which is what the HParams view
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from lenet.analysis.modules import conv_layers, conv_weight
+from lenet.storage.history import EpochMetrics
 
 # At import time, so that a missing tensorboard raises ImportError where the trainer imports
 # this module (it then trains without TensorBoard, and says so with this message).
 try:
     from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import hparams
 except ImportError as e:  # TensorBoard is an extra: `lenet[tensorboard]`, part of `lenet[all]`
     raise ImportError("TensorBoard logging is off: tensorboard is not installed (pip install "
                       "'lenet[tensorboard]')", name="tensorboard") from e
@@ -47,7 +49,7 @@ def kernel_image(weight: torch.Tensor, cols: int = 8, zoom: int = 8) -> torch.Te
     return out.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2)
 
 
-def _hparam_value(v: Any) -> bool | int | float | str:
+def _hparam_value(v: object) -> bool | int | float | str:
     if isinstance(v, (bool, int, float, str)):
         return v
     if v is None:
@@ -68,8 +70,7 @@ class TensorBoardLogger:
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.writer = SummaryWriter(log_dir=str(run_dir))
 
-    def log_epoch(self, model: nn.Module, m: Any) -> None:
-        """`m` is the trainer's EpochMetrics (any object with its attribute names)."""
+    def log_epoch(self, model: nn.Module, m: EpochMetrics) -> None:
         w, step = self.writer, m.epoch
         w.add_scalar("Loss/train", m.train_loss, step)
         w.add_scalar("Loss/test", m.test_loss, step)
@@ -77,7 +78,7 @@ class TensorBoardLogger:
         w.add_scalar("Accuracy/test", m.test_accuracy, step)
         if m.val_accuracy is not None:
             w.add_scalar("Accuracy/val", m.val_accuracy, step)
-        if getattr(m, "val_loss", None) is not None:
+        if m.val_loss is not None:
             w.add_scalar("Loss/val", m.val_loss, step)
         w.add_scalar("LR", m.lr, step)
         w.add_scalar("Time/epoch_seconds", m.seconds, step)
@@ -90,10 +91,9 @@ class TensorBoardLogger:
             w.add_image(f"Kernels/{name}", kernel_image(conv_weight(module)), step)
         w.flush()
 
-    def close(self, config: dict[str, Any], final_metrics: dict[str, float]) -> None:
+    def close(self, config: Mapping[str, object],
+              final_metrics: Mapping[str, float | None]) -> None:
         """Hyperparameters and final metrics into the HParams view, then close the file."""
-        from torch.utils.tensorboard.summary import hparams
-
         hp = {k: _hparam_value(v) for k, v in config.items()}
         metrics = {f"hparams/{k}": float(v) for k, v in final_metrics.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -150,7 +150,7 @@ def test_an_image_mode_without_grayscale_is_415(client):
 
 
 def test_an_unforeseen_decoder_failure_is_422_not_500(client, monkeypatch):
-    import lenet.inference.predict as P
+    import lenet.inference.preprocess as P
 
     def boom(img, name="image"):
         raise RuntimeError("decoder exploded")
@@ -382,7 +382,7 @@ def test_big_images_are_decoded_one_at_a_time(predictor):
 
 
 def test_pixel_cap_is_read_from_the_header_before_decoding(predictor, monkeypatch):
-    import lenet.inference.serve.app as A
+    import lenet.inference.serve.answers as A
 
     def never(*a, **kw):
         raise AssertionError("an image over the pixel cap was decoded")
@@ -627,7 +627,7 @@ def test_activations_of_an_mlp(other_models, mnist_test):
 
 
 def test_activations_transform_upload_steps_and_raw_pixels(client, mnist_test):
-    from lenet.inference.predict import preprocess_image
+    from lenet.inference.preprocess import preprocess_image
     from lenet.inference.serve.digits import Transform, apply
 
     images, _ = mnist_test

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.loadtest import png_bytes
-from lenet.inference.predict import NoInkError, preprocess_image
+from lenet.inference.preprocess import NoInkError, preprocess_image
 from lenet.inference.serve.digits import LIMITS, Transform, TransformError, apply, upload_digit
 
 
@@ -93,15 +93,20 @@ def test_parse_fills_defaults_and_round_trips():
     assert set(LIMITS) == set(Transform().to_dict())
 
 
-def test_inverse_affine_inverts_the_forward_map():
+def test_the_forward_map_is_rotation_shear_then_scale_in_pixels():
+    # Was test_inverse_affine_inverts_the_forward_map: the inverse map in align_corners=True
+    # coordinates is gone; the forward map in pixels is lenet.data.geometry's, as in training.
     t = Transform(rotate=30, scale=1.2, squeeze=0.8, shear=0.3, shift_x=2, shift_y=-1)
-    inv = np.array(t.inverse_affine())
     a = math.radians(30)
     rot = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
     fwd = rot @ np.array([[1, 0.3], [0, 1]]) @ np.diag([1.2 * 0.8, 1.2 / 0.8])
-    p = np.array([0.3, -0.5])
-    moved = fwd @ p + np.array([2, -1]) * 2 / 27
-    assert np.allclose(inv[:, :2] @ moved + inv[:, 2], p)
+    assert np.allclose(t.forward().numpy(), np.hstack([fwd, [[2], [-1]]]))
+    # apply() warps by that map about the centre (13.5, 13.5): a dot's ink lands where it says.
+    out = apply(_dot(13, 22), t).astype(np.float64)
+    rows, cols = np.indices(out.shape)
+    got = np.array([(out * cols).sum(), (out * rows).sum()]) / out.sum()
+    want = fwd @ np.array([22 - 13.5, 13 - 13.5]) + np.array([2, -1]) + 13.5
+    assert np.abs(got - want).max() < 0.3, (got, want)
 
 
 def test_upload_is_preprocessed_exactly_like_lenet_predict(mnist_test):

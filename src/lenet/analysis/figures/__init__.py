@@ -1,19 +1,17 @@
-"""See inside a run: evaluation reports, plots, TensorBoard logging, an HTML report, comparisons.
+"""The pictures and reports of :mod:`lenet.analysis`: PNG figures, text and HTML reports.
 
-Every submodule imports matplotlib only when a plot is drawn, so importing ``lenet`` or
-``lenet.analysis.figures`` stays light; figures are drawn on their own Agg canvas, never through
-pyplot or the
-global backend. The pieces:
+Every figure is a bare ``matplotlib.figure.Figure`` on its own Agg canvas, never drawn through
+pyplot or the global backend, so that a notebook or another program keeps its matplotlib state.
+The pieces:
 
-- :mod:`lenet.analysis.metrics`: confusion matrix, per-class precision/recall/F1, top confusions;
-- :mod:`lenet.analysis.figures.evaluation_report`: what ``lenet evaluate`` reports, as JSON or text;
-- :mod:`lenet.analysis.modules`: the layers worth drawing in any model;
 - :mod:`lenet.analysis.figures.plots`: every figure (curves, kernels, feature maps, grids,
-galleries), as a
-  ``matplotlib.figure.Figure``, also written as a PNG when given a path;
+  galleries, error against rejection), also written as a PNG when given a path;
+- :mod:`lenet.analysis.figures.evaluation_report`: what ``lenet evaluate`` reports, as JSON or
+  text, with its confusion and misclassified-digits PNGs;
 - :mod:`lenet.analysis.figures.run_report`: ``lenet report``, one self-contained ``report.html``;
-- :mod:`lenet.analysis.figures.compare`: ``lenet compare``;
-- :mod:`lenet.training.tensorboard`: the trainer's TensorBoard logger.
+- :mod:`lenet.analysis.figures.robustness_plots`: the curves and examples of ``lenet robustness``;
+- :mod:`lenet.analysis.figures.compare`: ``lenet compare``, runs side by side.
 
-The ``evaluate``, ``report`` and ``compare`` commands themselves are in :mod:`lenet.commands`.
+The commands themselves (parse, call, print) are in :mod:`lenet.commands`; the trainer's
+TensorBoard logger is :mod:`lenet.training.tensorboard`.
 """

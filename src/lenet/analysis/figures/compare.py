@@ -6,14 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lenet.analysis.figures import plots
 from lenet.errors import ConfigError
+from lenet.models import count_parameters, create, weights
 from lenet.storage import rundir
+from lenet.storage.history import from_csv, select
 
 
 def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """One run's line of the comparison, from its config.json, metrics.csv and weights."""
-    from lenet.models import count_parameters, create, weights
-
     run = rundir.require(run_dir)
     rows = rundir.read_metrics(run, required=("epoch", "test_accuracy"))
     config = rundir.read_config(run)
@@ -25,9 +26,9 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     model = config.get("model") or (meta.model if meta else "?")
     acc = [float(r["test_accuracy"]) for r in rows]
     val = [float(r["val_accuracy"]) for r in rows if r.get("val_accuracy")]
-    # The best epoch is chosen on validation, never on test (no validation split: no best).
-    best = (max(range(len(val)), key=lambda i: (val[i], -float(rows[i].get("val_loss") or 0)))
-            if val and len(val) == len(rows) else None)
+    # The best epoch is chosen on validation, never on test (no validation split: no best),
+    # by the trainer's own rule.
+    chosen = select([from_csv(r) for r in rows])
     try:
         params = count_parameters(create(model))
     except ConfigError:  # a model no longer in the registry: still compare what is on disk
@@ -38,8 +39,8 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "model": model,
         "dataset": config.get("dataset") or (meta.dataset if meta else "?"),
         "epochs": len(rows),
-        "best_val_accuracy": val[best] if best is not None else None,
-        "best_epoch": int(rows[best]["epoch"]) if best is not None else None,
+        "best_val_accuracy": chosen.best_val_accuracy,
+        "best_epoch": chosen.best_epoch,
         "final_accuracy": (meta.test_accuracy if meta and meta.test_accuracy is not None
                            else (acc[-1] if acc else None)),
         "final_val_accuracy": val[-1] if len(val) == len(rows) and val else None,
@@ -52,8 +53,6 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def compare(run_dirs: list[str], out: str | os.PathLike[str] | None = "compare.png"
             ) -> dict[str, Any]:
-    from lenet.analysis.figures import plots
-
     runs = [run_row(d) for d in run_dirs]
     labels = _labels(runs)
     result: dict[str, Any] = {"runs": runs, "plot": None}

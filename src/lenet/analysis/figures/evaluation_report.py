@@ -7,7 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lenet.analysis import metrics as M
+from lenet.analysis.evaluate import evaluate_detailed, load, rejection_at
+from lenet.analysis.figures import plots as P
 
 
 def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
@@ -21,8 +25,6 @@ def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
     `plot_dir`, by default the run directory (or the current one for a weights file).
     `reject`: also the percentage of digits to reject, least confident first, for that error %.
     """
-    from lenet.analysis.evaluate import evaluate_detailed, load, rejection_at
-
     ev = evaluate_detailed(load(path, device), dataset=dataset, data_dir=data_dir,
                            test_subset=test_subset)
     classes = ev.classes
@@ -37,8 +39,6 @@ def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
         result["rejection"] = {"target_error": reject,
                                "rejected_percent": rejection_at(ev.scores, ev.labels, reject)}
     if plots:
-        from lenet.analysis.figures import plots as P
-
         out = Path(plot_dir) if plot_dir else (Path(path) if Path(path).is_dir() else Path("."))
         name = f"{ev.summary['model']} on {ev.summary['dataset']}"
         confusion, gallery = out / "confusion.png", out / "misclassified.png"
@@ -51,8 +51,6 @@ def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
 
 def format_evaluation(r: dict[str, Any]) -> str:
     """:func:`evaluation_dict` as the text ``lenet evaluate`` prints."""
-    import torch
-
     lines = [f"{r['model']} on {r['dataset']} test: accuracy {r['accuracy']:.4f} "
              f"({r['errors']} errors of {r['total']}), {r['loss_name']} loss {r['loss']:.4f}"]
     if r.get("training_test_accuracy") is not None:

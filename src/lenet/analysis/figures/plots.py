@@ -14,36 +14,29 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Colormap
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from lenet.errors import LenetError
 from lenet.storage import atomic
-
-if TYPE_CHECKING:
-    from matplotlib.colors import Colormap
-    from matplotlib.figure import Figure
 
 DPI = 100
 RIGHT, WRONG = "#1a7f37", "#cf222e"  # green and red captions
 PathArg: TypeAlias = "str | os.PathLike[str] | None"  # None: draw only, write nothing
-
-
-class MissingMatplotlib(LenetError):
-    """matplotlib, a dependency of lenet, is not installed in this environment."""
+MetricsRow: TypeAlias = "Mapping[str, str | float]"  # one metrics.csv row
+Series: TypeAlias = "torch.Tensor | np.ndarray | Sequence[float]"
 
 
 def _figure(width: float, height: float) -> Figure:
     """A Figure of its own on an Agg canvas: no pyplot, no global backend."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingMatplotlib("plots need matplotlib, a dependency of lenet missing from this "
-                                "environment: pip install 'matplotlib>=3.6'") from None
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)  # attaches itself as fig.canvas
     return fig
@@ -82,32 +75,31 @@ def mosaic(tiles: np.ndarray, cols: int, normalize: bool = True, gap: int = 1) -
 
 
 def _cmap(name: str, bad: str = "white") -> Colormap:
-    import matplotlib
-
     return matplotlib.colormaps[name].with_extremes(bad=bad)
 
 
-def _off(ax: Any) -> None:
+def _off(ax: Axes) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _integer_ticks(ax: Any) -> None:
-    from matplotlib.ticker import MaxNLocator
-
+def _integer_ticks(ax: Axes) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 # --------------------------------------------------------------------------- training curves
-def _column(rows: Sequence[dict[str, Any]], name: str) -> list[float] | None:
+def _column(rows: Sequence[MetricsRow], name: str) -> list[float] | None:
     """One metrics.csv column as floats, or None where the run did not record it each epoch."""
-    vals = [r.get(name) for r in rows]
-    if any(v in (None, "") for v in vals):
-        return None
-    return [float(v) for v in vals]
+    column = []
+    for r in rows:
+        v = r.get(name)
+        if v is None or v == "":
+            return None
+        column.append(float(v))
+    return column
 
 
-def training_curves(rows: Sequence[dict[str, Any]], path: PathArg = None,
+def training_curves(rows: Sequence[MetricsRow], path: PathArg = None,
                     title: str = "") -> Figure:
     """Loss, accuracy and learning rate per epoch, from ``metrics.csv`` rows."""
     fig = _figure(12, 3.6)
@@ -334,7 +326,7 @@ def accuracy_curves(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]]
 
 
 # --------------------------------------------------------------------------- rejection
-def error_vs_rejection(curves: Sequence[tuple[str, Any, Any]], target: float | None = 0.5,
+def error_vs_rejection(curves: Sequence[tuple[str, Series, Series]], target: float | None = 0.5,
                        path: PathArg = None, title: str | None = None) -> Figure:
     """Error on the digits kept against the percentage rejected (the 1998 paper's Fig. 10),
     one line per (label, rejected %, error %); a dashed line at the `target` error.

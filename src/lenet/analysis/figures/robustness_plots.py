@@ -1,24 +1,21 @@
 """Figures of ``lenet robustness``: accuracy against each distortion, one line per model, and
 one digit under every distortion of the grid (so that "scale 0.5" has a picture).
 
-As everywhere in :mod:`lenet.analysis.figures.plots`: a bare ``Figure`` on its own Agg canvas (no
-pyplot, no
-global backend), written as a PNG (atomically) only when given a path.
+As everywhere in :mod:`lenet.analysis.figures.plots`: a bare ``Figure`` on its own Agg canvas
+(no pyplot, no global backend), written as a PNG (atomically) only when given a path.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from matplotlib.figure import Figure
 
 from lenet.analysis import robustness
 from lenet.analysis.figures import plots
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 COLS = 4  # panels a row in the curves figure
 PANEL = (4.0, 3.2)  # inches per panel

@@ -15,19 +15,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from matplotlib.figure import Figure
 from torch import nn
 
+from lenet import data
 from lenet.analysis import metrics as M
+from lenet.analysis.evaluate import (
+    REJECT_TARGET,
+    DetailedEval,
+    Loaded,
+    evaluate_detailed,
+    load,
+    rejection_at,
+    rejection_curve,
+)
 from lenet.analysis.figures import plots
+from lenet.analysis.figures.robustness_plots import curves
 from lenet.analysis.modules import activations, conv_layers, conv_mask, conv_weight, rbf_bitmaps
+from lenet.analysis.robustness import RESULT_NAME, read_result
+from lenet.analysis.summary import summary_dict
 from lenet.errors import LenetError
+from lenet.models.weights import WeightsMeta, load_model
 from lenet.storage import atomic, rundir
-
-if TYPE_CHECKING:
-    from lenet.analysis.evaluate import DetailedEval
-    from lenet.models.weights import WeightsMeta
 
 GALLERY_LIMIT = 200  # misclassified digits shown in the report (`lenet evaluate` draws all)
 HTML = "report.html"
@@ -60,8 +71,6 @@ def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int 
     With `weights` (bundled weights' name, or a weights file), report on those instead, into
     the folder `run_dir` (created if needed): everything but the training curves, which live in
     the run that made them."""
-    from lenet.analysis.evaluate import evaluate_detailed, load
-
     t0 = time.perf_counter()
     if weights is None:
         run = rundir.require(run_dir)
@@ -77,11 +86,9 @@ def build(run_dir: str | os.PathLike[str], map_index: int = 0, image_index: int 
                   map_index, image_index, data_dir, t0)
 
 
-def _build(run: Path, loaded: Any, config: dict[str, Any], rows: list[dict[str, Any]],
+def _build(run: Path, loaded: Loaded, config: dict[str, Any], rows: list[dict[str, Any]],
            ev: DetailedEval, map_index: int, image_index: int, data_dir: str | None,
            t0: float) -> Report:
-    from lenet.analysis.summary import summary_dict
-
     model, meta = loaded.model.cpu(), loaded.meta
     rep = Report(run, run / HTML)
     title = f"{meta.model} on {meta.dataset}"
@@ -110,7 +117,7 @@ def _build(run: Path, loaded: Any, config: dict[str, Any], rows: list[dict[str, 
 
 
 # --------------------------------------------------------------------------- figures
-def _png(path: Path, draw: Callable[..., Any], *args: Any, **kwargs: Any) -> Path:
+def _png(path: Path, draw: Callable[..., Figure], *args: object, **kwargs: object) -> Path:
     """`draw(*args, path=path, **kwargs)`, a :mod:`lenet.analysis.figures.plots` function; the
     PNG's path.
 
@@ -138,8 +145,6 @@ def _evaluation(rep: Report, ev: DetailedEval, title: str) -> None:
 
 def _rejection(rep: Report, ev: DetailedEval, title: str) -> None:
     """Error on the digits kept against the digits rejected (the 1998 paper's Fig. 10)."""
-    from lenet.analysis.evaluate import REJECT_TARGET, rejection_at, rejection_curve
-
     assert ev.scores is not None  # evaluate_detailed keeps them
     curve = rejection_curve(ev.scores, ev.labels)
     rep.images["rejection"] = _png(rep.run_dir / "rejection.png", plots.error_vs_rejection,
@@ -165,10 +170,8 @@ def _kernels(rep: Report, model: nn.Module, model_name: str, map_index: int) -> 
 
 
 def _initial_convs(run: Path) -> dict[str, nn.Module]:
-    from lenet.models import weights
-
     path = run / rundir.INITIAL
-    return dict(conv_layers(weights.load_model(path, "cpu")[0])) if path.is_file() else {}
+    return dict(conv_layers(load_model(path, "cpu")[0])) if path.is_file() else {}
 
 
 def _first_kernels(rep: Report, name: str, conv: nn.Module,
@@ -226,8 +229,6 @@ def _feature_maps(rep: Report, model: nn.Module, meta: WeightsMeta, ev: Detailed
 
 def _digit_grids(rep: Report, ev: DetailedEval, data_dir: str | None) -> None:
     """The first test digits with their predictions, and the first training digits."""
-    from lenet import data
-
     rep.images["predictions"] = _png(rep.run_dir / "predictions.png", plots.prediction_grid,
                                      ev.images[:25], ev.predictions[:25], ev.labels[:25],
                                      ev.classes)
@@ -238,9 +239,6 @@ def _digit_grids(rep: Report, ev: DetailedEval, data_dir: str | None) -> None:
 
 def _robustness(rep: Report) -> None:
     """The curves of `lenet robustness`, when it wrote its result into this run directory."""
-    from lenet.analysis.figures.robustness_plots import curves
-    from lenet.analysis.robustness import RESULT_NAME, read_result
-
     path = rep.run_dir / RESULT_NAME
     if path.is_file():
         result = read_result(path)
@@ -323,7 +321,7 @@ def _note(rep: Report, key: str) -> str:
     return f'<p class="note">{html.escape(rep.notes[key])}</p>' if key in rep.notes else ""
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: object) -> str:
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     if isinstance(v, float):
@@ -331,7 +329,7 @@ def _fmt(v: Any) -> str:
     return html.escape("" if v is None else str(v))
 
 
-def _table(header: list[str], body: list[list[Any]], left: int = 1) -> str:
+def _table(header: list[str], body: list[list[object]], left: int = 1) -> str:
     th = "".join(f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>'
                  for i, h in enumerate(header))
     trs = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{_fmt(v)}</td>'
@@ -339,7 +337,7 @@ def _table(header: list[str], body: list[list[Any]], left: int = 1) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
-def _metric_cell(v: str) -> Any:
+def _metric_cell(v: str) -> str | int | float:
     try:
         f = float(v)
     except ValueError:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lenet import data
+from lenet.data.deslant import deslant as deslant_digits
 from lenet.paper.classic.base import Context
 
 INK = 0.05  # a pixel above this grey level counts as ink when finding the digit's box
@@ -22,8 +24,6 @@ def digits(ctx: Context, split: str, *, deslant: bool = False, size: int = 28,
     then ``crop`` (a crop x crop window about the digit's box, see :func:`box_crop`), then
     resample to ``size`` (when it differs from the side at that point).
     """
-    from lenet import data
-
     images, labels = data.load("mnist", split, ctx.data_dir)
     n = subset if subset is not None else (
         ctx.train_subset if split == "train" else ctx.test_subset)
@@ -31,9 +31,7 @@ def digits(ctx: Context, split: str, *, deslant: bool = False, size: int = 28,
         images, labels = images[:n], labels[:n]
     x = images.to(ctx.device).to(torch.float32).div_(255.0)
     if deslant:
-        from lenet.data.deslant import deslant as _deslant
-
-        x = _deslant(x)
+        x = deslant_digits(x)
     if crop is not None:
         x = box_crop(x, crop)
     if size != x.shape[-1]:

@@ -1,12 +1,11 @@
 """LeNet-4 hybrids (Fig. 9): with k-NN or local learning instead of its last layer, and boosted.
 
-The nets are LeNet-4 trained with its recipe (``configs/lenet4.yaml``) by
-:func:`lenet.training.trainer.train`
-into ``lenet4-seed<S>`` (``lenet4-distort-seed<S>`` with distortions) under ``ctx.shared``
-(``lenet paper``'s ``classic/shared/``, so the k-NN and local-learning rows read one net) or
-``ctx.out``; a finished run with the same config found there is reused, an unfinished one
-resumed. ``ctx.epochs``,
-``ctx.train_subset`` and ``ctx.device`` apply to every net trained here.
+The nets are LeNet-4 trained with its recipe (``configs/lenet4.yaml``) by the trainer
+(:func:`lenet.training.loop.fit`) into ``lenet4-seed<S>`` (``lenet4-distort-seed<S>`` with
+distortions) under ``ctx.shared`` (``lenet paper``'s ``classic/shared/``, so the k-NN and
+local-learning rows read one net) or ``ctx.out``; a finished run with the same config found
+there is reused, an unfinished one resumed. ``ctx.epochs``, ``ctx.train_subset`` and
+``ctx.device`` apply to every net trained here.
 
 Choices the paper leaves open (ours):
 
@@ -35,16 +34,22 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lenet import data
+from lenet.analysis.summary import summarize
+from lenet.config import TrainConfig, resolve
+from lenet.data.distort import Distortion
+from lenet.data.transforms import Preprocessing
+from lenet.models import create, get_spec, weights
 from lenet.paper.classic.base import Context, Method, Outcome, register
-
-if TYPE_CHECKING:
-    from lenet.config import TrainConfig
+from lenet.storage import rundir
+from lenet.training.loop import fit
+from lenet.training.optim import make_optimizer
+from lenet.training.schedule import Schedule
 
 K_NEIGHBOURS = 3
 K_LOCAL = 200
@@ -57,8 +62,6 @@ FEATURES = 120
 def lenet4_config(ctx: Context, distort: bool = False) -> TrainConfig:
     """LeNet-4's recipe with this context's overrides, into ``lenet4[-distort]-seed<S>`` under
     ``ctx.shared`` (or ``ctx.out``)."""
-    from lenet.config import resolve
-
     name = f"lenet4{'-distort' * distort}-seed{ctx.seed}"
     folder = ctx.shared or ctx.out
     overrides = {"seed": ctx.seed, "epochs": ctx.epochs, "train_subset": ctx.train_subset or 0,
@@ -79,10 +82,7 @@ _TRAINING = threading.Lock()
 
 
 def _trained(ctx: Context, cfg: TrainConfig, distort: bool) -> tuple[nn.Module, float]:
-    from lenet.models import weights
-    from lenet.storage import rundir
-    from lenet.training.trainer import train
-
+    assert cfg.run_dir is not None  # lenet4_config names it
     run_dir, wanted = Path(cfg.run_dir), cfg.to_dict()
     if not cfg.threads:  # 0: the free cores, which the run saves as the number it chose
         del wanted["threads"]
@@ -92,7 +92,7 @@ def _trained(ctx: Context, cfg: TrainConfig, distort: bool) -> tuple[nn.Module, 
         ctx.log(f"training LeNet-4{' with distortions' * distort} into {run_dir}")
         # This row's own folder: an unfinished run of this config is resumed, a run of
         # another config (other passes or subset) replaced.
-        train(cfg, log=ctx.log, progress=False, resume=same, overwrite=not same)
+        fit(cfg, log=ctx.log, progress=False, resume=same, overwrite=not same)
     else:
         ctx.log(f"reusing the finished LeNet-4 run {run_dir}")
     seconds = sum(float(r["seconds"]) for r in rundir.read_metrics(run_dir))
@@ -100,9 +100,7 @@ def _trained(ctx: Context, cfg: TrainConfig, distort: bool) -> tuple[nn.Module, 
     return model, seconds
 
 
-def _prep() -> Callable[[torch.Tensor], torch.Tensor]:
-    from lenet.models import get_spec
-
+def _prep() -> Preprocessing:
     return get_spec("lenet4").preprocessing
 
 
@@ -117,7 +115,8 @@ def outputs(model: nn.Module, images: torch.Tensor, chunk: int = 2000) -> torch.
 def features(model: nn.Module, images: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
     """(N, 28, 28) digits -> (N, 120): what LeNet-4's output layer reads."""
     got: list[torch.Tensor] = []
-    hook = model.output.register_forward_pre_hook(lambda _m, inputs: got.append(inputs[0]))
+    output_layer = model.get_submodule("output")
+    hook = output_layer.register_forward_pre_hook(lambda _m, inputs: got.append(inputs[0]))
     try:
         outputs(model, images, chunk)
     finally:
@@ -127,17 +126,12 @@ def features(model: nn.Module, images: torch.Tensor, chunk: int = 2000) -> torch
 
 def net_cost(with_output: bool = True) -> tuple[int, int]:
     """(connections, parameters) of LeNet-4, without its output layer if asked."""
-    from lenet.analysis.summary import summarize
-    from lenet.models import create
-
     rows = [r for r in summarize(create("lenet4"), _prep().input_size)
             if with_output or r.name != "output"]
     return sum(r.connections for r in rows), sum(r.params for r in rows)
 
 
 def _images(ctx: Context, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from lenet import data
-
     x, y = data.load("mnist", split, ctx.data_dir)
     n = ctx.train_subset if split == "train" else ctx.test_subset
     return x[:n].to(ctx.device), y[:n].to(ctx.device)
@@ -241,8 +235,6 @@ def filtered_set(train_x: torch.Tensor, train_y: torch.Tensor, n: int,
     """Fresh distorted training digits, ``chunk`` at a time; ``pick(images, labels, need)``
     returns the indices of at most ``need`` to keep. Stops when ``n`` are kept or
     ``DRAWS * len(train_x)`` were drawn. ``gen`` lives on the digits' device."""
-    from lenet.data.distort import Distortion
-
     distort, device = Distortion(), train_x.device
     kept_x, kept_y, have = [], [], 0
     for _ in range(0, DRAWS * len(train_x), chunk):
@@ -262,9 +254,6 @@ def train_net(images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig, seed
               log: Callable[[str], None]) -> nn.Module:
     """LeNet-4 on a fixed set of uint8 digits with ``cfg``'s passes, batch, optimizer and
     schedule (a compact loop: the trainer reads its digits from the dataset, not a tensor)."""
-    from lenet.models import create
-    from lenet.training.trainer import Schedule, make_optimizer
-
     torch.manual_seed(seed)
     model = create("lenet4").to(images.device)
     prep, opt = _prep(), make_optimizer(cfg, model)
@@ -321,7 +310,9 @@ def _fit_boosted(ctx: Context) -> Outcome:
     train_seconds += time.perf_counter() - t0
     xt, yt = _images(ctx, "test")
     t0 = time.perf_counter()
-    scores = sum(outputs(net, xt).softmax(1) for net in nets)
+    scores = outputs(nets[0], xt).softmax(1)
+    for net in nets[1:]:
+        scores = scores + outputs(net, xt).softmax(1)
     test_seconds = time.perf_counter() - t0
     conn, params = net_cost()
     notes = (f"{len(nets)} LeNet-4 (recipe lenet4 with distortions, {_epochs(ctx)} each); "

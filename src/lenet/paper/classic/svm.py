@@ -30,13 +30,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from lenet.paper.classic.base import Context, Method, Outcome, register
 from lenet.paper.classic.data import digits
 from lenet.paper.classic.linear import duel_scores
+
+if TYPE_CHECKING:  # scikit-learn is the `classic` extra: imported when a machine is fitted
+    from sklearn.svm import SVC
 
 C = 10.0
 KEEP = 0.5  # reduced set: the share of the support vectors kept (half the cost per digit)
@@ -74,7 +77,7 @@ class Machines:
     intercept: torch.Tensor  # (45,) float64
 
     @classmethod
-    def from_svc(cls, svc: Any, kernel: PolyKernel) -> Machines:  # svc: a fitted sklearn SVC
+    def from_svc(cls, svc: SVC, kernel: PolyKernel) -> Machines:  # svc: fitted
         """libsvm's layout: dual_coef_[j - 1, s] for a class-i vector in machine (i, j),
         dual_coef_[i, s] for a class-j vector."""
         vectors = torch.from_numpy(svc.support_vectors_).double()
@@ -120,8 +123,8 @@ def ovr_scores(dec: torch.Tensor) -> torch.Tensor:
     return votes + conf / (3 * (conf.abs() + 1))
 
 
-def fit_svc(x: torch.Tensor, y: torch.Tensor, kernel: PolyKernel, seed: int) -> Any:
-    from sklearn.svm import SVC
+def fit_svc(x: torch.Tensor, y: torch.Tensor, kernel: PolyKernel, seed: int) -> SVC:
+    from sklearn.svm import SVC  # noqa: PLC0415  (extra: classic)
 
     svc = SVC(kernel="poly", degree=kernel.degree, gamma=kernel.gamma, coef0=kernel.coef0, C=C,
               decision_function_shape="ovo", cache_size=500, random_state=seed)

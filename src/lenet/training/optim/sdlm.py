@@ -12,8 +12,8 @@ seeded and how the two differ: ``docs/sdlm.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from typing import cast, overload
 
 import torch
 from torch import nn
@@ -21,8 +21,9 @@ from torch.func import functional_call, grad, hessian, vjp, vmap
 
 from lenet.models import eval_mode
 from lenet.models.interfaces import CurvatureModel
-from lenet.models.lenet1998 import LeNet1998
+from lenet.models.lenet1998 import LeNet1998, SparseConv2d, Subsampling
 from lenet.models.losses import make_loss
+from lenet.runtime.threads import threads
 
 MU = 0.02
 HESSIANS = ("auto", "paper", "gauss-newton")
@@ -38,7 +39,9 @@ class _Body(nn.Module):
         self.split = isinstance(model, CurvatureModel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.curvature_features(x) if self.split else self.model(x)
+        if self.split:  # isinstance asked once, in __init__: a Protocol check is slow
+            return cast(CurvatureModel, self.model).curvature_features(x)
+        return self.model(x)
 
 
 def _head(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -47,22 +50,10 @@ def _head(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return model.curvature_head if isinstance(model, CurvatureModel) else (lambda z: z)
 
 
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """Run with n intra-op threads (None: leave as is), restoring the count afterwards."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _eigh_one_thread(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # Hundreds of tiny LAPACK calls: a second intra-op thread buys nothing, and on a busy CPU
     # waiting for it made this many times slower.
-    with _threads(1):
+    with threads(1):
         return torch.linalg.eigh(h)
 
 
@@ -126,8 +117,6 @@ def gauss_newton_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch
 
 def _paper_layer_kind(layer: nn.Module) -> str:
     """How :func:`paper_diagonal` treats ``layer``: "linear", "flatten" or "pointwise"."""
-    from lenet.models.lenet1998 import SparseConv2d, Subsampling
-
     if isinstance(layer, nn.Conv2d | nn.Linear | SparseConv2d | Subsampling):
         return "linear"
     if isinstance(layer, nn.Flatten):
@@ -233,16 +222,16 @@ def _squared_weight_backward(layers: list[nn.Module], kinds: list[str],
             params = dict(layer.named_parameters())
             prefix = module_names[id(layer)]
             x2 = x.square()
-            _, pull_w = vjp(lambda pr, x2=x2, layer=layer: functional_call(layer, pr, (x2,)),
-                            {k: v.detach() for k, v in params.items()})
+            pull_w = vjp(lambda pr, x2=x2, layer=layer: functional_call(layer, pr, (x2,)),
+                         {k: v.detach() for k, v in params.items()})[1]
             for k, v in pull_w(s)[0].items():
                 if params[k].requires_grad:
                     name = f"{prefix}.{k}" if prefix else k
                     h[name] = h.get(name, 0) + v
             if depth > 0:
                 squared = {k: v.detach().square() for k, v in params.items()}
-                _, pull_x = vjp(lambda xx, layer=layer, sq=squared:
-                                functional_call(layer, sq, (xx,)), x)
+                pull_x = vjp(lambda xx, layer=layer, sq=squared:
+                             functional_call(layer, sq, (xx,)), x)[1]
                 (s,) = pull_x(s)
     return h
 
@@ -290,7 +279,7 @@ class SDLM(torch.optim.Optimizer):
         inputs, targets = sample
         # One intra-op thread by default: the estimate is many small per-pattern products, and
         # on a shared CPU a second thread mostly waits, which made it slower than one.
-        with torch.enable_grad(), _threads(self.threads):
+        with torch.enable_grad(), threads(self.threads):
             if self.estimator(model) == "paper":
                 h = paper_diagonal(model, inputs, targets, loss, rbf_j=self.rbf_j)
             else:
@@ -330,8 +319,15 @@ class SDLM(torch.optim.Optimizer):
             self._cache[gid] = cached
         return cached[1]
 
+    # torch.optim.Optimizer's own signature: no closure, no loss; a closure, its loss.
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -25,6 +25,8 @@ RBF loss, float32, no DDP wrapper); tests check its gradients and updates agains
 
 from __future__ import annotations
 
+from typing import Literal, TypeGuard, overload
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,8 +37,10 @@ from lenet.training.optim.sdlm import SDLM
 LOSSES = ("rbf-map", "rbf-mle")
 
 
-def supports(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str) -> bool:
-    """Whether :class:`PatternStep` computes exactly what autograd would for this setup."""
+def supports(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str
+             ) -> TypeGuard[LeNet1998]:
+    """Whether :class:`PatternStep` computes exactly what autograd would for this setup (and so,
+    to the type checker, that ``model`` is a :class:`LeNet1998`)."""
     return (type(model) is LeNet1998 and isinstance(optimizer, SDLM) and loss in LOSSES
             and len(optimizer.param_groups) == 1
             and all(p.dtype == torch.float32 for p in model.parameters()))
@@ -64,8 +68,22 @@ def _spread(g: torch.Tensor) -> torch.Tensor:
     return g[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
 
 
+@overload
+def _conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                   need_input: Literal[True]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ...
+
+
+@overload
+def _conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                   need_input: Literal[False]) -> tuple[None, torch.Tensor, torch.Tensor]:
+    ...
+
+
 def _conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, need_input: bool
                    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """∂E/∂x (None unless ``need_input``: ATen skips it), ∂E/∂weight and ∂E/∂bias of a
+    stride-1 unpadded convolution from ∂E/∂output."""
     return torch.ops.aten.convolution_backward(
         grad, x, weight, [weight.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
         [need_input, True, True])
@@ -110,6 +128,7 @@ class PatternStep:
                                            m.s4.coefficient[:, None, None]))
             x4f = x4.reshape(n, -1)
             w5 = m.c5.weight.view(m.c5.weight.shape[0], -1)
+            assert m.c5.bias is not None  # paper_conv always makes one
             x5, d5 = _squash(torch.addmm(m.c5.bias, x4f, w5.t()))
             x6, d6 = _squash(torch.addmm(m.f6.bias, x5, m.f6.weight.t()))
             codes = m.output.codes

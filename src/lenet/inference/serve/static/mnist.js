@@ -2,13 +2,15 @@
 // The digit a page without a server shows (`lenet export --format web`): an image (the drawing
 // or a file) made MNIST-style in the browser, and the sliders' distortions of that 28x28 digit.
 //
-// preprocess() is lenet.predict.mnist_preprocess step by step: invert light paper, stretch the
-// ink, crop to it, scale its longest side to 20 px with Pillow's Lanczos resampling (the same
-// coefficients, two float32 passes, horizontal first), rescale to peak 255, round half to even,
-// and place it by its centre of mass, so that a drawing gives the server's digit pixel for pixel.
-// distort() is lenet.serve.digits.apply: stroke width, one bilinear affine map about the centre,
-// then noise; the noise comes from a seeded generator of its own (torch's cannot be had here), so
-// with noise the digit differs from the server's. Exposes window.LenetMnist.
+// preprocess() is lenet.inference.preprocess.mnist_trace step by step: invert light paper,
+// stretch the ink, crop to it, scale its longest side to 20 px with Pillow's Lanczos resampling
+// (the same coefficients, two float32 passes, horizontal first), rescale to peak 255, round half
+// to even, and place it by its centre of mass, so that a drawing gives the server's digit pixel
+// for pixel. distort() is lenet.inference.serve.digits.apply, made of lenet.data.geometry's
+// stroke, affine_map and warp (tests/inference/serve/test_mnist_js.py compares the two): stroke
+// width, one bilinear affine map about the centre, then noise; the noise comes from a seeded
+// generator of its own (torch's cannot be had here), so with noise the digit differs from the
+// server's. Exposes window.LenetMnist.
 (function () {
   const BOX = 20, SIDE = 28, CENTRE = 14.0, THUMB = 56;
   const INK_THRESHOLD = 0.2, NOISE_FLOOR = 0.08, MIN_CONTRAST = 24.0;
@@ -199,8 +201,9 @@
     return y;
   }
 
-  // lenet.serve.digits.Transform.inverse_affine: output pixel -> where it samples the input,
-  // in affine_grid's coordinates (align_corners: -1 and 1 are the corner pixels' centres).
+  // lenet.data.geometry.affine_map's forward map, inverted as lenet.data.geometry.warp inverts
+  // it: output pixel -> where it samples the input, in affine_grid's coordinates with
+  // align_corners=False (pixel i's centre at (2 i + 1) / SIDE - 1; the field's edges at -1, 1).
   function inverseAffine(t) {
     const s = t.scale, q = t.squeeze, k = t.shear, a = t.rotate * Math.PI / 180;
     const c = Math.cos(a), n = Math.sin(a);
@@ -209,7 +212,7 @@
                [-n * m[0][0] + c * m[1][0], -n * m[0][1] + c * m[1][1]]];
     const det = f[0][0] * f[1][1] - f[0][1] * f[1][0];
     const inv = [[f[1][1] / det, -f[0][1] / det], [-f[1][0] / det, f[0][0] / det]];
-    const tx = t.shift_x * 2 / (SIDE - 1), ty = t.shift_y * 2 / (SIDE - 1);
+    const tx = t.shift_x * 2 / SIDE, ty = t.shift_y * 2 / SIDE;
     return [[inv[0][0], inv[0][1], -(inv[0][0] * tx + inv[0][1] * ty)],
             [inv[1][0], inv[1][1], -(inv[1][0] * tx + inv[1][1] * ty)]];
   }
@@ -248,9 +251,9 @@
     const th = inverseAffine(t), y = new Float64Array(SIDE * SIDE);
     for (let r = 0; r < SIDE; r++) {
       for (let c = 0; c < SIDE; c++) {
-        const xn = -1 + 2 * c / (SIDE - 1), yn = -1 + 2 * r / (SIDE - 1);
+        const xn = (2 * c + 1) / SIDE - 1, yn = (2 * r + 1) / SIDE - 1;
         const gx = th[0][0] * xn + th[0][1] * yn + th[0][2], gy = th[1][0] * xn + th[1][1] * yn + th[1][2];
-        y[r * SIDE + c] = sample(x, (gy + 1) / 2 * (SIDE - 1), (gx + 1) / 2 * (SIDE - 1));
+        y[r * SIDE + c] = sample(x, ((gy + 1) * SIDE - 1) / 2, ((gx + 1) * SIDE - 1) / 2);
       }
     }
     if (t.noise > 0) {

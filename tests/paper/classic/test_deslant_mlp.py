@@ -1,4 +1,4 @@
-"""lenet.paper.classic.mlp: the 400-300-10 net on deslanted 20x20 digits."""
+"""lenet.paper.classic.deslant_mlp: the 400-300-10 net on deslanted 20x20 digits."""
 
 from __future__ import annotations
 

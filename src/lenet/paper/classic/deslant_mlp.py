@@ -33,8 +33,8 @@ def network(inputs: int, hidden: int = HIDDEN, classes: int = 10) -> nn.Sequenti
     return nn.Sequential(nn.Linear(inputs, hidden), nn.Tanh(), nn.Linear(hidden, classes))
 
 
-def train(net: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int,
-          generator: torch.Generator) -> None:
+def fit_sgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int,
+            generator: torch.Generator) -> None:
     """SGD with momentum on shuffled minibatches; cosine-decayed learning rate per step."""
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM,
                           weight_decay=WEIGHT_DECAY)
@@ -69,7 +69,7 @@ def _fit(ctx: Context) -> Outcome:
     epochs = ctx.epochs if ctx.epochs is not None else EPOCHS
     start = time.perf_counter()
     net = network(x.shape[1]).to(ctx.device)
-    train(net, x, y, epochs, generator)
+    fit_sgd(net, x, y, epochs, generator)
     trained = time.perf_counter()
     with torch.no_grad():
         scores = net(xt)

@@ -1,0 +1,308 @@
+"""Real handwriting made MNIST-style: an image file in, a 28x28 digit out, with MNIST's own
+preprocessing.
+
+MNIST's digits were made this way (LeCun et al.): size-normalized to fit a 20x20 box keeping the
+aspect ratio, anti-aliased, then centred in a 28x28 field by their centre of mass. A photo or a
+scan only looks like an MNIST digit after the same steps, which :func:`mnist_preprocess` applies
+(and :func:`mnist_trace` applies keeping every step, for the web page to show):
+
+1. alpha composited on white, then grayscale (any mode Pillow converts: L, RGB, RGBA, P, 1,
+   I;16, CMYK, ...; one it cannot, such as LAB, is an :class:`UnsupportedImageError`);
+2. inverted when the background is light (decided from the border pixels), so ink is white;
+3. contrast stretched so the background is 0 and the strongest ink 255, faint noise zeroed;
+4. cropped to the ink's bounding box;
+5. the longest side scaled to 20 px keeping the aspect ratio, anti-aliased (Lanczos), and the
+   peak brought back to 255 (every MNIST digit peaks at 254-255);
+6. pasted into 28x28 so that the centre of mass sits at (14, 14) (MNIST's own mean);
+
+then the model's own normalization and padding from the weights' metadata
+(:mod:`lenet.inference.predict`).
+
+Decoding is bounded, because a 200 KB PNG can declare 49 megapixels (over 1 GB once decoded,
+composited and turned into floats): an image whose header declares over :data:`MAX_PIXELS` is
+refused unread; a JPEG is decoded at 1/2, 1/4 or 1/8 scale by libjpeg (``draft``) when large,
+and straight to grayscale; any other format is decoded at full size, so over
+:data:`MAX_DECODED_PIXELS` it is refused (scale it down, or send a JPEG); what is decoded is then
+shrunk by whole-pixel averaging (``reduce``) to about :data:`WORK_PIXELS` before any float
+work. A digit never needs more: it ends up 20 px tall.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import stat
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from lenet.errors import LenetError
+
+MAX_PIXELS = 50_000_000  # declared in the header: refused before anything is decoded
+# Decoded at full size (any format but a large JPEG): 64 MB for 16 MP of RGBA, 4000x4000.
+MAX_DECODED_PIXELS = 16_000_000
+WORK_PIXELS = 2_000_000  # larger decoded images are averaged down to about this size
+BOX = 20  # MNIST's size-normalization box
+SIDE = 28
+CENTRE = 14.0  # where MNIST's centres of mass sit (mean over the test set: 13.99, 14.00)
+INK_THRESHOLD = 0.2  # of the stretched range: what counts as ink for the bounding box
+NOISE_FLOOR = 0.08  # of the stretched range: zeroed as paper texture / sensor noise
+MIN_CONTRAST = 24.0  # gray levels between background and strongest ink, else "no ink"
+
+
+class ImageError(LenetError):
+    """An input image is unreadable, not an image, too large, or holds no ink."""
+
+
+class NotAnImageError(ImageError):
+    pass
+
+
+class ImageTooLargeError(ImageError):
+    pass
+
+
+class NoInkError(ImageError):
+    pass
+
+
+class UnsupportedImageError(ImageError):
+    """The file decodes, but its pixel mode cannot be turned into grayscale (e.g. LAB)."""
+
+
+# --------------------------------------------------------------------------- images
+def open_image(source: str | os.PathLike[str] | bytes, name: str | None = None
+               ) -> Image.Image:
+    """Open and decode an image (an animation's first frame), bounded in memory: a huge one is
+    refused unread, a large one decoded at reduced size where the format allows it (JPEG) and
+    averaged down to about :data:`WORK_PIXELS` (see the module's docstring)."""
+    label = name or (str(source) if not isinstance(source, bytes) else "image")
+    fp = io.BytesIO(source) if isinstance(source, bytes) else _open_regular(source, label)
+    with fp:
+        try:
+            with Image.open(fp) as img:
+                return _decode_bounded(img, label)
+        except Image.DecompressionBombError as e:
+            raise ImageTooLargeError(f"{label}: image too large to decode safely ({e})") from None
+        except UnidentifiedImageError:
+            raise NotAnImageError(f"{label}: not an image (supported: PNG, JPEG, BMP, GIF, "
+                                  "TIFF, WebP)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise ImageError(f"{label}: unreadable or truncated image ({e})") from None
+
+
+def _open_regular(path: str | os.PathLike[str], label: str) -> io.BufferedReader:
+    """`path` opened for reading, if it is a regular file; a FIFO, socket or device is refused.
+
+    Opened without blocking and checked on the open descriptor (no race with a rename): a
+    plain open() of a FIFO waits forever for a writer."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise ImageError(f"{label}: cannot read file ({e.strerror or e})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
+        raise NotAnImageError(f"{label}: not a regular file but {kind}; give an image file")
+    return os.fdopen(fd, "rb")
+
+
+def _decode_bounded(img: Image.Image, label: str) -> Image.Image:
+    """The first frame of an opened image, decoded within MAX_PIXELS / MAX_DECODED_PIXELS and
+    averaged down to about WORK_PIXELS."""
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageTooLargeError(
+            f"{label}: image is {w}x{h} = {w * h / 1e6:.1f} megapixels; the limit is "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels (scale it down first)")
+    img.seek(0)
+    if w * h > WORK_PIXELS:
+        # JPEG only (a no-op elsewhere): libjpeg decodes at 1/2, 1/4 or 1/8 scale, and an RGB
+        # one straight to grayscale (its Y channel), so the full-size image never exists.
+        side = math.sqrt(w * h / WORK_PIXELS)
+        img.draft("L", (max(1, math.ceil(w / side)), max(1, math.ceil(h / side))))
+    dw, dh = img.size
+    if dw * dh > MAX_DECODED_PIXELS:
+        raise ImageTooLargeError(
+            f"{label}: image is {dw}x{dh} = {dw * dh / 1e6:.1f} megapixels; a {img.format} "
+            f"image is decoded at full size, and the limit for that is "
+            f"{MAX_DECODED_PIXELS / 1e6:.0f} megapixels; scale it down first (a JPEG may have "
+            f"up to {MAX_PIXELS / 1e6:.0f}: it is decoded at reduced size)")
+    img.load()
+    small = _shrink(img)
+    return img.copy() if small is img else small
+
+
+def _shrink(img: Image.Image) -> Image.Image:
+    """`img`, averaged by a whole factor down to about WORK_PIXELS (itself if small enough).
+
+    ``reduce`` averages pixel values, so palette indices are first made colours and 16-bit
+    grayscale is scaled to 0-255 (as :func:`to_grayscale` would); RGBA and LA are averaged
+    premultiplied by Pillow, so transparency is composited right afterwards."""
+    w, h = img.size
+    factor = math.ceil(math.sqrt(w * h / WORK_PIXELS))
+    if factor <= 1:
+        return img
+    if img.mode.startswith("I;16"):
+        small = img.convert("I").reduce(factor)
+        return Image.fromarray(np.asarray(small, np.float32) / np.float32(257.0))  # mode F
+    if img.mode in ("P", "PA"):
+        transparent = img.mode == "PA" or "transparency" in img.info
+        img = img.convert("RGBA" if transparent else "L")
+    elif img.mode == "1":
+        img = img.convert("L")
+    return img.reduce(factor)
+
+
+def to_grayscale(img: Image.Image, name: str = "image") -> np.ndarray:
+    """Any PIL image -> float64 (H, W) in [0, 255], transparency composited on white.
+
+    A mode Pillow cannot convert (LAB, say) is an :class:`UnsupportedImageError` naming it."""
+    try:
+        return _to_grayscale(img, name)
+    except ImageError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, IndexError, SyntaxError, EOFError) as e:
+        raise UnsupportedImageError(
+            f"{name}: unsupported image mode {img.mode} (cannot convert it to grayscale: {e}); "
+            "save it as grayscale or RGB") from None
+
+
+def _to_grayscale(img: Image.Image, name: str) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():  # a float TIFF (mode F) can hold NaN or Infinity
+            raise ImageError(f"{name}: the image holds non-finite values (NaN or Infinity)")
+        if mode.startswith("I;16"):
+            return arr / 257.0
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0 and hi <= 255:
+            return arr
+        return (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    if (mode == "P" and "transparency" in img.info) or mode in ("LA", "La", "PA", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    return np.asarray(img.convert("L"), dtype=np.float64)
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The steps of :func:`mnist_trace`, each as the digit was made from it (float64 (H, W) grey
+    levels unless said otherwise); numbered as in the module's docstring."""
+
+    gray: np.ndarray  # 1. the grayscale image
+    inverted: bool  # 2. the paper was light: the ink was made white
+    white: np.ndarray  # 2. white ink on black
+    ink: np.ndarray  # 3. contrast stretched to 0..255, faint noise zeroed
+    box: tuple[int, int, int, int]  # 4. the ink's bounding box: top, left, bottom, right
+    scaled: np.ndarray  # 5. the ink in the box, longest side 20 px, peak 255, rounded
+    digit: np.ndarray  # 6. uint8 (28, 28): `scaled` placed by its centre of mass
+
+    @property
+    def crop(self) -> np.ndarray:
+        """`white` cut to the ink's box (a picture of step 4)."""
+        top, left, bottom, right = self.box
+        return self.white[top:bottom, left:right]
+
+
+def mnist_preprocess(gray: np.ndarray, name: str = "image") -> np.ndarray:
+    """Grayscale (H, W) of any size -> uint8 (28, 28), white ink on black, as MNIST was made."""
+    return mnist_trace(gray, name).digit
+
+
+def mnist_trace(gray: np.ndarray, name: str = "image") -> Trace:
+    """:func:`mnist_preprocess`, keeping every step on the way (see :class:`Trace`)."""
+    gray = np.asarray(gray, dtype=np.float64)
+    if gray.ndim != 2 or gray.size == 0:
+        raise ImageError(f"{name}: expected a 2-D grayscale image, got shape {gray.shape}")
+    inverted = float(np.median(_border(gray))) > 127.5  # light paper, dark ink: make ink white
+    white = 255.0 - gray if inverted else gray
+    ink = _stretch(white, name)
+    box = _ink_box(ink)
+    top, left, bottom, right = box
+    scaled = _scale_to_box(ink[top:bottom, left:right], name)
+    return Trace(gray, inverted, white, ink, box, scaled, _place(scaled))
+
+
+def _stretch(white: np.ndarray, name: str) -> np.ndarray:
+    """Background (the border's median) to 0, the strongest ink to 255, faint noise to 0."""
+    background = float(np.median(_border(white)))
+    peak = float(white.max())
+    if peak - background < MIN_CONTRAST:
+        raise NoInkError(f"{name}: no ink found (the image is blank or has too little contrast)")
+    ink = np.clip((white - background) * (255.0 / (peak - background)), 0.0, 255.0)
+    ink[ink < NOISE_FLOOR * 255.0] = 0.0
+    return ink
+
+
+def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """The bounding box of what counts as ink (never empty: the peak is 255)."""
+    rows = np.flatnonzero((ink >= INK_THRESHOLD * 255.0).any(axis=1))
+    cols = np.flatnonzero((ink >= INK_THRESHOLD * 255.0).any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def _scale_to_box(crop: np.ndarray, name: str) -> np.ndarray:
+    """The longest side to BOX px (Lanczos), the peak to 255, rounded to whole grey levels."""
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    small = Image.fromarray(crop.astype(np.float32), mode="F").resize(
+        (new_w, new_h), Image.Resampling.LANCZOS)
+    digit = np.clip(np.asarray(small, dtype=np.float64), 0.0, 255.0)
+    if digit.sum() <= 0:
+        raise NoInkError(f"{name}: no ink left after scaling the digit to {BOX} px")
+    digit *= 255.0 / digit.max()  # every MNIST digit peaks at 254-255; thin strokes fade
+    # Rounded to the gray levels it is stored with *before* the centre of mass is measured, so
+    # that the whole-pixel placement in _place puts the stored digit's centre within 0.5 px of 14.
+    return np.rint(digit)
+
+
+def _place(digit: np.ndarray) -> np.ndarray:
+    """`digit` pasted into SIDE x SIDE with its centre of mass at (CENTRE, CENTRE), as uint8."""
+    new_h, new_w = digit.shape
+    mass = digit.sum()
+    cy = float((digit.sum(axis=1) * np.arange(new_h)).sum() / mass)
+    cx = float((digit.sum(axis=0) * np.arange(new_w)).sum() / mass)
+    top = min(max(round(CENTRE - cy), 0), SIDE - new_h)
+    left = min(max(round(CENTRE - cx), 0), SIDE - new_w)
+    out = np.zeros((SIDE, SIDE), dtype=np.float64)
+    out[top:top + new_h, left:left + new_w] = digit
+    return np.rint(out).astype(np.uint8)
+
+
+def preprocess_image(source: str | os.PathLike[str] | bytes, name: str | None = None
+                     ) -> np.ndarray:
+    """An image file (path or bytes) -> uint8 (28, 28) white-on-black MNIST-style digit."""
+    label = name or (str(source) if not isinstance(source, bytes) else "image")
+    img = open_image(source, label)
+    try:
+        return mnist_preprocess(to_grayscale(img, label), label)
+    finally:
+        img.close()
+
+
+def preprocess_pixels(pixels: Any, name: str = "pixels") -> np.ndarray:
+    """784 numbers 0-255 (white ink on black, row-major) -> the MNIST-style 28x28 digit."""
+    arr = np.asarray(pixels, dtype=np.float64)
+    if arr.size != SIDE * SIDE:
+        raise ImageError(f"{name}: expected {SIDE * SIDE} pixels, got {arr.size}")
+    arr = arr.reshape(SIDE, SIDE)
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
+        raise ImageError(f"{name}: pixel values must be numbers in 0..255")
+    # Already white-on-black by contract: never invert, even if the border happens to be lit.
+    if float(np.median(_border(arr))) > 127.5:
+        raise ImageError(f"{name}: expected white ink on a black background")
+    return mnist_preprocess(arr, name)
