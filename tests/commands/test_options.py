@@ -42,3 +42,10 @@ def test_device_rejects_what_is_no_device_string(bad: str, capsys) -> None:
         _parser().parse_args(["--device", bad])
     err = capsys.readouterr().err
     assert f"argument --device: {bad!r} is not a device: expected auto or a torch device" in err
+
+
+def test_device_strings_are_checked_as_torch_parses_them() -> None:
+    for good in ("auto", "cpu", "cuda", "cuda:1", "mps", "xpu", "xpu:2", "privateuseone"):
+        assert options.is_device_form(good), good
+    for bad in ("", "CUDA", "cuda:", "cuda:x", "cuda 1", ":0", "cuda:0:1", "tpu", "auto:0"):
+        assert not options.is_device_form(bad), bad

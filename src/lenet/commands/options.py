@@ -9,8 +9,30 @@ flag stays accepted as a hidden alias, so existing scripts keep working.
 from __future__ import annotations
 
 import argparse
+import re
 
-from lenet.runtime.devicename import is_device_form
+# A torch device string: a backend name, optionally ":index" (torch.device's own grammar).
+_FORM = re.compile(r"[a-z][a-z0-9_]*(:[0-9]+)?")
+# Device types every torch build parses; another name (a renamed private backend such as
+# "npu", or a typo) is asked of torch itself.
+_COMMON = frozenset({"cpu", "cuda", "mps", "xpu", "mtia", "hpu", "meta"})
+
+
+def is_device_form(name: str) -> bool:
+    """Whether `name` is ``auto`` or a device string torch parses (``type[:index]``); torch is
+    imported only for a type outside the common ones, so the CLI parses them cheaply."""
+    if _FORM.fullmatch(name) is None:
+        return False
+    if name == "auto" or name.partition(":")[0] in _COMMON:
+        return True
+    # Only here, for a rare name: the CLI checks --device while it parses, without torch.
+    import torch
+
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def count(text: str) -> int:

@@ -1,7 +1,8 @@
 """Where to train: ``pick`` the device, and the precision a run uses on it (``pick_precision``).
 
 ``--device`` takes ``auto`` or any torch device string (``cpu``, ``cuda``, ``cuda:1``, ``mps``,
-``xpu``, ...; checked by :mod:`lenet.runtime.devicename` while the command line parses).
+``xpu``, ...; checked by :func:`lenet.commands.options.is_device_form` while the command line
+parses).
 ``auto`` asks ``torch.accelerator`` where this torch has it (2.6 and later), which knows every
 backend torch was built for; an older torch is asked about CUDA, then Apple's MPS. A device
 this machine lacks is one :class:`ConfigError` naming the devices it has.
