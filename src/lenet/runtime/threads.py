@@ -80,12 +80,15 @@ def use_free_cores() -> None:
 def threads(n: int | None) -> Iterator[int]:
     """N threads, then restore: torch's intra-op thread count is `n` inside the block (left as
     it is when `n` is None or not positive) and the count from before after it, also when the
-    block raises. Yields the count in force inside."""
+    block raises. Yields the count in force inside.
+
+    torch is told the count even when it already has it, as the trainer always did: the call
+    also sets up OpenMP's and MKL's pools, and leaving it out measured ~3 % slower epochs of
+    the compiled lenet5 step (interleaved runs, BENCHMARKS.md)."""
     before = torch.get_num_threads()
-    if n is not None and n > 0 and n != before:
+    if n is not None and n > 0:
         torch.set_num_threads(n)
     try:
         yield torch.get_num_threads()
     finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+        torch.set_num_threads(before)
