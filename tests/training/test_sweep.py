@@ -12,8 +12,8 @@ from lenet.errors import ConfigError
 from lenet.training.sweep import parse_grid, plan, run_sweep
 
 # Tiny real runs: a 1,000-digit subset, one epoch, on the CPU, no TensorBoard files.
-TINY = ["--epochs", "1", "--train-subset", "1000", "--test-subset", "500", "--batch-size", "32",
-        "--device", "cpu", "--no-tensorboard"]
+TINY = {"epochs": 1, "train_subset": 1000, "test_subset": 500, "batch_size": 32, "device": "cpu",
+        "tensorboard": False}
 
 
 def test_parse_grid_splits_values_and_normalises_keys() -> None:
@@ -60,20 +60,20 @@ def test_python_callers_may_give_numbers_and_lists(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("grid", "extra", "message"),
     [
-        ({"lrr": ["0.1"]}, [], "unknown key 'lrr'"),
-        ({"epochs": ["1", "0"]}, [], "grid point epochs=0: epochs must be at least 1"),
-        ({"lr": ["fast"]}, [], "invalid value 'fast' for 'lr'"),
-        ({"seed": ["1"]}, [], "use --seeds"),
-        ({}, ["--seed", "3"], "the sweep sets it itself"),
-        ({}, ["--set", "run_dir=x"], "the sweep sets it itself"),
-        ({}, ["--bogus"], "unrecognized arguments: --bogus"),
+        ({"lrr": ["0.1"]}, {}, "unknown key 'lrr'"),
+        ({"epochs": ["1", "0"]}, {}, "grid point epochs=0: epochs must be at least 1"),
+        ({"lr": ["fast"]}, {}, "invalid value 'fast' for 'lr'"),
+        ({"seed": ["1"]}, {}, "use --seeds"),
+        ({}, {"seed": 3}, "the sweep sets it itself"),
+        ({}, {"run_dir": "x"}, "the sweep sets it itself"),
+        ({}, {"bogus": 1}, "unknown key 'bogus'"),
     ],
 )
-def test_mistakes_fail_before_any_run_starts(tmp_path: Path, grid: dict, extra: list[str],
+def test_mistakes_fail_before_any_run_starts(tmp_path: Path, grid: dict, extra: dict,
                                              message: str) -> None:
     out = tmp_path / "sweep"
     with pytest.raises(ConfigError, match=message):
-        run_sweep("lenet5", grid, 2, 1, out, extra_args=extra)
+        run_sweep("lenet5", grid, 2, 1, out, overrides=extra)
     assert not out.exists()
 
 
@@ -85,7 +85,7 @@ def test_sweep_reports_good_points_and_keeps_failures_inside_their_runs(
     out = tmp_path / "sweep"
     lines: list[str] = []
     result = run_sweep("lenet5", {"lr": ["0.003", "1e30"]}, seeds=2, jobs=2, out_dir=out,
-                       extra_args=TINY, timeout=240, log=lines.append)
+                       overrides=TINY, timeout=240, log=lines.append)
     assert not result.ok and len(result.runs) == 4
     good, bad = result.points
     assert (good.name, bad.name) == ("lr=0.003", "lr=1e30")
@@ -126,7 +126,7 @@ def test_sweep_reports_good_points_and_keeps_failures_inside_their_runs(
 
     # The same out dir again would overwrite those runs: refused before anything runs.
     with pytest.raises(ConfigError, match="already exists"):
-        run_sweep("lenet5", {"lr": ["0.003", "1e30"]}, 1, 1, out, extra_args=TINY)
+        run_sweep("lenet5", {"lr": ["0.003", "1e30"]}, 1, 1, out, overrides=TINY)
     assert len(list(out.iterdir())) == 6  # 4 run dirs, 2 summaries: nothing new
 
 

@@ -29,7 +29,6 @@ misspelt key or a bad value fails at once with a :class:`~lenet.errors.ConfigErr
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -42,10 +41,10 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from lenet import console
-from lenet.config import LIST_KEYS, TrainConfig, add_train_arguments, resolve, train_overrides
+from lenet.config import LIST_KEYS, TrainConfig, resolve
 from lenet.errors import ConfigError, LenetError
 from lenet.runtime.jobs import Group, Stopped, stopped_by_signals, thread_env
 from lenet.runtime.threads import threads_per_job
@@ -54,7 +53,6 @@ from lenet.training import worker
 
 TAIL_LINES = 20
 # Train arguments the sweep sets itself, per run.
-_RESERVED_ARGS = ("--config", "--seed", "--run-dir", "--json", "--resume")
 _RESERVED_KEYS = ("seed", "run_dir")
 
 
@@ -259,39 +257,20 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-class _ArgsError(argparse.ArgumentParser):
-    """An argparse parser that raises a ConfigError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"lenet train arguments: {message}")
-
-
-def _flag_overrides(args: Sequence[str]) -> dict[str, Any]:
-    """The config overrides that `lenet train ARGS` would ask for (given ones only)."""
-    parser = _ArgsError(prog="lenet train")
-    add_train_arguments(parser)
-    return {k: v for k, v in train_overrides(parser.parse_args(list(args))).items()
-            if v is not None}
-
-
-def _base_overrides(grid: Mapping[str, list[str]], extra_args: Sequence[str],
-                    given: Mapping[str, Any]) -> dict[str, Any]:
-    """The config keys every run gets: `extra_args` (flags), then `given` (keys). The sweep
-    sets each run's seed and run dir itself: nobody else may."""
+def _base_overrides(grid: Mapping[str, list[str]], given: Mapping[str, Any]
+                    ) -> dict[str, Any]:
+    """The config keys every run gets (`given`). The sweep sets each run's seed and run dir
+    itself: nobody else may."""
     for key in grid:
         if key in _RESERVED_KEYS:
             flag = "--seeds" if key == "seed" else "--run-dir"
             raise ConfigError(f"--set {key}: the sweep sets {key} itself (use {flag})")
         if not grid[key]:
             raise ConfigError(f"--set {key}: no values")
-    for arg in extra_args:
-        if arg.split("=", 1)[0] in _RESERVED_ARGS:
-            raise ConfigError(f"extra train argument {arg}: the sweep sets it itself")
-    base = {**_flag_overrides(extra_args), **given}
     for key in _RESERVED_KEYS:
-        if base.get(key) is not None:
-            raise ConfigError(f"extra train arguments set {key}: the sweep sets it itself")
-    return base
+        if given.get(key) is not None:
+            raise ConfigError(f"overrides set {key}: the sweep sets it itself")
+    return dict(given)
 
 
 def _as_sets(values: Mapping[str, Any]) -> list[str]:
@@ -300,23 +279,21 @@ def _as_sets(values: Mapping[str, Any]) -> list[str]:
 
 
 def plan(recipe: str, grid: dict[str, list[str]], seeds: int, out_dir: Path,
-         extra_args: Sequence[str] = (), overrides: Mapping[str, Any] | None = None
-         ) -> list[Point]:
+         overrides: Mapping[str, Any] | None = None) -> list[Point]:
     """Every point and run of the sweep, each a validated TrainConfig; nothing is run or written.
 
-    `overrides` (config keys) and `extra_args` (`lenet train` flags, e.g. ``["--epochs", "1"]``)
-    apply to every run; the grid's values win over both.
+    `overrides` (config keys, ``{"epochs": 1}``) apply to every run; the grid's values win.
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    base = _base_overrides(grid, extra_args, given)
+    base = _base_overrides(grid, given)
     out_dir = Path(out_dir).absolute()
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     axes = [k for k, values in grid.items() if len(values) > 1]
     names = _unique_names([_point_name(c, axes) for c in combos])
     return [_point(recipe, name, params, seeds, out_dir, base,
-                   ["--config", recipe, *extra_args, *_as_sets(given), *_as_sets(params)])
+                   ["--config", recipe, *_as_sets(given), *_as_sets(params)])
             for name, params in zip(names, combos, strict=True)]
 
 
@@ -406,15 +383,14 @@ def _describe(r: Run, done: int, total: int) -> str:
 
 
 def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, out_dir: Path,
-              extra_args: Sequence[str] = (), timeout: float | None = None,
-              log: console.Log | None = None, overrides: Mapping[str, Any] | None = None
-              ) -> SweepResult:
+              timeout: float | None = None, log: console.Log | None = None,
+              overrides: Mapping[str, Any] | None = None) -> SweepResult:
     """Run every point of ``grid`` (key -> values, as strings) with seeds ``0..seeds-1``.
 
     Values may be strings or numbers; a value of a list key (``milestones``, ``lr_values``) is a
     list, or a string with its items separated by ``,``, ``;`` or ``:``.
-    ``overrides`` (config keys, ``{"epochs": 1}``) and ``extra_args`` (more `lenet train`
-    arguments, ``["--epochs", "1"]``) apply to every run; grid values override them. Raises
+    ``overrides`` (config keys, ``{"epochs": 1}``) apply to every run; grid values override
+    them. Raises
     :class:`ConfigError` before running anything if a key or value is invalid or ``out_dir``
     already holds one of the run directories. Failed runs do not raise: they are in
     ``result.failed``, each with the tail of its log. ``log`` gets one line per finished run
@@ -427,7 +403,7 @@ def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, ou
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
     grid = {k.replace("-", "_"): [_as_text(v) for v in vs] for k, vs in grid.items()}
     out_dir = Path(out_dir).absolute()
-    points = plan(recipe, grid, seeds, out_dir, list(extra_args), overrides)
+    points = plan(recipe, grid, seeds, out_dir, overrides)
     runs = [r for p in points for r in p.runs]
     taken = [str(r.run_dir) for r in runs if r.run_dir.exists()]
     if taken:
