@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeAlias
 
 import matplotlib
@@ -81,6 +81,18 @@ def _cmap(name: str, bad: str = "white") -> Colormap:
 def _off(ax: Axes) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def _digit_cells(fig: Figure, side: int, images: torch.Tensor) -> Iterator[tuple[int, Axes]]:
+    """A side x side grid of axes, the first ``len(images)`` showing one digit each (yielded
+    with its index, to be titled); the cells left over are blank."""
+    for i, ax in enumerate(fig.subplots(side, side, squeeze=False).flat):
+        _off(ax)
+        if i >= len(images):
+            ax.axis("off")
+            continue
+        ax.imshow(_np(images[i]), cmap="gray_r", interpolation="nearest")
+        yield i, ax
 
 
 def _integer_ticks(ax: Axes) -> None:
@@ -196,14 +208,8 @@ def prediction_grid(images: torch.Tensor, predictions: torch.Tensor, labels: tor
                     classes: Sequence[str], path: PathArg = None, side: int = 5) -> Figure:
     """side x side test digits titled "pred / true": green when right, red when wrong."""
     fig = _figure(1.4 * side, 1.55 * side)
-    axes = fig.subplots(side, side, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        _off(ax)
-        if i >= len(images):
-            ax.axis("off")
-            continue
+    for i, ax in _digit_cells(fig, side, images):
         p, t = int(predictions[i]), int(labels[i])
-        ax.imshow(_np(images[i]), cmap="gray_r", interpolation="nearest")
         ax.set_title(f"{classes[p]} / {classes[t]}", color=RIGHT if p == t else WRONG,
                      fontsize=10)
     fig.suptitle("test predictions: pred / true")
@@ -214,13 +220,7 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes: Sequence[st
                 path: PathArg = None, side: int = 6, title: str = "training samples"
                 ) -> Figure:
     fig = _figure(1.3 * side, 1.45 * side)
-    axes = fig.subplots(side, side, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        _off(ax)
-        if i >= len(images):
-            ax.axis("off")
-            continue
-        ax.imshow(_np(images[i]), cmap="gray_r", interpolation="nearest")
+    for i, ax in _digit_cells(fig, side, images):
         ax.set_title(classes[int(labels[i])], fontsize=10)
     fig.suptitle(title)
     return _done(fig, path)
