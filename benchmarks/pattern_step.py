@@ -3,11 +3,10 @@
     python benchmarks/pattern_step.py [--patterns 500] [--repeats 7] [--json]
 
 Both steps (and the numba step as the trainer calls it, ``sequence`` on chunks of
-``lenet.training.steps.PATTERN_CHUNK`` patterns: "chunked") train their own copy of the same
-initial
-model on the same real MNIST digits, in this one process, one thread (as the trainer runs
-them), alternating in rounds so that a busy machine slows them alike. Each round times
-``--patterns`` steps; the median round counts, as wall time and as this thread's CPU time (the
+``lenet.training.steps.PATTERN_CHUNK`` patterns: "chunked") train their own copy of the same initial
+model on the same real MNIST digits, in this one process, one thread (as the trainer runs them),
+alternating in rounds so that a busy machine slows them alike. Each round times ``--patterns``
+steps; the median round counts, as wall time and as this thread's CPU time (the
 latter is what the step costs when other processes take turns on the core). The numba step's
 first call (compiling, ~15-25 s, or loading numba's on-disk cache, under a second) is reported
 apart and excluded; ``NUMBA_CPU_NAME=haswell`` times its AVX2 code on an AVX-512 machine.

@@ -11,9 +11,9 @@ import pytest
 from lenet.runtime.threads import available_cores
 
 # lenet picks its threads from the cores free when a run starts (lenet.runtime.threads.free_cores),
-# and
-# the thread count orders float sums. The tests compare runs bit for bit, so they fix it to the
-# machine's cores, as torch's own default does; tests/test_device.py tests the free-core choice.
+# and the thread count orders float sums. The tests compare runs bit for bit, so they fix it to
+# the machine's cores, as torch's own default does; tests/runtime/test_threads.py tests the
+# free-core choice.
 os.environ.setdefault("OMP_NUM_THREADS", str(available_cores()))
 
 

@@ -28,8 +28,7 @@ def test_old_spellings_still_parse_but_are_hidden() -> None:
 
 def test_device_defaults_to_auto_and_takes_any_torch_device_string() -> None:
     # Whether this machine has the device is lenet.runtime.device.pick's question
-    # (tests/test_device.py);
-    # the parser asks only whether torch knows the name.
+    # (tests/runtime/test_device.py); the parser asks only whether torch knows the name.
     p = _parser()
     assert p.parse_args([]).device == "auto"
     for name in ("cpu", "cuda", "cuda:1", "mps", "xpu", "xpu:0", "privateuseone", "meta"):

@@ -103,7 +103,7 @@ def test_a_run_dir_that_is_not_a_directory_is_one_line(tmp_path, lenet, kind) ->
 
 
 def test_signals_exit_with_the_shells_codes() -> None:
-    # The real SIGTERM (143) is in test_run_dir; SIGINT (130) in tests/test_resume.py.
+    # The real SIGTERM (143) is in test_run_dir; SIGINT (130) in tests/training/test_resume.py.
     assert TrainingInterrupted("stopped", signal.SIGINT).exit_code == 130
     assert TrainingInterrupted("stopped", signal.SIGTERM).exit_code == 143
 

@@ -1,6 +1,5 @@
 """`lenet export`: saved weights -> an ONNX file (see :mod:`lenet.inference.export`), or a static
-web site
-that draws and reads digits with no server (see :mod:`lenet.inference.webexport`)."""
+web site that draws and reads digits with no server (see :mod:`lenet.inference.webexport`)."""
 
 from __future__ import annotations
 

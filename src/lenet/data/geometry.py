@@ -66,7 +66,9 @@ def warp(images: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
     # normalized to [-1, 1] (align_corners=False): p = D p_norm with D = diag(w/2, h/2), so the
     # linear part is D^-1 inv D (inv itself, exactly, in a square field) and the shift D^-1 t.
     half = torch.tensor([w / 2, h / 2], device=device)
-    lin = inv * (half[None, None, :] / half[None, :, None])
+    # Skipped for the square digit field, where it is a product by ones: this runs for every
+    # distorted training batch, down to batch 1.
+    lin = inv if h == w else inv * (half[None, None, :] / half[None, :, None])
     t_norm = forward[:, :, 2] / half
     theta = torch.cat([lin, -(lin @ t_norm[:, :, None])], dim=2)
     grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)

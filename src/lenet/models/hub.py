@@ -55,7 +55,8 @@ class Weights:
 
     ``meta`` is the whole entry as manifest.json holds it (as torchvision's ``Weights.meta``);
     the fields are the parts of it that the file does not say about itself. What the weights
-    are (``model``, ``dataset``, ``classes``, ``transforms()``) is read from the file.
+    are (``classes``, ``transforms()``) is read from the file; ``model`` and ``dataset``, which
+    the manifest repeats from it, are compared with the file on every read.
     """
 
     name: str
@@ -112,13 +113,15 @@ class Weights:
         """What the file says about itself, checked (see :meth:`read`)."""
         return self.read()[1]
 
+    # The manifest repeats these two from the file's WeightsMeta (Weights.publication), so that
+    # listing the bundled weights reads no file; every read compares them (_read_checked).
     @property
     def model(self) -> str:
-        return self.weights_meta.model
+        return str(self.meta["model"])
 
     @property
     def dataset(self) -> str:
-        return self.weights_meta.dataset
+        return str(self.meta["dataset"])
 
     @property
     def classes(self) -> list[str]:

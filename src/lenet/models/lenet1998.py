@@ -31,8 +31,8 @@ diagonal Levenberg-Marquardt optimizer (:mod:`lenet.training.optim.sdlm`) it spl
 as in the paper's Appendix C, and lists the layers of the former in
 :meth:`LeNet1998.curvature_layers`, which lets SDLM back-propagate second derivatives with squared
 weights layer by layer as the paper does (:func:`lenet.training.optim.sdlm.paper_diagonal`). It
-shows its
-output codes as pictures through :meth:`LeNet1998.rbf_bitmaps` (``lenet report`` draws them).
+shows its output codes as pictures through :meth:`LeNet1998.rbf_bitmaps` (``lenet report`` draws
+them).
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ A checkpoint is one safetensors file: the model's and the optimizer's tensors, a
 state as a uint8 tensor; everything else (epoch, step, metrics so far, optimizer hyperparameters,
 the mid-epoch order state) is JSON in its metadata, together with a SHA-256 over that metadata
 and every tensor (:func:`lenet.storage.tensorfile.digest`, the same as for weights files). It is
-written
-atomically (temp file, fsync, rename), so a crash leaves the previous checkpoint intact; a
+written atomically (temp file, fsync, rename), so a crash leaves the previous checkpoint intact; a
 truncated or edited file (tensors or metadata), a pickle, one written by an older lenet whose
 checksum did not cover the metadata, or one whose metadata is malformed is refused by
 :func:`load`, and :func:`latest` (what `lenet train --resume` uses) falls back to the one before.

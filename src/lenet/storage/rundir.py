@@ -63,10 +63,9 @@ PathLike = str | os.PathLike[str]
 
 # A temp file of lenet.storage.atomic (".NAME.XXXXXXXX.tmp"), left behind only by a killed process.
 _TMP = re.compile(r"^\..+\.tmp$")
-# What a run writes into its folder: `--overwrite` clears a folder only when it holds nothing
-# else. `lenet report` adds report.html and its figures (lenet.analysis.figures.run_report), `lenet
-# robustness`
-# its curves.
+# What a run writes into its folder: `--overwrite` clears a folder only when it holds nothing else.
+# `lenet report` adds report.html and its figures (lenet.analysis.figures.run_report), `lenet
+# robustness` its curves.
 _OWN = re.compile(r"^(config\.json|metrics\.csv|initial\.safetensors|model(_best)?\.safetensors"
                   r"|train\.log|job\.json|result\.json|\.lock|events\.out\.tfevents\..*"
                   r"|report\.html|robustness\.json"

@@ -301,15 +301,14 @@ def _point(recipe: str, name: str, params: dict[str, str], seeds: int, out_dir: 
            base: Mapping[str, Any], train_args: list[str]) -> Point:
     """One grid point's runs, one per seed, each a resolved config."""
     values = {**base, **{k: _train_value(k, v) for k, v in params.items()}}
-    try:
-        resolve(recipe, values)
-    except ConfigError as e:
-        where = f"grid point {name}: " if params else ""
-        raise ConfigError(f"{where}{e}") from None
     point = Point(name, params)
     for seed in range(seeds):
         run_dir = out_dir / f"{name}-seed{seed}"
-        config = resolve(recipe, {**values, "seed": seed, "run_dir": str(run_dir)})
+        try:
+            config = resolve(recipe, {**values, "seed": seed, "run_dir": str(run_dir)})
+        except ConfigError as e:
+            where = f"grid point {name}: " if params else ""
+            raise ConfigError(f"{where}{e}") from None
         command = [sys.executable, "-m", "lenet", "train", *train_args,
                    "--seed", str(seed), "--run-dir", str(run_dir), "--json"]
         point.runs.append(Run(name, params, seed, run_dir, run_dir / rundir.LOG, command, config))
@@ -390,9 +389,8 @@ def run_sweep(recipe: str, grid: dict[str, list[str]], seeds: int, jobs: int, ou
     Values may be strings or numbers; a value of a list key (``milestones``, ``lr_values``) is a
     list, or a string with its items separated by ``,``, ``;`` or ``:``.
     ``overrides`` (config keys, ``{"epochs": 1}``) apply to every run; grid values override
-    them. Raises
-    :class:`ConfigError` before running anything if a key or value is invalid or ``out_dir``
-    already holds one of the run directories. Failed runs do not raise: they are in
+    them. Raises :class:`ConfigError` before running anything if a key or value is invalid or
+    ``out_dir`` already holds one of the run directories. Failed runs do not raise: they are in
     ``result.failed``, each with the tail of its log. ``log`` gets one line per finished run
     (default: stderr). Writes ``summary.md`` and ``summary.json`` in ``out_dir``.
     """

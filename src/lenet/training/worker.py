@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lenet.config import TrainConfig, resolve
-from lenet.errors import LenetError
+from lenet.errors import exit_status
 from lenet.storage import rundir
 from lenet.training import train
 
@@ -40,18 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("usage: python -m lenet.training.worker RUN_DIR\n")
         return 2
     run_dir = Path(args[0])
-    try:
-        result = train(job_config(run_dir))
-        rundir.write_result(run_dir, result.summary())
-    except LenetError as e:
-        sys.stderr.write(f"lenet: error: {e}\n")
-        return int(getattr(e, "exit_code", 2))
-    except KeyboardInterrupt:
-        sys.stderr.write("lenet: interrupted\n")
-        return 130
-    except OSError as e:  # the environment (a full disk...), not a bug: one line
-        sys.stderr.write(f"lenet: error: {e}\n")
-        return 2
+    return exit_status(lambda: _train(run_dir))
+
+
+def _train(run_dir: Path) -> int:
+    result = train(job_config(run_dir))
+    rundir.write_result(run_dir, result.summary())
     return 0
 
 

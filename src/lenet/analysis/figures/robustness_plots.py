@@ -24,8 +24,7 @@ CELL = 0.62  # inches per digit in the examples figure
 
 def curves(result: Mapping[str, Any], path: plots.PathArg = None, title: str = "") -> Figure:
     """A :func:`lenet.analysis.robustness.measure_paths` result (or its robustness.json): per kind,
-    the
-    test accuracy (%) against the distortion's value, one line per model; a dotted line marks
+    the test accuracy (%) against the distortion's value, one line per model; a dotted line marks
     the undistorted value."""
     kinds = result["kinds"]
     rows = max(1, math.ceil(len(kinds) / COLS))

@@ -3,8 +3,7 @@
 Every parameter w_k gets its own step ε_k = η / (μ + h_kk), with h_kk an estimate of
 ∂²E/∂w_k² re-computed on a sample of patterns before every pass (:meth:`SDLM.before_epoch`,
 the trainer's :class:`~lenet.training.optim.EpochHook`) and held fixed during the pass. Two
-estimates:
-the paper's squared-weight back-propagation (:func:`paper_diagonal`, for a
+estimates: the paper's squared-weight back-propagation (:func:`paper_diagonal`, for a
 :class:`~lenet.models.interfaces.CurvatureModel` such as ``lenet5-1998``) and the Gauss-Newton
 diagonal (:func:`gauss_newton_diagonal`, any model). The derivation, where each estimate is
 seeded and how the two differ: ``docs/sdlm.md``.
@@ -64,9 +63,8 @@ def gauss_newton_diagonal(model: nn.Module, inputs: torch.Tensor, targets: torch
     """The Gauss-Newton diagonal, averaged over the patterns, per trainable parameter name.
 
     ``loss`` is a name from :mod:`lenet.models.losses` or a function ``(scores, targets) -> mean
-    loss``;
-    it is applied to single patterns, so E_p is the per-pattern loss. ``probes=None`` is exact
-    (one vector-Jacobian product per column of L_p). ``probes=k`` uses k random-sign
+    loss``; it is applied to single patterns, so E_p is the per-pattern loss. ``probes=None`` is
+    exact (one vector-Jacobian product per column of L_p). ``probes=k`` uses k random-sign
     combinations L_p v (v uniform in {-1, +1}^M) per pattern instead, an unbiased estimate
     because E[(Jᵀ L v)²] = diag(Jᵀ L Lᵀ J); with 500 patterns its relative error is a few percent
     and it costs k instead of M products per pattern.
@@ -248,8 +246,7 @@ class SDLM(torch.optim.Optimizer):
     lenet5-1998). ``threads``: intra-op threads while estimating (None: leave as is).
 
     It implements :class:`lenet.training.optim.EpochHook`: the trainer calls :meth:`before_epoch`
-    before
-    every pass.
+    before every pass.
 
     ``step`` is a single fused ``_foreach_addcmul_`` with the step sizes cached per learning
     rate, so per-pattern training pays almost nothing for the optimizer.
