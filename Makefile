@@ -11,13 +11,16 @@ ifeq ($(origin RUN),undefined)
 RUN := runs/$(shell date +%Y%m%d-%H%M%S)-$(CONFIG)
 endif
 
-.PHONY: install train test lint browser bench weights clean
+.PHONY: install train test lint browser bench weights clean fuzz docs dist
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[all,dev]"
+# Compile the numba training steps now (~25 s, once per CPU kind, kept in numba's cache),
+# so that the first `make train` starts at full speed.
+	$(BIN)/python -m lenet.training.steps.warm
 	touch $@
 
 install: $(BIN)/.installed
@@ -30,7 +33,7 @@ train: install
 # Style, complexity and imports at the top (ruff), who may import whom (import-linter) and
 # types (mypy over src/lenet), all configured in pyproject.toml.
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
@@ -42,6 +45,26 @@ browser:
 
 test: lint browser
 	$(BIN)/python -m pytest -q
+
+# The hostile-input suite, long: every `fuzz`-marked test with fresh seeds, round after round,
+# until FUZZ_SECONDS have passed (make test runs the same tests with a few fixed examples).
+FUZZ_SECONDS ?= 600
+fuzz: install
+	@end=$$(( $$(date +%s) + $(FUZZ_SECONDS) )); round=0; \
+	while [ $$(date +%s) -lt $$end ]; do round=$$((round + 1)); \
+	  HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -m fuzz -p no:cacheprovider \
+	    --hypothesis-seed=$$round || exit 1; done; echo "fuzz: $$round rounds, no failure"
+
+# The API reference site (mkdocs.yml) at http://127.0.0.1:8001, rebuilt on every edit; nothing
+# is written to the checkout. `make test` builds it with --strict (tests/test_docs.py).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
+# The release files in dist/: the sdist and the wheel, checked as a package index would.
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
 
 # Speed, side by side in one run: `lenet bench` (training, time to 99 %, peak, inference).
 bench: install
@@ -62,4 +85,4 @@ weights: install
 	    || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist site .cache *.egg-info src/*.egg-info .pytest_cache .ruff_cache

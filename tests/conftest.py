@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from lenet.runtime.threads import available_cores
 
@@ -15,6 +16,15 @@ from lenet.runtime.threads import available_cores
 # the machine's cores, as torch's own default does; tests/runtime/test_threads.py tests the
 # free-core choice.
 os.environ.setdefault("OMP_NUM_THREADS", str(available_cores()))
+
+# Hypothesis: `make test` runs a bounded, derandomized number of examples (same cases every run,
+# no example database in the checkout); `make fuzz` loads the "fuzz" profile and loops over
+# fresh seeds for FUZZ_SECONDS. Fuzz tests (marked `fuzz`) leave max_examples to the profile.
+settings.register_profile("ci", max_examples=40, derandomize=True, database=None,
+                          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=400, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

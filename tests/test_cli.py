@@ -2,14 +2,16 @@
 
 import errno
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from lenet.cli import main, os_error_message
-from tests.commands.cli import lenet
+from tests.commands.cli import lenet, subparsers
 
 
 @pytest.mark.slow
@@ -106,14 +108,74 @@ def test_the_script_returns_mains_status_and_freezes_the_heap_for_exit(monkeypat
     notebooks call, leaves the collector alone."""
     import gc
 
-    from lenet import cli
+    from lenet import cli, errors
 
     monkeypatch.setattr(sys, "argv", ["lenet", "train", "--epochs", "0"])
+    # script() marks the process as the `lenet` command's (a second signal then exits at
+    # once); the test process goes on, so the mark is undone after.
+    monkeypatch.setattr(errors, "_ending", False)
     gc.unfreeze()
     assert main(["train", "--epochs", "0"]) == 2 and gc.get_freeze_count() == 0
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         assert cli.script() == 2
         assert gc.get_freeze_count() > 0
+        # Its status decided, a process about to end ignores a late Ctrl-C or SIGTERM (Python's
+        # finalization would otherwise let one kill it by the signal).
+        assert all(signal.getsignal(s) == signal.SIG_IGN for s in handlers)
     finally:
         gc.unfreeze()
+        for s, h in handlers.items():
+            signal.signal(s, h)
     assert "epochs must be at least 1" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- -q and -v
+def test_every_command_takes_quiet_and_verbose() -> None:
+    from lenet.commands import NAMES, build_parser
+
+    parser = build_parser()
+    commands = dict(subparsers(parser))
+    assert set(NAMES) <= set(commands)
+    for name, p in [("lenet", parser), *commands.items()]:
+        flags = p._option_string_actions
+        assert {"-q", "--quiet", "-v", "--verbose"} <= set(flags), name
+    # Before or after the command's name; -q and -v together are a usage error.
+    assert parser.parse_args(["-q", "models"]).log_level == logging.ERROR
+    assert parser.parse_args(["models", "-q"]).log_level == logging.ERROR
+    assert parser.parse_args(["-v", "data", "info"]).log_level == logging.DEBUG
+    assert parser.parse_args(["data", "info", "--verbose"]).log_level == logging.DEBUG
+    assert parser.parse_args(["models"]).log_level == logging.INFO
+    with pytest.raises(SystemExit):
+        parser.parse_args(["models", "-q", "-v"])
+
+
+def test_quiet_train_prints_only_errors(tmp_path, capfd, mnist_ready) -> None:
+    from tests.reliability.conftest import TINY_ARGS
+
+    run = tmp_path / "run"
+    for argv in (["-q", "train", *TINY_ARGS, "--run-dir", str(run)],
+                 ["train", *TINY_ARGS, "--run-dir", str(run), "--overwrite", "--quiet"]):
+        capfd.readouterr()
+        assert main(argv) == 0
+        out, err = capfd.readouterr()
+        assert err == ""  # no header, epoch line or result line on stderr
+        assert out == f"run saved in {run}\n"  # the command's result stays on stdout
+    assert main(["-q", "train", *TINY_ARGS, "--epochs", "0"]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("lenet: error: epochs must be at least 1") and err.count("\n") == 1
+
+
+def test_progress_keeps_its_one_line_format_and_verbose_adds_debug(tmp_path, capsys,
+                                                                    mnist_ready) -> None:
+    from tests.reliability.conftest import TINY_ARGS
+
+    assert main(["train", *TINY_ARGS, "--run-dir", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith("training lenet5 (61,706 parameters) on mnist: 256 "
+                                          "digits, 1 epoch, batch 64")  # not "1 epochs"
+    assert any(line.startswith("epoch 1/1  loss ") for line in err.splitlines())
+    assert "resolved config" not in err and "INFO" not in err
+    assert main(["-v", "train", *TINY_ARGS, "--print-config"]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith("resolved config: {'model': 'lenet5'") and "epochs: 1" in out

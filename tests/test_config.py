@@ -1,8 +1,14 @@
+import dataclasses
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from lenet.config import config_dir, resolve
+from lenet.config import TrainConfig, config_dir, resolve
 from lenet.errors import ConfigError
 
 
@@ -39,7 +45,7 @@ def test_every_shipped_recipe_resolves() -> None:
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"lr": -1}, "lr must be a positive number"),
         ({"lr": 0}, "lr must be a positive number"),
-        ({"lr": "nan"}, "lr must be a positive number"),
+        ({"lr": "nan"}, r"invalid value 'nan' for 'lr' \(expected a finite number\)"),
         ({"batch_size": 0}, "batch_size must be at least 1"),
         ({"batch_size": -5}, "batch_size must be at least 1"),
         ({"epochs": -1}, "epochs must be at least 1"),
@@ -120,7 +126,8 @@ def test_train_flags_and_choices_come_from_the_config_keys() -> None:
     import argparse
     import dataclasses
 
-    from lenet.config import TrainConfig, add_train_arguments, train_overrides
+    from lenet.config import TrainConfig
+    from lenet.config.arguments import add_train_arguments, train_overrides
 
     p = argparse.ArgumentParser()
     add_train_arguments(p)
@@ -144,7 +151,7 @@ def test_train_flags_and_choices_come_from_the_config_keys() -> None:
 
 
 def test_resume_config_changes_only_where_and_how_long(tmp_path) -> None:
-    from lenet.config import resume_config
+    from lenet.config.arguments import resume_config
     from lenet.storage import rundir
 
     rundir.write_config(tmp_path, resolve("lenet5-fast", {"seed": 3}).to_dict())
@@ -178,7 +185,8 @@ def test_train_help_states_each_config_default_while_flags_stay_unset() -> None:
     import dataclasses
     import re
 
-    from lenet.config import TrainConfig, add_train_arguments
+    from lenet.config import TrainConfig
+    from lenet.config.arguments import add_train_arguments
 
     p = argparse.ArgumentParser(prog="lenet train")
     add_train_arguments(p)
@@ -216,3 +224,61 @@ def test_threads_is_a_count() -> None:
     assert resolve(None, {"threads": 3}).threads == 3
     with pytest.raises(ConfigError, match="threads must be 0 or more, got -1"):
         resolve(None, {"threads": -1})
+
+
+# --------------------------------------------------------------------------- fuzzing
+# The config loader takes whatever a user or a hostile file gives it: YAML text, nested
+# structures, command-line overrides. It returns a valid TrainConfig or raises ConfigError,
+# never anything else (issue 32: no MemoryError, RecursionError, ValueError, TypeError).
+_KEYS = [f.name for f in dataclasses.fields(TrainConfig)]
+_TOKENS = [*_KEYS, "model", ":", ": ", " ", "\n", "- ", "[", "]", "{", "}", ",", "&a ", "*a",
+           "<<: ", "!!python/object ", "!!binary ", "!!set ", "'", '"', "#", "?", "|", ">",
+           "1e400", "-1e400", ".inf", ".nan", "true", "no", "null", "~", "0x1F", "1:30", "2.5",
+           "-1", "0", "3", "9" * 40, "2001-12-05", "lenet5", "sgd", "onecycle", "\t", "\0",
+           "\u2028", "%YAML 1.1\n", "---\n", "...\n", "\\", "é"]
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+            | st.integers(min_value=-2**80, max_value=2**80)
+            | st.sampled_from(["lenet5", "sgd", "true", "0", "1e400", "nan", "2,3", "0.1,0.01"]))
+_HUGE = st.integers(0, 3).map(lambda k: 10 ** (4999 + k))  # past Python's int-to-text limit
+
+
+def _nested(scalars: st.SearchStrategy) -> st.SearchStrategy:
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+
+
+_VALUES = _nested(_SCALARS)  # what YAML can hold
+_OVERRIDES = st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=12),
+                             _nested(_SCALARS | _HUGE), max_size=6)  # what Python can pass
+
+
+def _valid_or_config_error(recipe: str | None, overrides: dict) -> None:
+    try:
+        cfg = resolve(recipe, overrides)
+    except ConfigError as e:
+        assert "\n" not in str(e).strip() and len(str(e)) < 2000, str(e)
+        return
+    assert isinstance(cfg, TrainConfig)
+    assert resolve(None, cfg.to_dict()) == cfg  # what it accepts, it accepts again as is
+
+
+@pytest.mark.fuzz
+@given(text=st.lists(st.sampled_from(_TOKENS) | st.text(max_size=3), max_size=40).map("".join),
+       overrides=_OVERRIDES)
+def test_fuzz_config_loader(text: str, overrides: dict) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "recipe.yaml"
+        path.write_text(text, errors="surrogatepass")
+        _valid_or_config_error(str(path), {})
+        _valid_or_config_error(str(path), overrides)
+    _valid_or_config_error(None, overrides)
+
+
+@pytest.mark.fuzz
+@given(data=st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=8))
+def test_fuzz_config_loader_structures(data: dict) -> None:
+    # Structured YAML: valid keys, values of every type and nesting, dumped as a user might.
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "recipe.yaml"
+        path.write_text(yaml.safe_dump(data))
+        _valid_or_config_error(str(path), {})

@@ -44,6 +44,35 @@ def test_predict_image_reads_a_file(tmp_path: Path, mnist_test) -> None:
     assert lenet.load("lenet5").predict_image(tmp_path / "d.png").label == str(labels[1])
 
 
+def test_dir_shows_the_public_names_and_each_resolves() -> None:
+    assert dir(lenet) == sorted(lenet.__all__)
+    for name in ("Any", "TYPE_CHECKING", "annotations", "importlib"):
+        assert name not in dir(lenet)
+    for name in lenet.__all__:
+        assert getattr(lenet, name) is not None, name
+    assert lenet.list_models is lenet.models.list_models
+    assert lenet.create_model is lenet.models.create
+
+
+def test_the_public_functions_have_signatures_and_docs_that_name_real_things() -> None:
+    import inspect
+    import pydoc
+    import re
+
+    shown = pydoc.render_doc(lenet.train, renderer=pydoc.plaintext)
+    assert "train(config: " in shown and "init_weights: " in shown and ">>> " in shown
+    params = inspect.signature(lenet.create_model).parameters
+    assert {"name", "pretrained", "num_classes", "in_chans"} <= set(params)
+    for func in (lenet.train, lenet.create_model, lenet.list_models, lenet.load):
+        doc = inspect.getdoc(func) or ""
+        assert ">>> " in doc, func
+        # Every `lenet.x` a docstring names exists (create_model once named a missing one).
+        for dotted in re.findall(r"\blenet(?:\.[a-z_]+)+", doc):
+            obj = lenet
+            for part in dotted.split(".")[1:]:
+                obj = getattr(obj, part)
+
+
 def test_unknown_attribute() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         lenet.nope  # noqa: B018

@@ -1,12 +1,17 @@
 """lenet: LeNet-5, faithful and fast, as real software.
 
 >>> import lenet
->>> model = lenet.create_model("lenet5", pretrained=True)      # the bundled weights
->>> reader = lenet.load("lenet5")                               # or a run dir, or a file
->>> reader.predict_image("digit.png").label
->>> result = lenet.train("lenet5", epochs=2, train_subset=6000)  # as `lenet train` does
->>> test = lenet.data.MNIST(train=False)                        # torchvision-style datasets
+>>> model = lenet.create_model("lenet5", pretrained=True)       # the bundled weights
+>>> model.pretrained_weights.test_accuracy                       # as recorded when published
+0.9907
+>>> lenet.list_models("lenet5*", pretrained=True)                # timm's arch.tag names
+['lenet5-1998.mnist', 'lenet5-sigmoid.fashion-mnist', 'lenet5-tanh.mnist', 'lenet5.mnist']
+>>> test = lenet.data.MNIST(train=False)                         # torchvision-style datasets
+>>> reader = lenet.load("lenet5")                                # or a run dir, or a file
+>>> reader.predict(test.data[:3].numpy())[0].label, int(test.targets[0])
+('7', 7)
 
+``lenet.train(...)`` trains as ``lenet train`` does (see :func:`lenet.training.train`).
 The top-level import stays light (no torch): the names below load on first use (PEP 562), so
 ``lenet --help`` answers instantly.
 """
@@ -14,23 +19,36 @@ The top-level import stays light (no torch): the names below load on first use (
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from lenet._version import __version__
 from lenet.errors import ConfigError, DatasetError, LenetError, WeightsError
 
+# A library configures no logging output: its messages are records of the "lenet" logger, and
+# lenet.console decides at the first one (see there) whether the program configured any.
+logging.getLogger("lenet").addHandler(logging.NullHandler())
+
 if TYPE_CHECKING:
     from lenet import data, models
     from lenet.inference.predict import Predictor
     from lenet.models import create as create_model
+    from lenet.models import list_models
     from lenet.training import train
 
 _SUBMODULES = ("data", "models")
 
 
-def load(name_or_path: Any, backend: str | None = None) -> Predictor:
-    """A ready-to-use reader: bundled weights by name (``"lenet5"``), a run directory, a
-    ``.safetensors`` file or a ``.onnx`` file; see :class:`lenet.inference.predict.Predictor`."""
+def load(name_or_path: str | os.PathLike[str], backend: str | None = None) -> Predictor:
+    """A ready-to-use reader: bundled weights by name (``"lenet5"``, ``"lenet5.mnist"``), a
+    run directory, a ``.safetensors`` file or a ``.onnx`` file; see
+    :class:`lenet.inference.predict.Predictor`.
+
+    >>> reader = load("lenet5")
+    >>> reader.model_name, reader.dataset, reader.test_accuracy
+    ('lenet5', 'mnist', 0.9907)
+    """
     from lenet.inference.predict import Predictor
 
     return Predictor.load(name_or_path, backend=backend)
@@ -47,6 +65,10 @@ def __getattr__(name: str) -> Any:
         from lenet.models import create
 
         return create
+    if name == "list_models":
+        from lenet.models import list_models
+
+        return list_models
     if name == "Predictor":
         from lenet.inference.predict import Predictor
 
@@ -55,8 +77,9 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_SUBMODULES, "create_model", "Predictor", "train"])
+    # The public names only: not this module's own imports (TYPE_CHECKING, importlib...).
+    return sorted(__all__)
 
 
 __all__ = ["ConfigError", "DatasetError", "LenetError", "Predictor", "WeightsError",
-           "__version__", "create_model", "data", "load", "models", "train"]
+           "__version__", "create_model", "data", "list_models", "load", "models", "train"]

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
+from typing import NoReturn
 
 # Errors that can only come from writing; others (EACCES, EISDIR, ...) can come from either.
 _WRITE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -59,6 +62,36 @@ def exit_status(run: Callable[[], int]) -> int:
         return _error(os_error_message(e), 2)
 
 
+# Whether this process ends when its command does (the `lenet` command; see
+# :func:`ends_with_command`). Tests and notebooks call the same code in a process that goes on.
+_ending = False
+
+
+def ends_with_command() -> bool:
+    """Whether :func:`end_with_command` was called: a repeated stop signal may then end the
+    process at once (:func:`exit_now`), where a process that goes on gets KeyboardInterrupt."""
+    return _ending
+
+
+def end_with_command() -> None:
+    """Mark this process as one that ends when its command does (the `lenet` command): once
+    training stops on a signal, a second one exits at once (:mod:`lenet.training.signals`).
+    Other handlers are left as they are: the child processes' own rules
+    (:mod:`lenet.runtime.jobs`) decide what a second Ctrl-C does while children stop."""
+    global _ending
+    _ending = True
+
+
+def exit_now(signum: int, _frame: FrameType | None = None) -> NoReturn:
+    """A signal handler for a process already stopping: the shell's status for `signum`
+    (130 for SIGINT, 143 for SIGTERM) at once, with one line and no cleanup. Every file lenet
+    writes is written atomically, so what is on disk stays whole: the last complete checkpoint
+    is kept, and ``--resume`` continues from it."""
+    name = signal.Signals(signum).name
+    os.write(2, f"lenet: {name} again: stopped at once\n".encode())
+    os._exit(128 + signum)
+
+
 def _mute_stdout_if_unwritable() -> None:
     # Output that cannot be written is lost anyway; without this, the interpreter's own flush
     # at exit fails once more and prints "Exception ignored ..." after our one line.
@@ -69,8 +102,8 @@ def _mute_stdout_if_unwritable() -> None:
 
 
 def _error(message: str, code: int) -> int:
-    rank = os.environ.get("RANK", "0")  # set by torchrun (`--nproc`)
-    where = "" if rank == "0" else f" (process {rank})"
+    rank = os.environ.get("RANK", "0").strip()  # set by torchrun (`--nproc`)
+    where = f" (process {rank})" if rank.isdigit() and int(rank) else ""
     sys.stderr.write(f"lenet: error{where}: {message}\n")  # one write: ranks share stderr
     return code
 

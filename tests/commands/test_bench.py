@@ -50,6 +50,12 @@ def test_isa_is_native_unless_asked_and_the_child_gets_every_other_flag_back() -
             == (a.quick, a.seeds, a.out, a.json, a.device))
     assert {k: v for k, v in vars(child).items() if k != "isa"} == {  # and every other flag
         k: v for k, v in vars(a).items() if k != "isa"}
+    from lenet.commands import build_parser
+
+    full = build_parser()
+    for flag in ("-q", "-v"):  # -q/-v too: the child's progress is what the user sees
+        a = full.parse_args(["bench", "--isa", "avx2", flag])
+        assert full.parse_args(bench.child_argv(a)).log_level == a.log_level != 20
 
 
 def test_a_capped_bench_runs_itself_again_under_the_caps(monkeypatch) -> None:

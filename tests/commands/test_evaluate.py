@@ -20,12 +20,20 @@ def test_cli_evaluate(runs, tmp_path, monkeypatch) -> None:
                     "--no-plots"])  # default: the whole test set
     assert "of 10000)" in text and "confusion matrix" in text and "macro avg" in text
     assert f"on its first {TEST_SUBSET:,} test digits" in text
-    monkeypatch.chdir(tmp_path)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     # 500 digits: the weak test MLP misses hundreds of the 10,000, and the gallery of every
     # miss, not the point here, would take most of this test's time.
-    run_cli(["evaluate", str(runs["mlp"].run_dir / "model.safetensors"), "--test-subset", "500"])
-    assert (tmp_path / "confusion.png").is_file()  # a weights file: PNGs in the current dir
-    assert (tmp_path / "misclassified.png").is_file()
+    weights = str(runs["mlp"].run_dir / "model.safetensors")
+    text = run_cli(["evaluate", weights, "--test-subset", "500"])
+    # A weights file has no run dir: no PNG anywhere unasked (the current dir stays empty),
+    # and the output says how to get them.
+    assert list(cwd.iterdir()) == []
+    assert "no figures written" in text and "--out DIR" in text
+    run_cli(["evaluate", weights, "--test-subset", "500", "--out", "figs"])
+    assert sorted(p.name for p in (cwd / "figs").iterdir()) == ["confusion.png",
+                                                                      "misclassified.png"]
 
 
 def test_cli_evaluate_flags(tmp_path) -> None:

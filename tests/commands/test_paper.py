@@ -36,9 +36,19 @@ def test_the_help_names_the_rows_and_list_shows_the_classical_ones_too(capsys) -
         main(["paper", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert all(r.name in text for r in ROWS) and "--list" in text and "-j JOBS" in text
+    assert "0.5 % error" in text and "%%" not in text  # argparse's escape never shows
     assert main(["paper", "--list"]) == 0
     listed = capsys.readouterr().out
     assert "lenet5-distort" in listed and "neural" in listed and "paper %" in listed
+
+
+def test_no_help_shows_an_escaped_percent(capsys) -> None:
+    """argparse %-formats help strings, not descriptions: "%%" there would show as is."""
+    from lenet.commands import build_parser
+    from tests.commands.cli import subparsers
+
+    for name, p in subparsers(build_parser()):
+        assert "%%" not in p.format_help(), name
 
 
 def test_a_failed_row_exits_1_and_says_why(tmp_path, monkeypatch, capsys) -> None:

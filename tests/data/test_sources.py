@@ -312,6 +312,64 @@ def test_hanging_server_is_bounded_by_the_timeout(tmp_path: Path, files: dict[st
     assert leftovers(tmp_path) == []
 
 
+class TrickleServer(Server):
+    """Serves ``routes`` one byte every 0.1 s (headers at once, with the true length)."""
+
+    def __init__(self, routes: dict[str, bytes]) -> None:
+        super().__init__(routes)
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = outer.routes.get(self.path, b"")
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for i in range(min(len(body), 100)):  # 10 s at most, whatever the client does
+                    try:
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up: so do we
+                        return
+                    time.sleep(0.1)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd.RequestHandlerClass = Handler
+
+
+def test_a_trickling_mirror_is_abandoned_at_the_minimum_rate(tmp_path: Path,
+                                                             files: dict[str, bytes]) -> None:
+    """Each read comes well within the socket timeout, so only the pace can stop it: after
+    its 0.5 s of grace, 10 bytes a second is below the 1 kB/s asked for."""
+    trickle = TrickleServer(gz_routes(files))
+    try:
+        mirror = MirrorSource(trickle.url + "/mnist/", timeout=5,
+                              pace=sources.Pace(grace=0.5, min_rate=1000))
+        t0 = time.monotonic()
+        with pytest.raises(DatasetError) as e:
+            fetch_files(specs_for(files)[:1], tmp_path / "mnist", [mirror], dataset="test")
+        elapsed = time.monotonic() - t0
+    finally:
+        trickle.close()
+    assert elapsed < 3, elapsed
+    assert "too slow" in str(e.value) and "least is 1 kB/s" in str(e.value)
+    assert leftovers(tmp_path / "mnist") == []
+
+
+def test_the_pace_bounds_the_whole_download_by_size() -> None:
+    pace = sources.Pace(grace=30, min_rate=50_000)
+    assert pace.deadline(47_040_016) == pytest.approx(30 + 940.8)
+    pace.check(received=10, elapsed=29, size=1000, url="u")  # within the grace: anything goes
+    pace.check(received=2_000_000, elapsed=35, size=10**8, url="u")  # 57 kB/s: fine
+    with pytest.raises(SourceFailed, match="10 bytes in 31s"):
+        pace.check(received=10, elapsed=31, size=10**8, url="u")
+    # Fast enough on average, but past the deadline for its size (a server that pads forever).
+    with pytest.raises(SourceFailed, match="not complete after 51s"):
+        pace.check(received=10**8, elapsed=51, size=1_000_000, url="u")
+
+
 def test_falls_through_to_the_next_mirror(tmp_path: Path, files: dict[str, bytes],
                                           server: Server, hanging_url: str) -> None:
     mirrors = [MirrorSource(refused_url(), 1), MirrorSource(hanging_url, 0.5),

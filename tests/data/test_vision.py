@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +124,59 @@ def test_import_stays_light() -> None:
          "print(sorted(m for m in ('torch', 'PIL') if m in sys.modules))"],
         capture_output=True, text=True, check=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- torchvision's layout
+def torchvision_root(tmp_path: Path, name: str, folder: str, split: str,
+                     gz: bool = False) -> Path:
+    """A root laid out as torchvision's download leaves it: <root>/<folder>/raw/<files>, with
+    the split's files (all four if gzipped), copied from lenet's data dir."""
+    raw = tmp_path / "tv" / folder / "raw"
+    raw.mkdir(parents=True)
+    spec = data.datasets.get_spec(name)
+    wanted = spec.files if gz else spec.split_files(split)
+    for f in wanted:
+        src = data.datasets.dataset_dir(name) / f.name
+        if gz:
+            with open(src, "rb") as i, gzip.open(raw / f"{f.name}.gz", "wb", compresslevel=1) as o:
+                shutil.copyfileobj(i, o)
+        else:
+            shutil.copy(src, raw / f.name)
+    return tmp_path / "tv"
+
+
+def test_a_torchvision_root_is_read_in_place(mnist_ready: None, tmp_path: Path) -> None:
+    root = torchvision_root(tmp_path, "mnist", "MNIST", "test")
+    test = MNIST(root=root, train=False, download=False)
+    images, labels = data.load("mnist", "test")
+    assert torch.equal(test.data, images) and torch.equal(test.targets, labels)
+    assert not (root / "mnist").exists()  # nothing copied: the files were used where they are
+
+
+def test_a_torchvision_root_with_only_gz_files_is_installed_verified(mnist_ready: None,
+                                                                     tmp_path: Path) -> None:
+    root = torchvision_root(tmp_path, "mnist", "MNIST", "test", gz=True)
+    test = MNIST(root=root, train=False, download=False)  # a local copy: no download needed
+    assert torch.equal(test.targets, data.load("mnist", "test")[1])
+    files = data.info("mnist", data_dir=root)["files"]  # gunzipped into root/mnist, verified
+    assert files["t10k-images-idx3-ubyte"] == files["t10k-labels-idx1-ubyte"] == "ok"
+
+
+def test_a_corrupt_torchvision_file_is_refused_by_the_pins(mnist_ready: None,
+                                                          tmp_path: Path) -> None:
+    root = torchvision_root(tmp_path, "mnist", "MNIST", "test")
+    labels = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    blob = bytearray(labels.read_bytes())
+    blob[100] = (blob[100] + 1) % 10
+    labels.write_bytes(bytes(blob))
+    with pytest.raises(DatasetError) as e:
+        MNIST(root=root, train=False, download=False)
+    assert "torchvision folder" in str(e.value) and "is corrupt" in str(e.value)
+
+
+def test_a_torchvision_fashion_mnist_root(tmp_path: Path) -> None:
+    if not data.info("fashion-mnist")["present"]:
+        pytest.skip("Fashion-MNIST is not in the data dir (`lenet data fetch fashion-mnist`)")
+    root = torchvision_root(tmp_path, "fashion-mnist", "FashionMNIST", "test")
+    test = FashionMNIST(root=root, train=False, download=False)
+    assert torch.equal(test.targets, data.load("fashion-mnist", "test")[1])

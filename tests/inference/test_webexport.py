@@ -119,8 +119,8 @@ def _model_js(folder) -> tuple[dict, bytes]:
 def test_export_web_writes_a_site_that_needs_no_server(tmp_path):
     folder = export_web("lenet5-1998", tmp_path / "site")
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["app.js", "favicon.svg", "forward.js", "index.html", "layers.js",
-                     "mnist.js", "model.js", "style.css"]
+    assert names == [".lenet-export.json", "app.js", "favicon.svg", "forward.js", "index.html",
+                     "layers.js", "mnist.js", "model.js", "style.css"]  # + what it wrote
     # Readable by a web server (what open() would give), not left at a temp file's 0600.
     assert all(p.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK for p in folder.iterdir())
     html = (folder / "index.html").read_text()

@@ -81,6 +81,17 @@ FORGERIES = {
     "another-run": (lambda p: _forge(p, lambda t, m: m.update(run_id="0123456789abcdef")),
                     r"written by another run \(run id 0123456789abcdef"),
     "nested-json-header": (_nested_header, "nested too deeply|RecursionError"),
+    # Issue 32: garbage RNG states of the right size passed the checksum, then crashed
+    # --resume with "RuntimeError: Invalid mt19937 state".
+    "rng-torch-garbage": (lambda p: _forge(p, lambda t, m: t.update(
+        {"rng.torch": torch.full_like(t["rng.torch"], 255)})),
+        r"rng\.torch is not a valid generator state"),
+    "rng-order-garbage": (lambda p: _forge(p, lambda t, m: t.update(
+        {"rng.order": torch.zeros_like(t["rng.order"])})),
+        r"rng\.order is not a valid generator state"),
+    "order-state-garbage": (lambda p: _forge(p, lambda t, m: (_mid_epoch_at(1)(t, m), m[
+        "state"]["epoch_progress"].update(order_state=[7] * 5056))),
+        r"order_state is not a valid generator state"),
 }
 
 
@@ -161,3 +172,52 @@ def test_the_reader_turns_any_decoder_error_into_a_weights_error(tmp_path) -> No
     warnings: list[str] = []
     assert checkpoint.latest(tmp_path, warn=warnings.append) is None
     assert len(warnings) == 1
+
+
+def test_garbage_rng_states_are_refused_by_the_reader(two_epochs, tmp_path) -> None:
+    from lenet.errors import WeightsError
+
+    for name in ("rng.torch", "rng.order", "rng.augment"):
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes((two_epochs / checkpoint.CHECKPOINT_DIR / "epoch-0002.safetensors"
+                          ).read_bytes())
+        _forge(path, lambda t, m, name=name: t.update({name: torch.zeros_like(t[name])}))
+        with pytest.raises(WeightsError, match=rf"{re.escape(name)} is not a valid generator"):
+            checkpoint.load(path)
+
+
+def test_a_checkpoint_that_is_a_symlink_loop_is_skipped_and_pruned_quietly(
+        two_epochs, copy_of, lenet) -> None:
+    # Was: a traceback from checkpoint._prune (resolving the loop).
+    run = copy_of(two_epochs)
+    folder = run / checkpoint.CHECKPOINT_DIR
+    loop = folder / "epoch-0009.safetensors"  # the newest by name, never written by the run
+    loop.symlink_to(loop.name)  # points at itself
+    code, err = lenet("train", "--resume", str(run), "--epochs", "3")
+    assert code == 0, err
+    assert "Traceback" not in err and f"skipping damaged checkpoint: {loop}: not a regular" in err
+    assert f"resuming {run} from epoch 2" in err
+    assert loop.is_symlink()  # not lenet's: neither read nor deleted
+    assert [r["epoch"] for r in rundir.read_metrics(run)] == ["1", "2", "3"]
+
+
+def test_a_sparse_huge_checkpoint_is_refused_by_its_size_unread(tmp_path) -> None:
+    from lenet.errors import WeightsError
+
+    path = tmp_path / checkpoint.CHECKPOINT_DIR / "epoch-0001.safetensors"
+    path.parent.mkdir()
+    with path.open("wb") as f:
+        f.truncate(checkpoint.MAX_BYTES + 1)  # sparse: no disk space, no memory
+    with pytest.raises(WeightsError, match="more than a lenet checkpoint can be"):
+        checkpoint.load(path)
+
+
+def test_a_fifo_named_like_a_checkpoint_never_blocks(tmp_path) -> None:
+    import os
+
+    folder = tmp_path / checkpoint.CHECKPOINT_DIR
+    folder.mkdir()
+    os.mkfifo(folder / "epoch-0001.safetensors")
+    notes: list[str] = []
+    assert checkpoint.latest(tmp_path, warn=notes.append) is None
+    assert len(notes) == 1 and "not a regular file" in notes[0]

@@ -90,6 +90,7 @@ def test_a_run_dir_in_use_is_refused_naming_the_holder(tmp_path, lenet) -> None:
         os.close(fd)
     code, err = lenet("train", *TINY_ARGS, "--run-dir", str(run))  # free again: it trains
     assert code == 0, err
+    assert not (run / rundir.LOCK).exists()  # the lock file leaves with the run
 
 
 def _wait_for(ready, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
@@ -200,10 +201,69 @@ def test_the_lock_is_released_when_training_fails(tiny, tmp_path, monkeypatch) -
 
     with pytest.raises(TrainingError):
         train(tiny(run, optimizer="sgd", lr=1e30), log=lambda _: None)
-    fd = os.open(run / rundir.LOCK, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise if still held
-    finally:
-        os.close(fd)
+    assert not (run / rundir.LOCK).exists()  # released, and its file removed with it
     train(tiny(run), log=lambda _: None, resume=True)
     assert (run / rundir.WEIGHTS).is_file()
+    assert not (run / rundir.LOCK).exists()  # issue 31: the .lock file stayed after a run
+
+
+@pytest.mark.parametrize("intruder", ["checkpoints/epoch-0009.safetensors", ".notes.tmp",
+                                      "model.safetensors-as-folder", "link-named-metrics"])
+def test_overwrite_never_removes_what_looks_like_lenets_but_is_not(two_epochs, copy_of, lenet,
+                                                                  intruder) -> None:
+    # Was (issue 32): --overwrite deleted a user's hidden .notes.tmp, and a user folder named
+    # like a checkpoint (with everything in it).
+    run = copy_of(two_epochs)
+    if intruder == "checkpoints/epoch-0009.safetensors":
+        (run / intruder).mkdir()
+        (run / intruder / "data.bin").write_text("mine")
+        keep, named = run / intruder / "data.bin", "epoch-0009.safetensors"
+    elif intruder == ".notes.tmp":
+        keep = named_path = run / ".notes.tmp"
+        named_path.write_text("mine")
+        named = ".notes.tmp"
+    elif intruder == "model.safetensors-as-folder":
+        (run / rundir.WEIGHTS).unlink()
+        (run / rundir.WEIGHTS).mkdir()
+        keep = run / rundir.WEIGHTS / "mine.txt"
+        keep.write_text("mine")
+        named = rundir.WEIGHTS
+    else:
+        elsewhere = run.parent / "elsewhere.csv"
+        elsewhere.write_text("mine")
+        (run / rundir.METRICS).unlink()
+        (run / rundir.METRICS).symlink_to(elsewhere)
+        keep, named = elsewhere, rundir.METRICS
+    before = _snapshot(run)
+    code, err = lenet("train", *TINY_ARGS, "--overwrite", "--run-dir", str(run))
+    line = one_line_error(err)
+    assert code == 2 and named in line and "will not clear" in line
+    assert keep.read_text() == "mine" and _snapshot(run) == before
+
+
+def test_a_killed_writers_temp_files_are_still_lenets_to_clear(two_epochs, copy_of,
+                                                              lenet) -> None:
+    run = copy_of(two_epochs)
+    orphan = run / ".config.json.k2j4h5g6.tmp"  # atomic.write_bytes's name, left by kill -9
+    orphan.write_text("{")
+    code, err = lenet("train", *TINY_ARGS, "--overwrite", "--run-dir", str(run))
+    assert code == 0, err
+    assert not orphan.exists()
+
+
+def test_a_5000_digit_integer_in_the_saved_config_is_one_line(two_epochs, copy_of,
+                                                              lenet) -> None:
+    # Was: "ValueError: Exceeds the limit (4300 digits) for integer string conversion".
+    run = copy_of(two_epochs)
+    text = (run / rundir.CONFIG).read_text()
+    (run / rundir.CONFIG).write_text(text.replace('"epochs": 2', '"epochs": ' + "7" * 5000))
+    code, err = lenet("train", "--resume", str(run))
+    line = one_line_error(err)
+    assert code == 2 and str(run / rundir.CONFIG) in line and "4300 digits" in line
+
+
+def test_a_sparse_huge_config_is_refused_by_its_size(tmp_path) -> None:
+    with (tmp_path / rundir.CONFIG).open("wb") as f:
+        f.truncate(6 * 2**30)  # sparse: no disk space; read whole it would be 6 GB
+    with pytest.raises(rundir.RunDirError, match="more than the saved config can be"):
+        rundir.read_config(tmp_path)

@@ -4,7 +4,9 @@ three huge images at once. Every wait is bounded."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import re
 import socket
 import threading
@@ -15,6 +17,7 @@ import pytest
 
 from benchmarks import loadtest
 from tests.commands.cli import lenet
+from tests.reliability import bombs
 
 READ_TIMEOUT = 2.0  # the server's --read-timeout here, so that the deadline tests are short
 
@@ -143,6 +146,13 @@ def _vm_hwm_mb(pid: int) -> float:
     raise AssertionError(f"no VmHWM in /proc/{pid}/status")
 
 
+def _reset_peak(pid: int) -> None:
+    """Reset process `pid`'s VmHWM to its present size (Linux 4.0+), so that what an earlier
+    test's requests raised it to does not hide what this one's do."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
 @pytest.fixture(scope="module")
 def huge_images() -> dict[str, bytes]:
     """A dark "1" on white in a 7000x7000 RGB image (49 megapixels, under the 50 MP cap), as
@@ -224,3 +234,133 @@ def test_the_command_wires_allowed_hosts_and_checks_its_flags(run_dir, monkeypat
     assert cli.main(["serve", str(run_dir), "--read-timeout", "0"]) == 2
     assert capsys.readouterr().err.strip() == \
         "lenet: error: --read-timeout 0: expected a number of seconds above 0"
+    assert cli.main(["serve", str(run_dir), "--max-decode-mb", "8"]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "lenet: error: --max-decode-mb 8: expected at least 16"
+
+
+# --------------------------------------------------------------------------- issue 32: bombs
+def _post_all(url: str, bodies: list[bytes]) -> list[httpx.Response | Exception]:
+    """Each body POSTed as a raw image to /api/predict, all at once (one thread each)."""
+    answers: list[httpx.Response | Exception] = []
+
+    def post(body: bytes) -> None:
+        try:
+            answers.append(httpx.post(url + "/api/predict", content=body, timeout=90,
+                                      headers={"content-type": "application/octet-stream"}))
+        except httpx.HTTPError as e:
+            answers.append(e)
+
+    threads = [threading.Thread(target=post, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=100)
+    assert not any(t.is_alive() for t in threads), "a request got no answer within 100 s"
+    return answers
+
+
+@pytest.mark.timeout(180)
+def test_six_ico_tiff_gif_bombs_at_once_stay_within_300_mb(server):
+    """Issue 32: an ICO holding a 12000x12000 PNG raised the server's peak memory 474 -> 899 MB,
+    six at once 899 -> 3,826 MB. Now: six hidden or declared bombs at once, then six that are
+    just under the limits (decoded, within the decode budget), grow the peak by <= 300 MB."""
+    refused = [bombs.ico(bombs.png(12000, 12000)), bombs.ico(bombs.png(12000, 12000), 16),
+               bombs.tiff(12000, 12000), bombs.tiff(64, 64, tile=16384),
+               bombs.gif((12000, 12000), [(12000, 12000)]),
+               bombs.gif((64, 64), [(12000, 12000)])]
+    decoded = [bombs.tiff(4000, 4000), bombs.gif((4000, 4000), [(4000, 4000)])] * 3
+    with httpx.Client(base_url=server.url, timeout=60) as c:  # warm: first-request allocations
+        assert c.post("/api/predict", content=loadtest.png_bytes(_small_one()),
+                      headers={"content-type": "image/png"}).status_code == 200
+    _reset_peak(server.pid)
+    before = _vm_hwm_mb(server.pid)
+    first = _post_all(server.url, refused)
+    second = _post_all(server.url, decoded)
+    growth = _vm_hwm_mb(server.pid) - before
+    assert all(isinstance(r, httpx.Response) for r in first + second), first + second
+    statuses = [[r.status_code for r in answers] for answers in (first, second)]
+    assert sorted(statuses[0]) == [413, 413, 413, 413, 415, 415], statuses  # read no further
+    assert set(statuses[1]) <= {422, 503}, statuses  # decoded: blank ("no ink"), or busy
+    for r in first + second:
+        assert r.json()["detail"] and r.headers["x-content-type-options"] == "nosniff"
+    assert growth <= 300, (f"peak RSS grew by {growth:.0f} MB", statuses)
+
+
+# --------------------------------------------------------------------------- h11's own 400s
+def _raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `request` on a fresh connection; (status, headers, body) of the answer, read until
+    the server closes the connection."""
+    with socket.create_connection((loadtest.HOST, port), timeout=15) as sock:
+        # The server may answer and close before reading it all.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 1024 * 1024 + b"\r\n\r\n",
+    b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+    b"Content-Length: 7\r\n\r\nhello",
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n",
+], ids=["bad-request-line", "1mb-header", "conflicting-content-length", "bad-header-line"])
+def test_h11_refusals_are_json_with_the_security_headers(server, request_bytes):
+    status, headers, body = _raw_exchange(server.port, request_bytes)
+    assert status == 400, (status, headers, body[:200])
+    assert headers["content-type"] == "application/json", headers
+    assert json.loads(body)["detail"].startswith("malformed HTTP request"), body
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+    assert headers["content-security-policy"].startswith("default-src 'self';")
+    assert headers["connection"] == "close" and "server" not in headers
+
+
+@pytest.mark.parametrize("range_header", ["garbage", "bytes=999999999-", "bytes=5-2",
+                                          "items=0-1", "bytes=0-1", "bytes=" + ",".join(
+                                              ["0-1"] * 200)])
+def test_range_headers_are_ignored(server, range_header):
+    """The server does not serve ranges (documented in lenet.inference.serve.security.Guard):
+    any Range header, garbage or not, gets the whole file, 200, and says Accept-Ranges: none."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        whole = c.get("/static/app.js")
+        r = c.get("/static/app.js", headers={"range": range_header, "if-range": "x"})
+    assert r.status_code == 200 and r.content == whole.content, (r.status_code, r.text[:200])
+    assert r.headers["accept-ranges"] == "none" and "content-range" not in r.headers
+
+
+@pytest.mark.parametrize("missing", ["h11", "fastapi"])
+def test_a_missing_serve_extra_names_the_extra_and_fastapi(missing, monkeypatch, capsys):
+    """Issue 31: the hint named h11 (whichever module was missing), not the extra."""
+    import sys
+
+    import lenet.inference.serve as package
+    from lenet import cli
+
+    for name in [m for m in sys.modules if m.startswith("lenet.inference.serve.")]:
+        # Imported afresh here, then the originals put back (in sys.modules and on the package).
+        monkeypatch.setattr(package, name.rsplit(".", 1)[1], sys.modules[name], raising=False)
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, missing, None)  # `import NAME` now fails
+    assert cli.main(["serve", "--port", "0"]) == 2
+    assert capsys.readouterr().err == (
+        f"lenet: error: `lenet serve` needs the serve extra (FastAPI and uvicorn; {missing} is "
+        'missing): pip install "lenet[serve]"\n')
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(server):
+    """No WebSocket routes: an Upgrade request gets the app's own answer (and headers)."""
+    status, headers, body = _raw_exchange(server.port, (
+        b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, close\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"))
+    assert status == 404 and json.loads(body)["detail"], (status, body[:200])
+    assert headers["x-content-type-options"] == "nosniff"

@@ -156,3 +156,30 @@ def test_forged_weights_one_line_and_exit_2_from_the_command(forged, digit_png,
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("lenet: error: ")
     assert FORGED[name][1] in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_sparse_6_gb_weights_file_is_one_line_not_a_memory_error(tmp_path, digit_png,
+                                                                   capsys) -> None:
+    # Was (issue 32): a MemoryError traceback; now refused by its size before any read.
+    from lenet.storage import tensorfile
+
+    path = tmp_path / "huge.safetensors"
+    with path.open("wb") as f:
+        f.truncate(6 * 2**30)  # sparse: no disk space taken
+    with pytest.raises(WeightsError, match=f"more than a lenet weights file can be .at most "
+                                           f"{tensorfile.MAX_BYTES:,}"):
+        weights.read(path)
+    assert cli.main(["predict", str(path), str(digit_png)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "6,442,450,944 bytes" in err
+
+
+def test_a_fifo_as_weights_file_never_blocks(tmp_path) -> None:
+    import os
+
+    from lenet.storage import tensorfile
+
+    path = tmp_path / "pipe.safetensors"
+    os.mkfifo(path)
+    with pytest.raises(WeightsError, match="not a regular file"):
+        tensorfile.read_bytes(path, what="weights file")

@@ -149,3 +149,89 @@ def test_sigterm_takes_every_job_with_it_and_exits_143(tmp_path: Path) -> None:
     assert parent.returncode == 143, err
     assert "not reached" not in out and "Traceback" not in err
     assert all(_wait_gone(pid) for pid in grandchildren)
+
+
+# A foreground child that writes its pid to argv[1], and on SIGTERM (or SIGHUP) writes the signal
+# to argv[1] + ".got" and ends (as torchrun does, stopping its workers); with argv[2] == "deaf"
+# it ignores both (stuck).
+FOREGROUND_CHILD = textwrap.dedent("""
+    import os, signal, sys, time
+    def stop(signum, frame):
+        open(sys.argv[1] + ".got", "w").write(str(signum))
+        raise SystemExit(0)
+    deaf = sys.argv[2:] == ["deaf"]
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN if deaf else stop)
+    open(sys.argv[1], "w").write(str(os.getpid()))
+    time.sleep(120)
+""")
+
+
+def _run_foreground_then_signal(tmp_path: Path, sig: int, *child_args: str,
+                                 grace: float = 30.0) -> tuple[int, str, int]:
+    """A parent running FOREGROUND_CHILD through run_foreground gets `sig` alone (`kill PID`):
+    its exit status and stderr, and the child's pid."""
+    pid_file = tmp_path / "child"
+    code = textwrap.dedent(f"""
+        import sys
+        from lenet.runtime import jobs
+        code = jobs.run_foreground([sys.executable, "-c", {FOREGROUND_CHILD!r}, *sys.argv[1:]],
+                                   grace={grace})
+        raise SystemExit(code)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", code, str(pid_file), *child_args],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        child = int(_wait_for(pid_file))
+        parent.send_signal(sig)
+        _, err = parent.communicate(timeout=60)
+    finally:
+        parent.kill()
+    return parent.returncode, err, child
+
+
+@posix
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_to_the_parent_alone_is_passed_to_the_foreground_child(
+        tmp_path: Path, sig: int, status: int) -> None:
+    """`kill PID` of `lenet train --nproc 2` reaches the torchrun launcher, which stops its
+    workers; the parent waits for it and ends with the signal's status."""
+    code, err, child = _run_foreground_then_signal(tmp_path, sig)
+    assert code == status and "Traceback" not in err, err
+    assert (tmp_path / "child.got").read_text() == str(int(sig))
+    assert _wait_gone(child, seconds=5)
+
+
+@posix
+def test_a_foreground_child_that_ignores_the_signal_is_killed_after_the_grace(
+        tmp_path: Path) -> None:
+    code, err, child = _run_foreground_then_signal(tmp_path, signal.SIGTERM, "deaf", grace=0.5)
+    assert code == 143 and "Traceback" not in err, err
+    assert not (tmp_path / "child.got").exists()
+    assert _wait_gone(child, seconds=5)
+
+
+def test_a_childs_log_is_never_written_through_a_link_or_blocked_by_a_fifo(tmp_path) -> None:
+    """The log path is opened O_NOFOLLOW and non-blocking: a symbolic link there (to a file
+    elsewhere) and a FIFO are refused as OSError before the child starts, the link's target
+    untouched; a regular file is truncated and written."""
+    import os
+    import sys
+
+    from lenet.runtime.jobs import Group
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    link = tmp_path / "train.log"
+    link.symlink_to(target)
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    argv = [sys.executable, "-c", "print('hello')"]
+    for bad in (link, fifo):
+        with pytest.raises(OSError):
+            Group().run(argv, log=bad, timeout=30)
+    assert target.read_text() == "keep me"
+    plain = tmp_path / "plain.log"
+    plain.write_text("old text that is longer than the new one\n")
+    assert Group().run(argv, log=plain, timeout=30).returncode == 0
+    assert plain.read_text() == "hello\n"

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lenet.analysis.evaluate import EvalResult
-from lenet.config import resolve, resume_config
+from lenet.config import resolve
+from lenet.config.arguments import resume_config
 from lenet.models import weights
 from lenet.storage import rundir
 from lenet.storage.history import EpochMetrics, select

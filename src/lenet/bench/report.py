@@ -7,6 +7,7 @@ from typing import Any
 
 from lenet.bench.baseline import TARGET
 from lenet.bench.training import LARGE_BATCH
+from lenet.console import plural
 
 TRAIN_LABELS = {
     "baseline_pipeline": "baseline (tutorials' PIL DataLoader pipeline, batch 64)",
@@ -52,7 +53,7 @@ def _train_row(label: str, row: dict[str, Any]) -> str:
             f"{row['gflops']:.1f} GFLOP/s ({row['fraction_of_peak']:.1%} of peak)"
             + (f"; first (warm-up) epoch {first:.2f} s, fastest of the next "
                f"{row['epochs'] - 1}" if first is not None and row["epochs"] > 1 else "")
-            + (f"; test accuracy {acc:.4f} after {row['epochs']} epochs"
+            + (f"; test accuracy {acc:.4f} after {plural(row['epochs'], 'epoch')}"
                if acc is not None else "")
             + ("; step compiled with numba" if row.get("compiled_step") else "")
             + " |")

@@ -68,6 +68,9 @@ def child_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--json")
     if args.out:
         argv += ["--out", str(args.out)]
+    level = getattr(args, "log_level", options.NORMAL)
+    if level != options.NORMAL:
+        argv.append("-q" if level == options.QUIET else "-v")
     return argv
 
 

@@ -20,8 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--test-subset", type=_subset, default=0, metavar="N|run",
                    help="first N test digits (default 0: all); 'run': the subset the run was "
                         "trained with, which reproduces its training-time accuracy exactly")
-    options.add_run_dir(p, "where the PNGs go (default: the evaluated run dir, or . for a "
-                           "weights file)", "--out")
+    options.add_run_dir(p, "where the PNGs go (default: the evaluated run dir; weights with no "
+                           "run dir, such as a .safetensors file or bundled weights, get PNGs "
+                           "only where this says)", "--out")
     p.add_argument("--no-plots", action="store_true", help="skip the confusion and gallery PNGs")
     p.add_argument("--reject", type=_percent, nargs="?", const=0.5, metavar="PCT",
                    help="also print the percentage of test digits to reject (least confident "
@@ -60,9 +61,10 @@ def _check_writable(args: argparse.Namespace) -> None:
 
     if args.run_dir:
         folder, fix = Path(args.run_dir), "choose another --run-dir or pass --no-plots"
-    else:  # where evaluation_dict puts them by default
-        folder = Path(args.path) if Path(args.path).is_dir() else Path(".")
-        fix = "pass --run-dir DIR (a writable folder) or --no-plots"
+    elif Path(args.path).is_dir():  # where evaluation_dict puts them by default
+        folder, fix = Path(args.path), "pass --run-dir DIR (a writable folder) or --no-plots"
+    else:  # weights with no run dir: no PNGs unless --run-dir/--out says where
+        return
     atomic.ensure_writable(folder / "confusion.png", fix=fix)
 
 

@@ -26,6 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        "the folder (default: next to the weights, STEM-web; ./NAME-web for "
                        "bundled weights)",
                     "-o", "--output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="--format web: replace an earlier export in the --out folder (only the "
+                        "files lenet wrote there, listed in its .lenet-export.json; a "
+                        "non-empty folder is refused without it)")
     p.set_defaults(handler=run)
     return p
 
@@ -35,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "web":
         from lenet.inference.webexport import export_web
 
-        folder = export_web(weights, args.out)
+        folder = export_web(weights, args.out, overwrite=args.overwrite)
         print(f"wrote {folder}/index.html (serve the folder from any static host, or open the "
               "file)")
         return 0

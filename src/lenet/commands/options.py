@@ -46,6 +46,24 @@ def count(text: str) -> int:
     return value
 
 
+# -q/--quiet and -v/--verbose: the level of the `lenet` logger while the command runs.
+QUIET, VERBOSE, NORMAL = 40, 10, 20  # logging.ERROR, DEBUG, INFO (logging is not imported here)
+
+
+def add_verbosity(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """``-q/--quiet`` (errors only on stderr; the result on stdout stays) and ``-v/--verbose``
+    (debug detail too). On the top parser and on every subcommand, so that ``lenet -q train``
+    and ``lenet train -q`` both work: a subcommand's parser sets the level only when its flag
+    is given (argparse would otherwise reset the top parser's value with its own default)."""
+    default = NORMAL if top else argparse.SUPPRESS
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", dest="log_level", action="store_const", const=QUIET,
+                       default=default, help="print only errors on stderr (progress and notes "
+                                             "are not shown; results on stdout still are)")
+    group.add_argument("-v", "--verbose", dest="log_level", action="store_const", const=VERBOSE,
+                       default=default, help="print debug detail on stderr as well")
+
+
 def add_json(p: argparse.ArgumentParser, what: str = "the result") -> None:
     p.add_argument("--json", action="store_true",
                    help=f"print {what} as one JSON object on stdout (progress goes to stderr)")

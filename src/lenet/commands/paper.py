@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "paper", help="reproduce the 1998 paper's MNIST comparison (Figs. 9-12)",
         description="Train the paper's networks and fit its classical methods, then put our "
-                    "test errors beside Fig. 9's, with the rejection needed for 0.5 %% error "
+                    "test errors beside Fig. 9's, with the rejection needed for 0.5 % error "
                     "(Fig. 10), the multiply-accumulates and numbers stored per digit, the "
                     "training time and the measured time per digit (Figs. 11-12). Neural rows: "
                     + ", ".join(r.name for r in ROWS) + "; the classical rows (k-NN, SVMs, "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lenet.console import print_json
+    from lenet.console import logger, print_json
     from lenet.errors import ConfigError
     from lenet.inference.predict import Predictor, check_save_dir, predict_files
     from lenet.runtime.threads import use_free_cores
@@ -62,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             if "error" not in r:
                 print(_format_line(r))
-    for r in failed:
-        print(f"lenet: error: {r['path']}: {r['error']}", file=sys.stderr)
+    for r in failed:  # one line each, as a mistake is, and shown under -q too
+        logger().error(f"lenet: error: {r['path']}: {r['error']}")
     return 1 if failed else 0
 
 

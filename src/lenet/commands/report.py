@@ -45,7 +45,7 @@ def _where(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lenet.console import print_json
+    from lenet.console import log, plural, print_json
     from lenet.runtime.threads import use_free_cores
     from lenet.storage import atomic, rundir
 
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rep.to_dict())
     else:
-        for note in rep.notes.values():
-            print(f"note: {note}")
-        print(f"wrote {len(rep.images)} figures and {rep.html} in {rep.seconds:.1f}s")
+        print(f"wrote {plural(len(rep.images), 'figure')} and {rep.html} in "
+              f"{rep.seconds:.1f}s")
+    for note in rep.notes.values():  # notes on stderr (-q hides them); the result on stdout
+        log(f"note: {note}")
     return 0

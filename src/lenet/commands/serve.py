@@ -29,6 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
     p.add_argument("--max-in-flight", type=int, default=4,
                    help="inferences running at once (default 4)")
+    p.add_argument("--max-decode-mb", type=int, default=200, metavar="MB",
+                   help="memory the image decodes running at once may take together, by the "
+                        "estimate read from each image's header (default 200); an image that "
+                        "alone needs more is refused (413)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="also answer requests whose Host header is NAME (repeatable; '*': any). "
                         "By default only localhost, 127.0.0.1, ::1 and --host are answered; "
@@ -52,18 +56,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         from lenet.inference.serve.app import create_app, default_hosts, listen, run_server
     except ImportError as e:
-        raise LenetError(f"`lenet serve` needs the serve extra ({e.name} is missing): "
-                         "pip install 'lenet[serve]'") from None
+        # Named for what the user knows (the extra, FastAPI), whichever piece is missing.
+        missing = f"; {e.name} is missing" if e.name else ""
+        raise LenetError(f"`lenet serve` needs the serve extra (FastAPI and uvicorn{missing}): "
+                         'pip install "lenet[serve]"') from None
     if not 0 <= args.port <= 65535:
         raise LenetError(f"--port {args.port}: expected 0..65535")
     if args.max_in_flight < 1:
         raise LenetError(f"--max-in-flight {args.max_in_flight}: expected at least 1")
+    if args.max_decode_mb < 16:
+        raise LenetError(f"--max-decode-mb {args.max_decode_mb}: expected at least 16")
     if not args.read_timeout > 0:
         raise LenetError(f"--read-timeout {args.read_timeout:g}: expected a number of seconds "
                          "above 0")
     weights = options.pick_weights(args.path, args.weights, DEFAULT_WEIGHTS)
     use_free_cores()  # threads for the cores free now: no collapse beside other work
     app = create_app(weights, max_in_flight=args.max_in_flight,
+                     max_decode_bytes=args.max_decode_mb * 1024 * 1024,
                      allowed_hosts=[*default_hosts(args.host), *args.allowed_host])
     sock = listen(args.host, args.port)  # bound after the model loads: no client waits on it
     try:

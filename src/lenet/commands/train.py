@@ -10,7 +10,7 @@ import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from lenet.config import add_train_arguments
+    from lenet.config.arguments import add_train_arguments
 
     p = sub.add_parser("train", help="train a model and save the run",
                        description="Train a model. Precedence: defaults < --config < flags.")
@@ -34,13 +34,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from lenet.config import from_train_args
-    from lenet.console import print_json
+    from lenet.config.arguments import from_train_args
+    from lenet.console import debug, print_json
     from lenet.errors import ConfigError
     from lenet.training.loop import fit
 
     cfg = from_train_args(args)
+    debug(f"resolved config: {cfg.to_dict()}")
     if args.print_config:
+        # config sits below models and data (import layers): their names are checked here.
+        from lenet.data.datasets import get_spec as dataset_spec
+        from lenet.models import get_spec
+
+        get_spec(cfg.model)
+        dataset_spec(cfg.dataset)
         # The config as a YAML recipe on stdout, every key in TrainConfig's order; nothing is
         # trained, written or checked on disk beyond reading the recipe (and, with --resume,
         # the run's saved config).

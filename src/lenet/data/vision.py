@@ -10,8 +10,10 @@ on it, one sample at a time. That is the compatible path, not the fast one: ``le
 the whole uint8 dataset on the device and preprocesses a batch in one go (see
 :mod:`lenet.data.transforms`); ``.data`` and ``.targets`` give direct access to the same tensors.
 
-``root`` is lenet's data dir (files in ``<root>/<name>/``, not torchvision's
-``<root>/MNIST/raw/``), and ``download`` defaults to True, as everywhere in lenet.
+``root`` is lenet's data dir (files in ``<root>/<name>/``); a root that torchvision downloaded
+into works too: its ``<root>/MNIST/raw/`` (``FashionMNIST/raw/``) files, raw or gzipped, are
+used when lenet's folder lacks them, verified by the same pins. ``download`` defaults to True,
+as everywhere in lenet.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from lenet.data.datasets import dataset_dir, default_data_dir, get_spec
+from lenet.data.datasets import dataset_dir, default_data_dir, get_spec, torchvision_dir
 from lenet.data.tensors import load
 from lenet.errors import DatasetError
 
@@ -56,7 +58,7 @@ class MNIST(Dataset[tuple[Any, Any]]):
         self.transform = transform
         self.target_transform = target_transform
         split = "train" if train else "test"
-        if not download:
+        if not download and torchvision_dir(self.dataset, root) is None:
             _require_files(self.dataset, split, root)
         self.data, self.targets = load(self.dataset, split, root, fetch_missing=download)
 

@@ -2,6 +2,13 @@
 (:mod:`lenet.inference.preprocess`), then the model's own normalization and padding from the
 weights' metadata.
 
+A :class:`Predictor` takes anything an image is (see :meth:`Predictor.__call__`): a file's
+path or bytes, a PIL image, a numpy array or a torch tensor, one image or a batch; image files
+and pictures of any size go through MNIST's preprocessing, a 28x28 array is an MNIST digit as
+it is. What it cannot take is refused before any work with an :class:`InputError` (a
+ValueError) or :class:`InputTypeError` (a TypeError) that names the shapes, dtypes and ranges
+it takes.
+
 The network is run by :class:`Predictor`, with torch or with ONNX Runtime (``backend=
 "onnxruntime"``): given a ``.onnx`` file from `lenet export` it is used as is; given safetensors
 weights, the model is exported to ONNX in memory first (nothing is written next to the weights).
@@ -16,21 +23,39 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, overload
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from lenet.data.transforms import Preprocessing
+from lenet.data.transforms import PIXELS, SIDE, Preprocessing, from_array, gray_levels
 from lenet.errors import LenetError
+from lenet.inference import preprocess
 from lenet.inference.export import ExportError, make_session, read_metadata, to_onnx
-from lenet.inference.preprocess import ImageError, preprocess_image
+from lenet.inference.preprocess import MAX_DECODED_PIXELS, ImageError, preprocess_image
 from lenet.models import weights
 from lenet.storage import atomic
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+CHUNK = 512  # digits through the network at once: bounds the float planes of a huge batch
+# One image (a path or bytes of a file, a PIL image, an array or tensor) or a batch (a list of
+# images, or an array or tensor of N images). Every form is checked at run time.
+ImageInput: TypeAlias = str | os.PathLike[str] | bytes | Image.Image | np.ndarray | torch.Tensor
+EXPECTED = (
+    "an image file's path or bytes, a PIL image, or gray levels as a numpy array (H, W) or "
+    "(H, W, C), a batch (N, H, W) or (N, H, W, C), or a torch tensor (H, W) or (C, H, W), a "
+    "batch (N, C, H, W), with C = 1 or 3 (RGBA arrays: 4) and at most "
+    f"{MAX_DECODED_PIXELS // 1_000_000} megapixels an image")
+
+
+class InputError(ImageError, ValueError):
+    """An input a :class:`Predictor` cannot take (shape, size or values); says what it takes."""
+
+
+class InputTypeError(ImageError, TypeError):
+    """An input of a type that holds no image; says what a :class:`Predictor` takes."""
 
 
 # --------------------------------------------------------------------------- the network
@@ -53,7 +78,8 @@ class Prediction:
 
 @dataclass
 class Predictor:
-    """A loaded network plus its metadata; feeds it MNIST-style uint8 digits."""
+    """A loaded network plus its metadata: call it on an image or a batch (see
+    :meth:`__call__` for what it takes), or give it files with :func:`predict_files`."""
 
     model_name: str
     classes: list[str]
@@ -108,9 +134,104 @@ class Predictor:
         return cls(model, classes, prep, accuracy, props.get("lenet.dataset", "mnist"),
                    backend="onnxruntime", session=session)
 
-    def scores(self, digits: np.ndarray) -> np.ndarray:
-        """uint8 (N, 28, 28) white-on-black -> float32 (N, classes) raw model scores."""
-        x = self.preprocessing(torch.from_numpy(np.ascontiguousarray(digits, dtype=np.uint8)))
+    @overload
+    def __call__(self, x: str | os.PathLike[str] | bytes | Image.Image) -> Prediction: ...
+    @overload
+    def __call__(self, x: list[ImageInput] | tuple[ImageInput, ...]) -> list[Prediction]: ...
+    @overload
+    def __call__(self, x: np.ndarray | torch.Tensor) -> Prediction | list[Prediction]: ...
+
+    def __call__(self, x: ImageInput | list[ImageInput] | tuple[ImageInput, ...]
+                 ) -> Prediction | list[Prediction]:
+        """One image in, one :class:`Prediction` out; a batch in, a list of them out.
+
+        One image: a path or the bytes of an image file, a PIL image, a numpy array (H, W) or
+        (H, W, C) (channels last, as PIL, OpenCV and matplotlib have them), or a torch tensor
+        (H, W) or (C, H, W) (channels first, as torchvision has them). A batch: a list or
+        tuple of images, a numpy array (N, H, W) (as ``MNIST.data.numpy()``) or (N, H, W, C),
+        or a tensor (N, C, H, W) (as a DataLoader gives). C is 1 or 3 (an array may be RGBA,
+        4); colour is made gray as an image file's is. So a numpy (1, 28, 28) is a batch of one
+        and a tensor (1, 28, 28) one image (a tensor (N, 28, 28) is refused: which is it?).
+
+        Pixels are uint8 in 0..255 (other integer dtypes with those values too) or float in
+        [0, 1], float64 included (``ToTensor()``'s output); NaN, infinity, values outside the
+        range (a tensor normalized with other statistics) and over
+        :data:`~lenet.inference.preprocess.MAX_DECODED_PIXELS` pixels an image are refused
+        before any work, with an :class:`InputError` (a ValueError) naming what is taken.
+
+        An array or tensor of exactly 28x28 is an MNIST digit, white ink on a black background,
+        as :class:`lenet.data.MNIST`'s (one with a light background is refused), and goes to
+        the network as it is. Any other size, and every image file or PIL image, is a picture:
+        it goes through MNIST's own preprocessing, as `lenet predict` does (made gray, ink made
+        white, cropped, scaled into 20x20, centred: :mod:`lenet.inference.preprocess`).
+
+        >>> reader = Predictor.load("lenet5")
+        >>> one = np.zeros((28, 28), np.uint8); one[4:24, 13:15] = 255   # a white stroke
+        >>> reader(one).label
+        '1'
+        >>> [p.label for p in reader(np.stack([one, one]))]   # (N, H, W): a batch
+        ['1', '1']
+        >>> reader(torch.from_numpy(one) / 255.0).label     # a float tensor in [0, 1]
+        '1'
+        >>> reader(one * 300.0)  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        lenet.inference.predict.InputError: input: float pixels up to 7.65e+04: floats must ...
+        """
+        digits, single = self._digits(x)
+        predictions = self.predict_digits(digits)
+        return predictions[0] if single else predictions
+
+    def scores(self, x: ImageInput | list[ImageInput] | tuple[ImageInput, ...]) -> np.ndarray:
+        """Raw model scores, float32 (N, classes), for an image or a batch (as for calling
+        the predictor; N = 1 for one image).
+
+        >>> Predictor.load("lenet5").scores(np.zeros((3, 28, 28), np.uint8)).shape
+        (3, 10)
+        """
+        return self._scores_digits(self._digits(x)[0])
+
+    def predict(self, x: ImageInput | list[ImageInput] | tuple[ImageInput, ...]
+                ) -> list[Prediction]:
+        """One :class:`Prediction` per image: a list of one for one image (see calling the
+        predictor for what it takes).
+
+        >>> seven = np.zeros((28, 28)); seven[6:9, 7:21] = 1.0; seven[9:23, 17:20] = 1.0
+        >>> [p.label for p in Predictor.load("lenet5").predict(seven)]   # float in [0, 1]
+        ['7']
+        """
+        return self.predict_digits(self._digits(x)[0])
+
+    def predict_image(self, source: ImageInput) -> Prediction:
+        """One image (a path or its bytes, a PIL image, an array or tensor of one image),
+        preprocessed as `lenet predict` does for a file; a batch is an :class:`InputError`.
+
+        >>> from PIL import Image
+        >>> picture = Image.new("L", (60, 90), 255)       # black ink on white paper
+        >>> picture.paste(0, (25, 10, 33, 80))            # a vertical stroke
+        >>> Predictor.load("lenet5").predict_image(picture).label
+        '1'
+        """
+        digits, single = self._digits(source)
+        if not single:
+            raise InputError(f"predict_image takes one image, not a batch of {len(digits)}; "
+                             "use predict(), or call the predictor")
+        return self.predict_digits(digits)[0]
+
+    def _digits(self, x: Any) -> tuple[np.ndarray, bool]:
+        """uint8 (N, 28, 28) MNIST-style digits for any input; True for one image."""
+        if isinstance(x, (list, tuple)):
+            return np.stack([_one_digit(item, f"item {i}") for i, item in enumerate(x)]
+                            ) if x else np.zeros((0, SIDE, SIDE), np.uint8), False
+        return _to_digits(x)
+
+    def _scores_digits(self, digits: np.ndarray) -> np.ndarray:
+        """uint8 (N, 28, 28) white-on-black digits -> float32 (N, classes) raw model scores."""
+        digits = np.ascontiguousarray(digits, dtype=np.uint8)
+        parts = [self._scores_chunk(digits[i:i + CHUNK]) for i in range(0, len(digits), CHUNK)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.classes)), np.float32)
+
+    def _scores_chunk(self, digits: np.ndarray) -> np.ndarray:
+        x = self.preprocessing(torch.from_numpy(digits))
         if self.backend == "onnxruntime":
             name = self.session.get_inputs()[0].name
             return np.asarray(self.session.run(None, {name: x.numpy()})[0], dtype=np.float32)
@@ -118,8 +239,11 @@ class Predictor:
         with torch.inference_mode():
             return np.asarray(self.model(x).float().numpy())
 
-    def predict(self, digits: np.ndarray) -> list[Prediction]:
-        s = self.scores(digits).astype(np.float64)
+    def predict_digits(self, digits: np.ndarray) -> list[Prediction]:
+        """Predictions for digits already preprocessed as MNIST's are: uint8 (N, 28, 28),
+        white ink on black, used as they are (no input checks beyond the model's: the server's
+        transformed digits and `lenet predict`'s files take this path)."""
+        s = self._scores_digits(digits).astype(np.float64)
         e = np.exp(s - s.max(axis=1, keepdims=True))
         probs = e / e.sum(axis=1, keepdims=True)
         out = []
@@ -128,10 +252,6 @@ class Predictor:
             out.append(Prediction(i, self.classes[i] if i < len(self.classes) else str(i),
                                   row_p.tolist(), row_s.tolist()))
         return out
-
-    def predict_image(self, source: str | os.PathLike[str] | bytes) -> Prediction:
-        """One image file (a path or its bytes), preprocessed as `lenet predict` does."""
-        return self.predict(preprocess_image(source)[None])[0]
 
     def first_conv_maps(self, digit: np.ndarray) -> dict[str, Any] | None:
         """Outputs of the model's first convolution for one digit (torch backend only)."""
@@ -152,6 +272,121 @@ class Predictor:
                 "test_accuracy": self.test_accuracy, "backend": self.backend,
                 "preprocessing": self.preprocessing.to_dict(),
                 "input_size": self.preprocessing.input_size}
+
+
+# --------------------------------------------------------------------------- what an image is
+def _to_digits(x: Any, label: str = "input") -> tuple[np.ndarray, bool]:
+    """Any input -> uint8 (N, 28, 28) MNIST-style digits, and whether it was one image."""
+    if isinstance(x, (str, os.PathLike)):
+        return preprocess_image(x)[None], True
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return preprocess_image(bytes(x), label)[None], True
+    if isinstance(x, Image.Image):
+        return _picture(x, label)[None], True
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        pixels, single = _pixels(x, label)
+        return _array_digits(pixels, label), single
+    raise InputTypeError(f"{label}: got {type(x).__name__}; expected {EXPECTED}; {PIXELS}")
+
+
+def _one_digit(x: Any, label: str) -> np.ndarray:
+    digits, single = _to_digits(x, label)
+    if not single:
+        raise InputError(f"{label}: a batch of {len(digits)} inside a list; a list holds one "
+                         f"image an item: {EXPECTED}")
+    return digits[0]
+
+
+def _pixels(x: np.ndarray | torch.Tensor, label: str) -> tuple[np.ndarray, bool]:
+    """uint8 (N, H, W, C) gray levels of an array or tensor, its layout, size and values
+    checked (the size before anything is converted); and whether it was one image."""
+    shape = tuple(x.shape)
+    nhwc, single = _layout(x, shape)
+    if nhwc is None:
+        raise InputError(f"{label}: {type(x).__name__} of shape {shape}; expected {EXPECTED}; "
+                         f"{PIXELS}" + (" (for N gray digits, such as MNIST.data[:N], give "
+                                        "x.unsqueeze(1) or x.numpy())"
+                                        if isinstance(x, torch.Tensor) and len(shape) == 3
+                                        else ""))
+    _, h, w, _ = nhwc.shape
+    if h * w > MAX_DECODED_PIXELS or h == 0 or w == 0:
+        raise InputError(f"{label}: images of {h}x{w} pixels; expected {EXPECTED}; {PIXELS}")
+    if isinstance(nhwc, np.ndarray):
+        if nhwc.dtype.kind not in "biuf":
+            raise InputTypeError(f"{label}: array of dtype {nhwc.dtype}; expected {EXPECTED}; "
+                                 f"{PIXELS}")
+        nhwc = from_array(nhwc)
+    try:
+        levels = gray_levels(nhwc.detach(), EXPECTED)
+    except (TypeError, ValueError) as e:
+        kind = InputTypeError if isinstance(e, TypeError) else InputError
+        raise kind(f"{label}: {e}") from None
+    if levels.dtype != torch.uint8:
+        levels = levels.round_().to(torch.uint8)
+    return levels.cpu().numpy(), single
+
+
+def _layout(x: np.ndarray | torch.Tensor, shape: tuple[int, ...]
+            ) -> tuple[np.ndarray | torch.Tensor | None, bool]:
+    """`x` viewed as (N, H, W, C), or None where its shape is no image's; and whether it was
+    one image. Arrays are channels last (numpy, PIL, OpenCV), tensors channels first
+    (torchvision); see :meth:`Predictor.__call__`."""
+    if isinstance(x, np.ndarray):
+        channels_last = len(shape) >= 3 and shape[-1] in (1, 3, 4)
+        if len(shape) == 2:
+            return x[None, :, :, None], True
+        if len(shape) == 3:
+            return (x[None], True) if channels_last else (x[..., None], False)
+        if len(shape) == 4 and (channels_last or shape[1] in (1, 3)):
+            return (x if channels_last else x.transpose(0, 2, 3, 1)), False
+        return None, False
+    if len(shape) == 2:
+        return x[None, :, :, None], True
+    if len(shape) == 3 and shape[0] in (1, 3):
+        return x.permute(1, 2, 0)[None], True
+    if len(shape) == 4 and shape[1] in (1, 3):
+        return x.permute(0, 2, 3, 1), False
+    return None, False
+
+
+def _array_digits(pixels: np.ndarray, label: str) -> np.ndarray:
+    """uint8 (N, H, W, C) -> (N, 28, 28) digits: 28x28 ones as they are (made gray), others
+    through MNIST's preprocessing, as a picture."""
+    n, h, w, c = pixels.shape
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[c]
+    if (h, w) != (SIDE, SIDE):
+        return np.stack([_picture(Image.fromarray(p[..., 0] if c == 1 else p, mode),
+                                  f"{label}[{i}]" if n > 1 else label)
+                         for i, p in enumerate(pixels)]) if n else np.zeros((0, SIDE, SIDE),
+                                                                            np.uint8)
+    digits = pixels[..., 0] if c == 1 else np.stack(
+        [np.rint(preprocess.to_grayscale(Image.fromarray(p, mode), label)).astype(np.uint8)
+         for p in pixels]).reshape(n, SIDE, SIDE)
+    border = np.concatenate([digits[:, 0], digits[:, -1], digits[:, 1:-1, 0],
+                             digits[:, 1:-1, -1]], axis=1)
+    light = np.flatnonzero(np.median(border, axis=1) > 127.5) if n else np.zeros(0, int)
+    if len(light):
+        where = f"{label}[{light[0]}]" if n > 1 else label
+        raise InputError(
+            f"{where}: a {SIDE}x{SIDE} array is taken as an MNIST digit, white ink on black, "
+            "but this one has a light background; invert it (255 - x), or give it as a PIL "
+            "image or a file to have it preprocessed as MNIST's digits were made")
+    return digits
+
+
+def _picture(img: Image.Image, label: str) -> np.ndarray:
+    """A PIL image, opened by the caller or made from an array, through what
+    :func:`~lenet.inference.preprocess.preprocess_image` does to a file once it is open: the
+    same size checks and bounded decode, then MNIST's preprocessing. Every refusal is an
+    :class:`InputError`."""
+    try:
+        return preprocess.preprocess_opened(img, label)
+    except InputError:
+        raise
+    except ImageError as e:
+        raise InputError(str(e)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise InputError(f"{label}: unreadable image ({e})") from None
 
 
 def _check_onnx_io(session: Any, side: int, classes: int, path: str | os.PathLike[str]
@@ -245,7 +480,7 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
     used: set[str] = set()
     for start in range(0, len(ok), 512):
         chunk = ok[start:start + 512]
-        preds = predictor.predict(np.stack([d for _, _, d in chunk]))
+        preds = predictor.predict_digits(np.stack([d for _, _, d in chunk]))
         for (i, path, digit), pred in zip(chunk, preds, strict=True):
             r = results[i]
             r.update({"digit": pred.index, "label": pred.label,

@@ -20,7 +20,7 @@ from lenet.analysis import evaluate
 from lenet.errors import ConfigError, WeightsError
 from lenet.models import hub, weights
 from lenet.runtime.cpu import cpu_isa, cpu_name
-from lenet.storage import atomic, rundir
+from lenet.storage import atomic, rundir, tensorfile
 
 MAX_BYTES = 300_000  # a bundled file must keep the wheel small (issue #16: <= 300 KB each)
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -47,7 +47,7 @@ def publish(run: str | os.PathLike[str], name: str, dest: str | os.PathLike[str]
     dest = Path(dest) if dest is not None else hub.PRETRAINED_DIR
     atomic.ensure_writable_dir(dest, fix="pass --dest DIR, a folder you can write")
     source = weights.resolve_path(run)
-    data = source.read_bytes()
+    data = tensorfile.read_bytes(source, what="weights file")  # refused by size first
     if len(data) > MAX_BYTES:
         raise WeightsError(f"{source}: {len(data):,} bytes; bundled weights must be at most "
                            f"{MAX_BYTES:,} (publish a smaller model)")

@@ -16,13 +16,22 @@ forward pass in JavaScript), ``mnist.js`` (the MNIST preprocessing of a drawing 
 the sliders' distortions, in JavaScript) and ``model.js``, the description and the weights
 (base64) as one script, so that the page also opens from a ``file://`` URL where browsers
 refuse ``fetch``. Every file is written atomically.
+
+Never replacing what lenet did not write: the folder must be new or empty, unless `overwrite`
+(``--overwrite``); then only the files of an earlier export are replaced or removed. Those are
+listed, with their SHA-256, in the folder's :data:`MANIFEST` (``.lenet-export.json``); a file
+of one of the site's names that is not listed there (a user's own ``index.html``), or was
+changed since, stops the export before anything is written, and every other file in the
+folder (hidden ones included) is left alone.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -32,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lenet._version import __version__
 from lenet.analysis.activations import kind_of, layer_activations, reads_of
-from lenet.errors import LenetError
+from lenet.errors import LenetError, OutputError
 from lenet.models import weights
 from lenet.models.interfaces import SparseConvolution
 from lenet.models.lenet1998 import EuclideanRBF, Squash, Subsampling, squash
@@ -43,6 +53,7 @@ from lenet.storage import atomic
 STATIC = Path(__file__).parent / "serve" / "static"
 COPIED = ("app.js", "layers.js", "forward.js", "mnist.js", "style.css", "favicon.svg")
 MODEL_FILE = "model.js"
+MANIFEST = ".lenet-export.json"  # the files this export wrote, name -> SHA-256
 FORMAT = 1
 # The served page names its assets /static/NAME; the site keeps them next to index.html.
 _SCRIPTS_AT = '<script src="/static/layers.js"></script>'
@@ -248,11 +259,15 @@ def default_out(weights_path: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{path.stem}-web")
 
 
-def export_web(weights_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
-               ) -> Path:
+def export_web(weights_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+               *, overwrite: bool = False) -> Path:
     """Write the static site for the weights into `out` (default :func:`default_out`); returns
-    the folder. The folder is checked first, before any weights are loaded."""
+    the folder. The folder is checked first, before any weights are loaded: it must be new or
+    empty, or, with `overwrite`, hold an earlier export whose files (listed in
+    :data:`MANIFEST`) are the only ones replaced or removed; see the module's notes."""
     folder = atomic.ensure_writable_dir(default_out(weights_path) if out is None else out)
+    names = [*COPIED, "index.html", MODEL_FILE]
+    stale = _check_folder(folder, names, overwrite)
     model, meta = weights.load_model(weights_path)
     doc, blob = describe(model, meta)
     files = {name: (STATIC / name).read_bytes() for name in COPIED}
@@ -260,4 +275,58 @@ def export_web(weights_path: str | os.PathLike[str], out: str | os.PathLike[str]
     files[MODEL_FILE] = model_script(doc, blob).encode("utf-8")
     for name, data in files.items():
         atomic.write_bytes(folder / name, data)  # with open()'s mode: a web server can read it
+    listing = {"written_by": f"lenet {__version__} export --format web",
+               "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
+    atomic.write_text(folder / MANIFEST, json.dumps(listing, indent=2) + "\n")
+    for name in stale:  # an earlier export's files this one does not write again
+        (folder / name).unlink(missing_ok=True)
     return folder
+
+
+def _written(folder: Path) -> set[str]:
+    """The files of `folder` an earlier export wrote: listed in its manifest, plain names,
+    regular files, unchanged since (their SHA-256 still the one listed)."""
+    path = folder / MANIFEST
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode) or path.stat().st_size > 2**16:
+            return set()
+        listed = json.loads(path.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return set()
+    if not isinstance(listed, dict):
+        return set()
+    ours = set()
+    for name, digest in listed.items():
+        if not (isinstance(name, str) and isinstance(digest, str) and name == Path(name).name
+                and name not in ("", ".", "..", MANIFEST)):
+            continue
+        try:
+            if (stat.S_ISREG(os.lstat(folder / name).st_mode)
+                    and hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest):
+                ours.add(name)
+        except OSError:
+            continue
+    return ours
+
+
+def _check_folder(folder: Path, names: list[str], overwrite: bool) -> list[str]:
+    """Refuse (OutputError) a non-empty `folder` unless `overwrite`, and then any of `names`
+    there that lenet did not write; the earlier export's other files (to remove once the new
+    one is written)."""
+    present = set(os.listdir(folder)) if folder.is_dir() else set()
+    if not present:
+        return []
+    fix = "choose another folder with --out"
+    if not overwrite:
+        shown = ", ".join(sorted(present)[:4]) + (" ..." if len(present) > 4 else "")
+        raise OutputError(f"cannot write into {folder}: it is not empty ({shown}); pass "
+                          "--overwrite to replace an earlier export there (only the files "
+                          f"lenet wrote, listed in {MANIFEST}), or {fix}")
+    ours = _written(folder)
+    clash = sorted(n for n in [*names, MANIFEST] if n in present and n not in ours
+                   and not (n == MANIFEST and ours))
+    if clash:
+        raise OutputError(f"cannot write into {folder}: {', '.join(clash)} there is not a file "
+                          f"lenet wrote (not listed in {MANIFEST}, or changed since), and "
+                          f"--overwrite replaces only those; move it away or {fix}")
+    return sorted(ours - set(names))

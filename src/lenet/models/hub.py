@@ -16,8 +16,10 @@ then fit).
 Like torchvision's, each entry carries its metadata (``meta``, the entry as a dict) and its
 transform:
 
->>> w = get_weights("lenet5")
->>> w.test_accuracy, w.transforms()     # the recorded accuracy, the exact input preprocessing
+>>> w = get_weights("lenet5")          # or by timm's arch.tag: get_weights("lenet5.mnist")
+>>> w.test_accuracy, w.dataset           # the recorded accuracy, what they were trained on
+(0.9907, 'mnist')
+>>> preprocess = w.transforms()         # the exact input preprocessing
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import torch
 from torch import nn
 
 from lenet._version import __version__
-from lenet.data.transforms import Preprocessing
+from lenet.data.transforms import DigitTransform
 from lenet.errors import ConfigError, WeightsError
 from lenet.models.metadata import WeightsMeta
 from lenet.models.registry import get_spec
@@ -127,9 +129,18 @@ class Weights:
     def classes(self) -> list[str]:
         return self.weights_meta.classes
 
-    def transforms(self) -> Preprocessing:
-        """The exact input preprocessing these weights were trained with (uint8 digits in)."""
-        return self.weights_meta.preprocessing
+    def transforms(self) -> DigitTransform:
+        """The exact input preprocessing these weights were trained with, as torchvision's
+        ``weights.transforms()``: a PIL image, a uint8 tensor or ToTensor's float tensor in
+        [0, 1] in, float32 (1, S, S) out (see :class:`~lenet.data.transforms.DigitTransform`).
+
+        >>> t = get_weights("lenet5").transforms()
+        >>> t(torch.zeros(28, 28, dtype=torch.uint8)).shape
+        torch.Size([1, 28, 28])
+        >>> t.preprocessing.mean, t.preprocessing.std
+        (0.5, 0.5)
+        """
+        return DigitTransform(self.weights_meta.preprocessing)
 
     def read(self) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
         """Tensors and metadata, checked against the manifest's SHA-256, model and dataset, the
@@ -165,12 +176,47 @@ def list_pretrained() -> list[str]:
     return sorted(manifest())
 
 
+def tagged() -> dict[str, str]:
+    """Every bundled set of weights by its timm-style ``arch.tag`` name, the tag being the
+    dataset it was trained on (``lenet5.mnist``, ``lenet5-sigmoid.fashion-mnist``), mapped to
+    its manifest name. Two sets of one model on one dataset would be told apart by their
+    manifest names (``lenet5.NAME``)."""
+    out: dict[str, str] = {}
+    for name, entry in sorted(manifest().items()):
+        model, dataset = entry.get("model"), entry.get("dataset")
+        if not (isinstance(model, str) and isinstance(dataset, str)):
+            continue  # a malformed entry: get_weights(name) says so
+        key = f"{model}.{dataset}"
+        out[f"{model}.{name}" if key in out else key] = name
+    return out
+
+
+def default_weights(model: str) -> str | None:
+    """The manifest name of `model`'s default weights (those ``create(model, pretrained=True)``
+    loads): the entry named as the model, else its first tagged one; None if it has none."""
+    entries, names = manifest(), tagged()
+    if model in entries and entries[model].get("model") == model:
+        return model
+    return next((names[t] for t in sorted(names) if t.partition(".")[0] == model), None)
+
+
+def is_weights_name(name: str) -> bool:
+    """Whether `name` names bundled weights: a manifest name or an ``arch.tag``."""
+    return name in manifest() or name in tagged()
+
+
 def get_weights(name: str) -> Weights:
+    """Bundled weights by manifest name (``lenet5-sigmoid``) or ``arch.tag``
+    (``lenet5.mnist``)."""
     entries = manifest()
     if name not in entries:
+        name = tagged().get(name, name)
+    if name not in entries:
         known = ", ".join(sorted(entries)) or "none are installed"
-        raise ConfigError(f"no pretrained weights named {name!r}; bundled: {known} "
-                          "(see `lenet weights list`)")
+        tags = ", ".join(sorted(tagged()))
+        raise ConfigError(f"no pretrained weights named {name!r}; bundled: {known}"
+                          + (f" (tagged: {tags})" if tags else "")
+                          + " (see `lenet weights list`)")
     return Weights.from_entry(name, entries[name], str(PRETRAINED_DIR / MANIFEST))
 
 
@@ -219,6 +265,42 @@ def load_pretrained(name: str, model: nn.Module | None = None
     return model, meta
 
 
+def load_fitting(model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Copy into `model` every tensor of `tensors` whose name and shape fit it, as timm loads
+    pretrained weights into a model built with other arguments; the names of the model's
+    tensors left as built (reset: a head of another size, say), sorted.
+
+    The first convolution's weight, when only its input channels differ, is adapted as timm's
+    ``adapt_input_conv`` does (:func:`adapt_input_conv`): a grey image repeated over the
+    `in_chans` channels then gives the pretrained outputs."""
+    state = model.state_dict()
+    first = next((f"{n}.weight" for n, m in model.named_modules()
+                  if isinstance(m, nn.Conv2d)), None)
+    fitting: dict[str, torch.Tensor] = {}
+    for key, target in state.items():
+        t = tensors.get(key)
+        if t is None:
+            continue
+        if key == first and t.shape != target.shape:
+            t = adapt_input_conv(t, target.shape[1]) if (
+                t.dim() == 4 and t.shape[0] == target.shape[0]
+                and t.shape[2:] == target.shape[2:]) else t
+        if t.shape == target.shape:
+            fitting[key] = t.to(target.dtype)
+    model.load_state_dict(fitting, strict=False)
+    return sorted(set(state) - set(fitting))
+
+
+def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Conv filters of ``weight.shape[1]`` input channels for `in_chans` channels: summed to
+    one channel, or repeated (and scaled to keep the response) over more, as timm does."""
+    have = weight.shape[1]
+    if in_chans == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeat = -(-in_chans // have)
+    return weight.repeat(1, repeat, 1, 1)[:, :in_chans] * (have / in_chans)
+
+
 def check_weights(tensors: Mapping[str, torch.Tensor], meta: WeightsMeta,
                   source: str) -> nn.Module:
     """The freshly built model `meta` names, once `tensors` and `meta` are known to fit it.
@@ -240,7 +322,7 @@ def check_weights(tensors: Mapping[str, torch.Tensor], meta: WeightsMeta,
     with torch.random.fork_rng(devices=[]):  # reading weights must not move the global RNG
         model = spec.build()
     tensorfile.check_state(model.state_dict(), tensors, source, what=what)
-    outputs = _output_size(model, side)
+    outputs = output_size(model, side)
     if len(meta.classes) != outputs:
         raise WeightsError(f"{source}: {len(meta.classes)} class names for the {outputs} "
                            f"outputs of {what}; the file was edited or forged (retrain with "
@@ -248,7 +330,8 @@ def check_weights(tensors: Mapping[str, torch.Tensor], meta: WeightsMeta,
     return model
 
 
-def _output_size(model: nn.Module, side: int) -> int:
+def output_size(model: nn.Module, side: int) -> int:
+    """How many outputs `model` gives for a `side` x `side` grey digit."""
     # Asked of the model itself (one blank digit through it) rather than of a layer's name.
     with torch.no_grad():
         return int(model.eval()(torch.zeros(1, 1, side, side)).shape[-1])

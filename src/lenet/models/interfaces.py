@@ -7,10 +7,27 @@ when a module does not offer them. A new model that implements one gets the feat
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from lenet.models.hub import Weights
+
+
+class LeNetModule(nn.Module):
+    """The base of every lenet model: an ``nn.Module`` that says which bundled weights it was
+    loaded with (``pretrained_weights``: None for a freshly initialized model).
+
+    :func:`lenet.models.create` returns this type, so that ``model.pretrained_weights`` type
+    checks (torch types a plain module's unknown attributes as tensors or modules). It adds no
+    parameter and no buffer: state-dict keys are those of the layers each family defines.
+    """
+
+    # A class attribute, not a module attribute: nn.Module.__setattr__ keeps a per-instance
+    # value in the instance __dict__, outside the state dict.
+    pretrained_weights: Weights | None = None
 
 
 @runtime_checkable

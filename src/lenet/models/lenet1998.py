@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet.data.transforms import scaled
+from lenet.models.interfaces import LeNetModule
 from lenet.models.registry import ModelSpec, register
 
 # Table I: the S2 maps each C3 map sees.
@@ -213,7 +214,7 @@ class EuclideanRBF(nn.Module):
         return math.prod(output_shape) * self.codes.shape[1]
 
 
-class LeNet1998(nn.Module):
+class LeNet1998(LeNetModule):
     def __init__(self) -> None:
         super().__init__()
         self.c1 = paper_conv(1, 6, 5)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from lenet.data.transforms import Preprocessing
+from lenet.models.interfaces import LeNetModule
 from lenet.models.pooling import max_pool2x2
 from lenet.models.registry import ModelSpec, register
 
@@ -25,8 +26,11 @@ _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 _POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
-class LeNet5(nn.Module):
-    """conv(6,5x5) -> act -> pool -> conv(16,5x5) -> act -> pool -> 120 -> 84 -> 10 logits."""
+class LeNet5(LeNetModule):
+    """conv(6,5x5) -> act -> pool -> conv(16,5x5) -> act -> pool -> 120 -> 84 -> 10 logits.
+
+    `in_chans` (default 1, a grey digit) and `num_classes` are timm's arguments, for
+    ``lenet.models.create("lenet5", in_chans=3, num_classes=47)``."""
 
     def __init__(
         self,
@@ -36,10 +40,11 @@ class LeNet5(nn.Module):
         input_size: int = 28,
         num_classes: int = 10,
         init: str = "default",
+        in_chans: int = 1,
     ) -> None:
         super().__init__()
         act, pool_cls = _ACTIVATIONS[activation], _POOLS[pool]
-        self.c1 = nn.Conv2d(1, 6, kernel_size=5, padding=c1_padding)
+        self.c1 = nn.Conv2d(in_chans, 6, kernel_size=5, padding=c1_padding)
         self.s2 = pool_cls(kernel_size=2, stride=2)
         self.c3 = nn.Conv2d(6, 16, kernel_size=5)
         self.s4 = pool_cls(kernel_size=2, stride=2)

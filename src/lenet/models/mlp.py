@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from lenet.data.transforms import Preprocessing
+from lenet.models.interfaces import LeNetModule
 from lenet.models.registry import ModelSpec, register
 
 
-class MLP(nn.Module):
+class MLP(LeNetModule):
     def __init__(self, hidden: tuple[int, ...] = (300, 100), activation: str = "relu",
                  in_features: int = 28 * 28, num_classes: int = 10) -> None:
         super().__init__()

@@ -30,9 +30,9 @@ from dataclasses import replace
 from functools import partial
 
 import torch
-from torch import nn
 
 from lenet.data.transforms import scaled
+from lenet.models.interfaces import LeNetModule
 from lenet.models.lenet1998 import SparseConv2d, Subsampling, paper_conv, paper_linear, squash
 from lenet.models.mlp import MLP
 from lenet.models.registry import ModelSpec, register
@@ -48,7 +48,7 @@ LENET4_TABLE: tuple[tuple[int, ...], ...] = tuple(
 PAPER_INPUT = scaled(-0.1, 1.175)
 
 
-class LeNet1(nn.Module):
+class LeNet1(LeNetModule):
     def __init__(self) -> None:
         super().__init__()
         self.c1 = paper_conv(1, 4, 5)
@@ -63,7 +63,7 @@ class LeNet1(nn.Module):
         return self.output(x.flatten(1))
 
 
-class LeNet4(nn.Module):
+class LeNet4(LeNetModule):
     def __init__(self) -> None:
         super().__init__()
         self.c1 = paper_conv(1, 4, 5)

@@ -7,8 +7,8 @@ input size, every tensor's name, shape and dtype those of a freshly built model,
 infinity, and one class name per output. A valid digest proves a file is the one written, not
 that it is usable (it may have been forged and re-signed, or written by a bug).
 
-A name such as ``lenet5`` that is not an existing path is the bundled weights of that name
-(``lenet weights list``); an existing path always wins.
+A name such as ``lenet5`` (or ``lenet5.mnist``, timm's ``arch.tag``) that is not an existing
+path is the bundled weights of that name (``lenet weights list``); an existing path always wins.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lenet.errors import WeightsError
-from lenet.models.hub import check_weights, get_weights, list_pretrained
+from lenet.models.hub import check_weights, get_weights, is_weights_name, list_pretrained
 from lenet.models.metadata import WeightsMeta
 from lenet.models.registry import get_spec
 from lenet.storage import atomic, tensorfile
@@ -41,9 +41,10 @@ __all__ = ["DIGEST_KEY", "METADATA_KEY", "WEIGHTS_NAME", "WeightsMeta", "check_m
 
 
 def is_bundled(name: str | os.PathLike[str]) -> bool:
-    """Whether `name` means bundled weights: not an existing path, and a bundled name."""
+    """Whether `name` means bundled weights: not an existing path, and a bundled name
+    (``lenet5``) or ``arch.tag`` (``lenet5.mnist``)."""
     text = os.fspath(name)
-    return not os.path.lexists(text) and text in list_pretrained()
+    return not os.path.lexists(text) and is_weights_name(text)
 
 
 def resolve_path(path: str | os.PathLike[str]) -> Path:
@@ -100,7 +101,7 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], We
     Whether the tensors fit the model named is not checked here (:func:`read` checks it)."""
     p = tensorfile.resolve_path(path)
     try:
-        data = p.read_bytes()
+        data = tensorfile.read_bytes(p, what="weights file")  # size-checked first
     except OSError as e:
         raise WeightsError(f"{p}: cannot read the weights file ({e.strerror}); check its "
                            "permissions") from None

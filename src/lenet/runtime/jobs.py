@@ -9,7 +9,9 @@ Every child lenet starts goes through here: the runs of `lenet sweep` and `lenet
   stop kills its whole process group (a run of `lenet train --nproc` has workers of its own);
   its output is captured, or written to a log file;
 - a *foreground* child (:func:`run_foreground`) shares this process's terminal, its output and
-  its Ctrl-C: it is given time to stop on its own before it is killed.
+  its Ctrl-C: it is given time to stop on its own before it is killed. A SIGTERM or SIGHUP
+  sent to this process alone is passed on to it, with the same time to stop, so `kill PID` of
+  `lenet train --nproc 2` stops torchrun, which stops its workers.
 
 While :func:`stopped_by_signals` is in force, SIGTERM or SIGHUP kills every job of this process
 (no new one starts) and then ends the process with the shell's status for the signal (143 for
@@ -19,13 +21,15 @@ SIGTERM), so a stopped `lenet paper -j 2` leaves no training run behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
+import stat
 import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -84,7 +88,7 @@ class Group:
             out: IO[bytes] | int | None = subprocess.PIPE if capture else None
             err: IO[bytes] | int | None = out
             if log is not None:
-                out = files.enter_context(open(log, "wb"))
+                out = files.enter_context(_open_log(log))
                 err = subprocess.STDOUT
             t0 = time.perf_counter()
             with self._lock:
@@ -111,6 +115,24 @@ class Group:
             self._stopped = True
             for proc in self._live:
                 _kill(proc)
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    """`path` created or truncated for a child's output, never through a symbolic link
+    (O_NOFOLLOW) and never blocking on a FIFO: anything but a regular file is an OSError."""
+    flags = (os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, flags, 0o666)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.ftruncate(fd, 0)
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
 
 
 def _wait(proc: subprocess.Popen[str], timeout: float | None, t0: float) -> Finished:
@@ -153,24 +175,79 @@ def _quietly(group: Group, argv: Sequence[str]) -> None:
         group.run(argv, capture=True)
 
 
+class _Forwarded(Exception):
+    """SIGTERM or SIGHUP arrived while a foreground child ran (and was passed on to it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def run_foreground(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                    grace: float = 0.0) -> int:
     """Run `argv` in this process's group, on its terminal and output; its exit status.
 
     A Ctrl-C reaches it as it reaches us: it is given `grace` seconds to stop on its own (a
     trainer saves a checkpoint), and its status is returned; if it is still running then, or on
-    a second Ctrl-C, it is killed and KeyboardInterrupt goes on.
+    a second Ctrl-C, it is killed and KeyboardInterrupt goes on. A SIGTERM or SIGHUP sent to
+    this process alone (``kill PID``) is passed on to it, with the same `grace`; the status is
+    then the shell's for the signal (143, 129), so the child never outlives us.
     """
     proc = subprocess.Popen(list(argv), env=None if env is None else dict(env))
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
+    with _forwarding_signals(proc):
         try:
-            return proc.wait(timeout=grace)
-        except (KeyboardInterrupt, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
-            raise KeyboardInterrupt from None
+            return proc.wait()
+        except KeyboardInterrupt:
+            try:
+                return proc.wait(timeout=grace)
+            except (KeyboardInterrupt, subprocess.TimeoutExpired, _Forwarded):
+                _kill_and_reap(proc)
+                raise KeyboardInterrupt from None
+        except _Forwarded as first:
+            try:
+                proc.wait(timeout=grace)
+            except (KeyboardInterrupt, subprocess.TimeoutExpired, _Forwarded):
+                _kill_and_reap(proc)  # stuck, or asked twice: no more waiting
+            return 128 + first.signum
+
+
+def _kill_and_reap(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait()
+
+
+@contextlib.contextmanager
+def _forwarding_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP are sent on to `proc` and raise :class:`_Forwarded`
+    here (out of the wait). Only the main thread can set handlers: elsewhere, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+        raise _Forwarded(signum)
+
+    with _handling(forward):
+        yield
+
+
+@contextlib.contextmanager
+def _handling(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """`handler` for SIGTERM and SIGHUP (where the platform has them) within the block; the
+    previous handlers afterwards."""
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {s: signal.getsignal(s) for s in wanted}
+    for s in wanted:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            if old is not None:  # None: set outside Python, cannot be put back from here
+                signal.signal(s, old)
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -195,18 +272,10 @@ def stopped_by_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    previous = {s: signal.getsignal(s) for s in wanted}
 
     def end(signum: int, frame: object) -> None:
         stop_all()
         raise SystemExit(128 + signum)
 
-    for s in wanted:
-        signal.signal(s, end)
-    try:
+    with _handling(end):
         yield
-    finally:
-        for s, handler in previous.items():
-            if handler is not None:  # None: set outside Python, cannot be put back from here
-                signal.signal(s, handler)

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import torch
 
+from lenet.runtime.environment import MAX_THREADS
+
 
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
@@ -85,6 +87,8 @@ def threads(n: int | None) -> Iterator[int]:
     torch is told the count even when it already has it, as the trainer always did: the call
     also sets up OpenMP's and MKL's pools, and leaving it out measured ~3 % slower epochs of
     the compiled lenet5 step (interleaved runs, BENCHMARKS.md)."""
+    if n is not None and n > MAX_THREADS:  # OpenMP segfaults past ~10^5 on Linux
+        raise ValueError(f"{n} threads is more than {MAX_THREADS}, the most lenet starts")
     before = torch.get_num_threads()
     if n is not None and n > 0:
         torch.set_num_threads(n)

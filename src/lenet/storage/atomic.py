@@ -1,11 +1,17 @@
 """Atomic file writes: a temp file in the same directory, fsync, then rename.
 
 A reader (or a process killed mid-write) sees either the old file or the new one, never half.
+Every file lenet writes goes through :func:`write_bytes`, so every command gets the same rule:
+only a regular file is ever replaced. A device (``/dev/null`` as root), a FIFO, a socket or a
+symbolic link at the path is refused with an :class:`OutputError`, never turned into a file
+(replacing a link would not write where it points either, so there is no right thing to do).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +24,40 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+# The temp files of write_bytes: ".NAME.XXXXXXXX.tmp" (mkstemp draws the random part).
+_TEMP = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp$")
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
+
+
+def temp_target(name: str) -> str | None:
+    """The name of the file a temp file of :func:`write_bytes` named `name` was to become
+    (``.config.json.ab12cd34.tmp`` -> ``config.json``); None for any other name."""
+    m = _TEMP.match(name)
+    return m.group("target") if m else None
+
+
+def special_kind(path: str | os.PathLike[str]) -> str | None:
+    """What is at `path` if it is anything but a regular file or nothing ("a FIFO", "a
+    symbolic link", ...); None for a regular file or a missing path. Never follows a link."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:  # missing, or a folder above it is (a loop, a file): nothing to replace
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), None if stat.S_ISREG(mode)
+                else "not a regular file")
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` atomically (parents made); only a regular file is replaced:
+    anything else there (a device, FIFO, socket, symbolic link or folder) is an
+    :class:`OutputError`, and the path is left as it was."""
     path = Path(path)
+    kind = special_kind(path)
+    if kind is not None:
+        raise OutputError(f"cannot write {path}: it is {kind}, which lenet never replaces; "
+                          "move it away or choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -57,11 +95,13 @@ def ensure_writable(path: str | os.PathLike[str], *, fix: str = OUT_FIX) -> Path
     def fail(reason: str) -> OutputError:
         return OutputError(f"cannot write {path}: {reason}; {fix}")
 
-    if path.is_dir():
+    kind = special_kind(path)
+    if kind == "a directory":
         raise fail("it is a directory (give a file name)")
-    if path.exists() and not path.is_file():
-        # Replacing a device or a pipe (/dev/null, /dev/stdout) by a file is never what was meant.
-        raise fail("it exists and is not a regular file")
+    if kind is not None:
+        # Replacing a device or a pipe (/dev/null, /dev/stdout) by a file is never what was
+        # meant; nor is replacing a link instead of writing where it points.
+        raise fail(f"it exists and is not a regular file ({kind})")
     _check_nearest_folder(path.parent, fail)
     return path
 

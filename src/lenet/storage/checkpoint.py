@@ -15,6 +15,13 @@ trainer hands :func:`latest` a check (:func:`check_fits` among others) that refu
 another run, or whose tensors do not have the names, shapes and dtypes of the model and
 optimizer being trained, exactly as it refuses a damaged file.
 
+Every field is checked before use, RNG states included: each CPU generator state (``rng.torch``,
+``rng.order``, a mid-epoch ``order_state``) must be one that ``torch.Generator.set_state``
+accepts (tried on a scratch generator), so garbage that passes the checksum is a damaged
+checkpoint, skipped like one, never a RuntimeError half-way through a resume. A checkpoint is
+at most :data:`MAX_BYTES` (refused by size before it is read), and only regular files are
+checkpoints: a link, a FIFO or a folder of a checkpoint's name is neither read nor deleted.
+
 At most two checkpoints exist at any moment: before one is written, every other but the
 newest good one is deleted (:func:`save`), so a run fits in the space of two.
 """
@@ -22,7 +29,9 @@ newest good one is deleted (:func:`save`), so a run fits in the space of two.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +46,7 @@ CHECKPOINT_DIR = rundir.CHECKPOINTS  # inside the run directory
 KEEP = 2  # checkpoints on disk at most: the newest good one, and the one being written
 METADATA_KEY = "lenet_checkpoint"
 FORMAT = 2  # 2: the digest covers the metadata too (1, unversioned: the tensors only)
+MAX_BYTES = 4 * tensorfile.MAX_BYTES  # the model, two optimizer moments and the RNG states
 _NAME = re.compile(r"^epoch-(\d{4,})(?:-step-(\d+))?\.safetensors$")
 
 
@@ -115,21 +125,37 @@ def save(run_dir: Path, ckpt: Checkpoint, keep: Path | Literal["newest"] | None 
     return path
 
 
-def _ordered(directory: Path) -> list[Path]:
+def _is_file(path: Path) -> bool:
+    """A regular file, not a link, FIFO or folder (never followed: a link loop is no error)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _ordered(directory: Path, *, files_only: bool = True) -> list[Path]:
+    """The checkpoints in `directory`, oldest first: the names lenet gives them, and (with
+    `files_only`) only the regular files of those names."""
     found = []
-    for p in directory.glob("epoch-*.safetensors"):
-        m = _NAME.match(p.name)
-        if m:
-            found.append(((int(m.group(1)), int(m.group(2) or 0)), p))
+    try:
+        names = os.listdir(directory)
+    except OSError:  # no checkpoints folder yet (or not a folder): no checkpoints
+        return []
+    for name in names:
+        m = _NAME.match(name)
+        if m and (not files_only or _is_file(directory / name)):
+            found.append(((int(m.group(1)), int(m.group(2) or 0)), directory / name))
     return [p for _, p in sorted(found)]
 
 
 def _prune(directory: Path, keep: Path | Literal["newest"] | None) -> None:
+    """Delete every checkpoint (regular files only) but `keep`, compared by name: the folder is
+    the same, and resolving a link (a loop) is never needed."""
     paths = _ordered(directory)
     if keep == "newest":
         keep = paths[-1] if paths else None
     for old in paths:
-        if keep is None or old.resolve() != Path(keep).resolve():
+        if keep is None or old.name != Path(keep).name:
             old.unlink(missing_ok=True)
 
 
@@ -172,6 +198,8 @@ def _parse(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Checkpoint
         _check(isinstance(order, list) and len(order) > 0
                and all(isinstance(b, int) and 0 <= b < 256 for b in order),
                "a mid-epoch checkpoint without its epoch's order_state (a list of bytes)")
+        _check_generator_state("state.epoch_progress.order_state",
+                               torch.tensor(order, dtype=torch.uint8), required=True)
         _check(isinstance(progress.get("loss_sum", 0.0), (int, float))
                and isinstance(progress.get("correct", 0), int),
                "state.epoch_progress.loss_sum/correct are not numbers")
@@ -184,11 +212,37 @@ def _parse(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Checkpoint
            "RNG states are not byte vectors")
     _check("torch" in rng and rng["torch"].numel() == torch.get_rng_state().numel(),
            "the torch RNG state is missing or has the wrong size")
+    for name, value in rng.items():
+        _check_generator_state(f"rng.{name}", value, required=name == "torch")
     run_id = meta.get("run_id")
     _check(run_id is None or isinstance(run_id, str), "run_id is not a string")
     return Checkpoint(epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
                       model=model, optimizer=_unflatten_optimizer(tensors, optimizer),
                       rng=rng, state=state, run_id=run_id)
+
+
+def _check_generator_state(name: str, state: torch.Tensor, *, required: bool) -> None:
+    """`state` must be one a generator accepts: tried on a scratch CPU generator (mt19937, of
+    torch.get_rng_state()'s size), or on a scratch CUDA one for a CUDA-sized state when CUDA is
+    in use. A state of another size (another device's) is not restored on resume (it starts
+    afresh), so it is checked only when `required`."""
+    cpu = torch.get_rng_state()
+    scratch: torch.Generator | None = None
+    if state.numel() == cpu.numel():
+        scratch = torch.Generator()
+    elif (torch.cuda.is_available() and torch.cuda.is_initialized()
+          and state.numel() == torch.cuda.get_rng_state().numel()):
+        scratch = torch.Generator(device="cuda")
+    if scratch is None:
+        _check(not required, f"{name} has {state.numel()} bytes, not a generator state of "
+                             f"{cpu.numel()}")
+        return
+    try:
+        scratch.set_state(state.contiguous())
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise _Malformed(f"{name} is not a valid generator state "
+                         f"({str(e).splitlines()[0] if str(e) else type(e).__name__:.80})"
+                         ) from None
 
 
 def load(path: Path) -> Checkpoint:
@@ -198,10 +252,7 @@ def load(path: Path) -> Checkpoint:
     mismatch (tensors or metadata edited), a missing digest, and metadata that verifies but is
     malformed (a missing field, a wrong type, inconsistent counts).
     """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise WeightsError(f"{path}: cannot read the checkpoint ({e.strerror})") from None
+    data = tensorfile.read_bytes(path, what="checkpoint", limit=MAX_BYTES, fix="")
     try:
         tensors, meta = tensorfile.decode(data, METADATA_KEY, str(path), what="checkpoint")
     except WeightsError:
@@ -221,9 +272,13 @@ def load(path: Path) -> Checkpoint:
 def latest(run_dir: Path, warn: Any = None,
            check: Callable[[Checkpoint, Path], None] | None = None) -> Checkpoint | None:
     """The newest checkpoint that verifies (and passes `check`, which raises
-    :class:`WeightsError` to refuse one); the others are reported through `warn` and skipped."""
-    for path in reversed(_ordered(Path(run_dir) / CHECKPOINT_DIR)):
+    :class:`WeightsError` to refuse one); the others are reported through `warn` and skipped,
+    as is anything of a checkpoint's name that is not a regular file (never read)."""
+    for path in reversed(_ordered(Path(run_dir) / CHECKPOINT_DIR, files_only=False)):
         try:
+            if not _is_file(path):
+                raise WeightsError(f"{path}: not a regular file (a link, FIFO or folder), so "
+                                   "not a checkpoint lenet wrote")
             ckpt = load(path)
             if check is not None:
                 check(ckpt, path)

@@ -14,13 +14,23 @@
   that trains the run (:mod:`lenet.training.worker`), written before the run starts;
 - ``result.json`` (:data:`RESULT`): that worker's result, the figures ``lenet train --json``
   prints;
-- ``.lock`` (:data:`LOCK`): held (``flock``) by the one process training into the folder.
+- ``.lock`` (:data:`LOCK`): held (``flock``) by the one process training into the folder,
+  and removed when it is done (the kernel drops the lock of a killed process; the file then
+  stays, harmless, until the next claim).
 
 One run owns a folder: :func:`claim` takes it for a training process (a new folder, an empty
 one, or with ``--resume`` the run's own; ``--overwrite`` first clears a folder that holds
 nothing but an earlier run's files), and :func:`default` names a new folder that no other run
-can share. Every write is atomic. Training, ``--resume``, ``report``, ``compare``, ``sweep``
-and ``paper`` all go through this module, so a file is renamed in one place.
+can share. Every write is atomic.
+
+The lock is taken by the book (:mod:`lenet.storage.lockfile`): never through a symbolic link,
+never blocking on a FIFO (either is one RunDirError); of any number of simultaneous claims
+exactly one wins, and a loser never touches the winner's folder or lock. The holder calls
+:func:`check_lock` before each write: a lock removed or replaced meanwhile (another process
+may now train there) stops the run with one line.
+
+Training, ``--resume``, ``report``, ``compare``, ``sweep`` and ``paper`` all go through this
+module, so a file is renamed in one place.
 """
 
 from __future__ import annotations
@@ -32,19 +42,15 @@ import json
 import os
 import re
 import secrets
-import shutil
-import sys
+import stat
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from lenet.errors import LenetError
-from lenet.storage import atomic
-
-if sys.platform != "win32":  # POSIX: a run holds its folder with flock (see _lock)
-    import fcntl
+from lenet.storage import atomic, lockfile
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -61,8 +67,6 @@ RUN_ID = "run_id"  # the key of config.json that names the run its checkpoints b
 
 PathLike = str | os.PathLike[str]
 
-# A temp file of lenet.storage.atomic (".NAME.XXXXXXXX.tmp"), left behind only by a killed process.
-_TMP = re.compile(r"^\..+\.tmp$")
 # What a run writes into its folder: `--overwrite` clears a folder only when it holds nothing else.
 # `lenet report` adds report.html and its figures (lenet.analysis.figures.run_report), `lenet
 # robustness` its curves.
@@ -72,6 +76,9 @@ _OWN = re.compile(r"^(config\.json|metrics\.csv|initial\.safetensors|model(_best
                   r"|(robustness|robustness_examples|curves|rbf_bitmaps|confusion|misclassified"
                   r"|rejection|kernels_first_conv|kernels_second_conv_map\d+|feature_maps_\d+|predictions|samples)\.png)$")
 _OWN_CHECKPOINT = re.compile(r"^epoch-\d{4,}(-step-\d+)?\.safetensors$")
+_CHECK = "lenet-check"  # the probe file of atomic.ensure_writable
+_MAX_JSON = 16 * 2**20  # config.json, job.json, result.json: a few KB when lenet wrote them
+_MAX_METRICS = 64 * 2**20  # metrics.csv: ~100 bytes an epoch
 
 
 class RunDirError(LenetError):
@@ -126,29 +133,53 @@ def write_error(path: PathLike, e: OSError, resume: PathLike | None = None) -> R
     return RunDirError(text)
 
 
+def _regular(path: Path) -> bool:
+    """A regular file, not a link to one (lenet writes no links, folders or FIFOs)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _own_temp(folder: Path, name: str) -> bool:
+    """A temp file lenet's atomic writes leave when killed (``.config.json.ab12cd34.tmp``):
+    a regular file whose target is one of lenet's names. A user's ``.notes.tmp`` is not."""
+    target = atomic.temp_target(name)
+    return target is not None and bool(
+        _OWN.match(target) or _OWN_CHECKPOINT.match(target) or target == _CHECK
+    ) and _regular(folder / name)
+
+
 def _entries(path: Path) -> list[str]:
     """The names in `path` that make it taken: all but the lock, a sweep's log and job written
     before the run starts, and temp files a killed process left."""
-    return sorted(n for n in os.listdir(path) if n not in (LOCK, LOG, JOB) and not _TMP.match(n))
+    return sorted(n for n in os.listdir(path)
+                  if n not in (LOCK, LOG, JOB) and not _own_temp(path, n))
 
 
 def _foreign(path: Path) -> list[str]:
-    """The entries of run dir `path` that lenet did not write (`--overwrite` keeps away)."""
+    """The entries of run dir `path` that lenet did not write (`--overwrite` keeps away):
+    anything not named as lenet names its files, and anything of that name that is not a
+    regular file (a user's folder called ``epoch-0001.safetensors``, a link)."""
     found = []
     for name in os.listdir(path):
         if name == CHECKPOINTS and (path / name).is_dir() and not (path / name).is_symlink():
             found += [f"{CHECKPOINTS}/{n}" for n in os.listdir(path / name)
-                      if not (_OWN_CHECKPOINT.match(n) or _TMP.match(n))]
-        elif not (_OWN.match(name) or _TMP.match(name)) or (path / name).is_dir():
+                      if not ((_OWN_CHECKPOINT.match(n) and _regular(path / name / n))
+                              or _own_temp(path / name, n))]
+        elif not ((_OWN.match(name) and _regular(path / name)) or _own_temp(path, name)):
             found.append(name)
     return sorted(found)
 
 
 def _clear(path: Path) -> None:
-    """Delete an earlier run's files from `path` (all of them lenet's own, see _foreign)."""
+    """Delete an earlier run's files from `path` (all of them lenet's own, see _foreign): file
+    by file, so that nothing else is ever removed."""
     for name in os.listdir(path):
         if name == CHECKPOINTS:
-            shutil.rmtree(path / name)
+            for inner in os.listdir(path / name):
+                (path / name / inner).unlink()
+            (path / name).rmdir()
         elif name != LOCK:
             (path / name).unlink()
 
@@ -156,51 +187,57 @@ def _clear(path: Path) -> None:
 def remove_temp_files(path: Path) -> None:
     """Delete the temp files a killed process left in run dir `path` (the caller holds it)."""
     for folder in (path, path / CHECKPOINTS):
-        if folder.is_dir():
+        if folder.is_dir() and not folder.is_symlink():
             for name in os.listdir(folder):
-                if _TMP.match(name):
+                if _own_temp(folder, name):
                     (folder / name).unlink(missing_ok=True)
 
 
-def _lock(path: Path) -> int:
-    """Hold `path`/.lock (flock) for this process, and write its pid there; the descriptor.
+# The run dirs this process holds (their absolute paths), and the lock each holds.
+_HELD: dict[str, lockfile.Lock] = {}
 
-    The kernel drops the lock when the process ends however it ends (kill -9 included), so a
-    lock never outlives its run."""
-    if sys.platform == "win32":  # not POSIX: no locking, the other rules still hold
-        return -1
-    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+
+def _lock(path: Path) -> lockfile.Lock | None:
+    """Hold `path`/.lock for this process (:mod:`lenet.storage.lockfile`); None on Windows.
+    Each way it can fail is one RunDirError line."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise _in_use(path, holder) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
+        lock = lockfile.acquire(path / LOCK)
+    except lockfile.Busy as e:
+        raise _in_use(path, e.holder) from None
+    except lockfile.NotAFile as e:
+        raise RunDirError(f"{path / LOCK} is {e.kind}, not a regular file: lenet keeps its "
+                          "lock there and never writes through or waits on anything else; "
+                          "remove it or choose another --run-dir") from None
+    except lockfile.Unstable:
+        raise RunDirError(f"{path / LOCK} keeps being removed or replaced while lenet takes "
+                          "it; another program is at work in that folder: choose another "
+                          "--run-dir") from None
+    if lock is not None:
+        _HELD[os.path.abspath(path)] = lock
+    return lock
+
+
+def still_held(run_dir: PathLike) -> bool:
+    """Whether this process still holds `run_dir` as it claimed it: its ``.lock`` is the very
+    file it locked (not removed, not replaced). True for a folder it does not hold."""
+    lock = _HELD.get(os.path.abspath(run_dir))
+    return lock is None or lock.held()
+
+
+def check_lock(run_dir: PathLike) -> None:
+    """Raise :class:`RunDirError` unless this process still holds `run_dir` (see
+    :func:`still_held`); the trainer calls it before each write, so a run whose lock was
+    removed or replaced (a second trainer may have claimed the folder since) stops there."""
+    if not still_held(run_dir):
+        raise RunDirError(f"{Path(run_dir) / LOCK} was removed or replaced while this run "
+                          f"trained, so another process may be writing into {run_dir}; "
+                          f"stopped. Once no other run uses it, continue with `lenet train "
+                          f"--resume {run_dir}`")
 
 
 def _in_use(path: Path, holder: str) -> RunDirError:
     return RunDirError(f"{path} is in use by another `lenet train` (process {holder}); wait "
                        "for it to finish, or choose another --run-dir")
-
-
-def _check_holder(path: Path) -> None:
-    """Raise if a process holds `path`/.lock, without creating the file when there is none."""
-    if sys.platform == "win32":
-        return
-    try:
-        fd = os.open(path / LOCK, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise _in_use(path, os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-                      ) from None
-    finally:
-        os.close(fd)
 
 
 def _check_free(path: Path, resume: bool, overwrite: bool) -> bool:
@@ -231,19 +268,22 @@ def claim(run_dir: PathLike, *, resume: bool = False, overwrite: bool = False,
     ``job.json`` aside), unless `resume` (the run's own folder) or `overwrite` (an earlier
     run's files are deleted first; a folder with other files is refused, untouched). Its
     ``.lock`` is held meanwhile: a second process gets a :class:`RunDirError` naming the
-    holder. Temp files a killed process left are deleted. A folder this call created is removed
-    again if the block fails before anything was written into it (`created`: the caller just
-    made it, with :func:`default`). Trouble with the file system is a one-line RunDirError.
+    holder; the lock file is removed at the end (only if it is still this process's). Temp
+    files a killed process left are deleted. A folder this call created is removed again if
+    the block fails before anything was written into it (`created`: the caller just made it,
+    with :func:`default`) -- only while this process holds its lock, so a claim that lost a
+    race never touches the winner's folder. Trouble with the file system is a one-line
+    RunDirError.
     """
     path = Path(run_dir)
-    fd = -1
+    lock: lockfile.Lock | None = None
     try:
         if path.exists() and not path.is_dir():
             raise RunDirError(f"{path} exists and is not a directory; choose another --run-dir")
         if path.is_dir():
-            # Checked before the lock file is made: a refused folder is left as it was.
-            _check_holder(path)
-            _check_free(path, resume, overwrite)
+            if not os.path.lexists(path / LOCK):
+                # Checked before the lock file is made: a refused folder is left as it was.
+                _check_free(path, resume, overwrite)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -251,35 +291,36 @@ def claim(run_dir: PathLike, *, resume: bool = False, overwrite: bool = False,
                 created = True
             except FileExistsError:  # another process was quicker: the lock decides
                 pass
-        fd = _lock(path)
-        if _check_free(path, resume, overwrite):  # again: it may have changed meanwhile
+        lock = _lock(path)
+        if _check_free(path, resume, overwrite):  # under the lock: it may have changed
             _clear(path)
+        if lock is not None:
+            lock.stamp()
         remove_temp_files(path)
     except OSError as e:
-        _release(path, fd, created, failed=True)
+        _release(path, lock, created, failed=True)
         raise write_error(path, e) from None
     except BaseException:
-        _release(path, fd, created, failed=True)
+        _release(path, lock, created, failed=True)
         raise
     try:
         yield path
     except BaseException:
-        _release(path, fd, created, failed=True)
+        _release(path, lock, created, failed=True)
         raise
-    _release(path, fd, created, failed=False)
+    _release(path, lock, created, failed=False)
 
 
-def _release(path: Path, fd: int, created: bool, failed: bool) -> None:
-    if fd >= 0:
-        os.close(fd)  # drops the flock
-    if failed and created:
-        # Nothing of the run was written yet: leave no empty folder behind.
-        try:
-            if not _entries(path):
-                (path / LOCK).unlink(missing_ok=True)
-                path.rmdir()
-        except OSError:
-            pass
+def _release(path: Path, lock: lockfile.Lock | None, created: bool, failed: bool) -> None:
+    """Let `path` go: its lock file removed if still this process's, and after a failed start
+    in a folder this call made, the folder if nothing else is in it. Without the lock (a
+    claim that lost the race) nothing is touched."""
+    if lock is None:
+        return
+    _HELD.pop(os.path.abspath(path), None)
+    if lock.release() and failed and created:
+        with suppress(OSError):  # fails if something was written: then it is kept
+            path.rmdir()  # nothing of the run was written: leave no empty folder behind
 
 
 def new_run_id() -> str:
@@ -299,11 +340,7 @@ def read_config(run_dir: PathLike, required: bool = False) -> dict[str, Any]:
             raise RunDirError(f"{run_dir}: no {CONFIG} there; is it a run directory made by "
                               "`lenet train`?")
         return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as e:
-        why = "nested too deeply" if isinstance(e, RecursionError) else e
-        raise RunDirError(f"{path}: cannot read the saved config ({why})") from None
+    data = _load_json(path, "the saved config")
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: expected a JSON object of config keys, got "
                           f"{type(data).__name__}")
@@ -332,9 +369,9 @@ def read_metrics(run_dir: PathLike, required: Sequence[str] = ("epoch",)
     if not path.is_file():
         return []
     try:
-        with path.open(newline="") as f:
-            return _checked_rows(path, list(csv.reader(f)), required)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        text = _read_text(path, _MAX_METRICS, "the metrics")
+        return _checked_rows(path, list(csv.reader(io.StringIO(text, newline=""))), required)
+    except csv.Error as e:
         raise RunDirError(f"{path}: cannot read the metrics ({e})") from None
 
 
@@ -394,10 +431,34 @@ def read_result(run_dir: PathLike) -> dict[str, Any] | None:
 
 
 def _read_object(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as e:
-        raise RunDirError(f"{path}: cannot read {what} ({e})") from None
+    data = _load_json(path, what)
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def _read_text(path: Path, limit: int, what: str) -> str:
+    """The text of regular file `path`, refused (RunDirError) past `limit` bytes: a sparse or
+    runaway file is never read into memory whole."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise RunDirError(f"{path}: {size:,} bytes, more than {what} can be (at most "
+                              f"{limit:,}); the file is damaged or not lenet's")
+        with path.open("rb") as f:
+            return f.read(limit + 1).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunDirError(f"{path}: cannot read {what} ({e})") from None
+
+
+def _load_json(path: Path, what: str) -> Any:
+    """`path` parsed as JSON; a damaged or hostile file (nesting too deep for the parser, an
+    integer of more digits than Python converts) is one RunDirError naming it."""
+    text = _read_text(path, _MAX_JSON, what)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RunDirError(f"{path}: cannot read {what} (nested too deeply)") from None
+    except ValueError as e:  # JSONDecodeError, and "Exceeds the limit (4300 digits)"
+        raise RunDirError(f"{path}: cannot read {what} ({str(e).splitlines()[0]:.160}); the "
+                          "file is damaged or was edited") from None

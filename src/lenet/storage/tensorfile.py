@@ -14,6 +14,11 @@ predicting something else. A lenet file *without* a digest (written before lenet
 with the digest removed) is refused too: its integrity cannot be checked. JSON nested too
 deeply to parse is a :class:`WeightsError` too.
 
+Size: a file is refused by its size before it is read (:func:`read_bytes`): a weights file
+above :data:`MAX_BYTES` (64 MiB; the largest LeNet of the registry, mlp-1000, is ~3 MB, the
+bundled ones ~250 KB) is a :class:`WeightsError`, so a sparse 6 GB file costs nothing, never a
+MemoryError. A checkpoint (weights plus optimizer state) may be four times that.
+
 This module knows no model: whether a file's tensors fit the model it names is
 :func:`lenet.models.check_weights`'s question, and :mod:`lenet.models.weights` asks it on every
 read.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,7 @@ from lenet.errors import WeightsError
 METADATA_KEY = "lenet"
 WEIGHTS_NAME = "model.safetensors"
 DIGEST_KEY = "sha256"  # in the JSON metadata: the hex SHA-256 of everything else (see digest)
+MAX_BYTES = 64 * 2**20  # a weights file: LeNets are 0.2-3 MB; see the module's notes
 FIX = ("Copy it again from an intact source, or retrain with `lenet train` (a run directory "
         "holds its weights in model.safetensors).")
 
@@ -126,6 +133,30 @@ def _decode(data: bytes, key: str, source: str, *, what: str, tail: str
                            f"written with this {what} no longer matches its tensors and "
                            "metadata)." + tail)
     return tensors, meta
+
+
+def read_bytes(path: str | os.PathLike[str], *, what: str, limit: int = MAX_BYTES,
+               fix: str = FIX) -> bytes:
+    """The bytes of tensor file `path`, checked before reading: a regular file (a FIFO would
+    wait forever) of at most `limit` bytes. Anything else, and any OSError, is one
+    :class:`WeightsError` naming the file and ending in `fix`."""
+    tail = f" {fix}" if fix else ""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise WeightsError(f"{path}: not a regular file (a FIFO, socket or device), so "
+                                   f"not a lenet {what}.{tail}")
+            if info.st_size > limit:
+                raise WeightsError(f"{path}: {info.st_size:,} bytes, more than a lenet {what} "
+                                   f"can be (at most {limit:,}); the file is damaged or not "
+                                   f"lenet's.{tail}")
+            return f.read(limit + 1)
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read the {what} ({e.strerror or e}); check that it "
+                           "exists and that you may read it") from None
 
 
 def resolve_path(path: str | os.PathLike[str]) -> Path:

@@ -44,7 +44,9 @@ def relaunch_with_torchrun(nproc: int, argv: Sequence[str] | None = None) -> int
 
     Each process gets an equal share of the cores (torchrun's own default is one thread and a
     warning); an ``OMP_NUM_THREADS`` the user set is kept. A second Ctrl-C, or workers still
-    running :data:`INTERRUPT_GRACE` seconds after the first, are killed: status 130.
+    running :data:`INTERRUPT_GRACE` seconds after the first, are killed: status 130. A SIGTERM
+    or SIGHUP sent to this process alone is passed on to torchrun, which stops its workers (see
+    :func:`lenet.runtime.jobs.run_foreground`): status 143 or 129, no worker left running.
     """
     rest = without_nproc(sys.argv[1:] if argv is None else argv)
     env = {**os.environ}

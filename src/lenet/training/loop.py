@@ -193,13 +193,25 @@ def _start(setup: _Setup, device: torch.device, dist: Distributed, progress: boo
         on_threads = (f" ({n_threads} thread{'s' if n_threads != 1 else ''}{named})"
                       if device.type == "cpu" else "")
         run.log(f"training {cfg.model} ({setup.params:,} parameters) on {cfg.dataset}: {n:,} "
-                f"digits, {cfg.epochs} epochs, batch {bs}, {cfg.optimizer} lr {cfg.lr:g}, "
-                f"{precision}, device {device}{on_threads}"
+                f"digits, {console.plural(cfg.epochs, 'epoch')}, batch {bs}, {cfg.optimizer} "
+                f"lr {cfg.lr:g}, {precision}, device {device}{on_threads}"
                 + (f" x {dist.world} processes" if dist.world > 1 else "")
                 + f"; run dir {run.run_dir}")
+    _warm(built, run)
     return _Loop(run, setup.data, device, dist, progress, setup.params, setup.eval_loss_fn,
                  built.fn, built.chunk, Schedule(cfg, n_steps), n_steps, min(n, n_steps * bs),
                  256 if device.type == "cpu" else 64)
+
+
+def _warm(built: steps.Built, run: Run) -> None:
+    """Compile a numba step (or load it from numba's cache) now, before any epoch's clock
+    starts: a first epoch that compiles would read as a slow epoch in every speed figure."""
+    if built.warm is None:
+        return
+    seconds = built.warm()
+    if seconds >= 1.0 and run.main:
+        run.log(f"compiled the training step with numba in {seconds:.1f} s (once per CPU kind: "
+                "numba caches it on disk); no epoch's time includes it")
 
 
 def _run_epoch(loop: _Loop, epoch: int, stop: Stop) -> EvalResult:
@@ -332,9 +344,9 @@ def _finish(loop: _Loop, test: EvalResult | None, t_start: float) -> RunResult:
     if chosen.best_epoch is not None:
         run.log(f"best validation accuracy {chosen.best_val_accuracy:.4f} at epoch "
                 f"{chosen.best_epoch}: {run.run_dir / rundir.BEST}")
-    run.log(f"test accuracy {test.accuracy:.4f} ({test.errors} errors of {test.total}), "
-            f"{run.train_seconds:.1f}s training, {time.perf_counter() - t_start:.1f}s in all; "
-            f"saved {run.run_dir / rundir.WEIGHTS}")
+    run.log(f"test accuracy {test.accuracy:.4f} ({console.plural(test.errors, 'error')} of "
+            f"{test.total}), {run.train_seconds:.1f}s training, "
+            f"{time.perf_counter() - t_start:.1f}s in all; saved {run.run_dir / rundir.WEIGHTS}")
     return result
 
 

@@ -7,6 +7,9 @@ test accuracy in their metadata), ``model_best.safetensors``, the last two check
 TensorBoard event files (``tensorboard --logdir runs``). Trouble with the file system while
 writing is one :class:`~lenet.storage.rundir.RunDirError` line (:meth:`Run.writing`).
 
+A new run starts from a fresh initialization, or from ``init_weights`` (fine-tuning:
+:meth:`Run.start`, never again on resume, whose checkpoint holds the weights).
+
 Model selection is honest: the test set is evaluated every epoch (a curve in metrics.csv) but
 never chooses anything. With a validation split ``model_best.safetensors`` holds the epoch that
 :func:`lenet.storage.history.select` picks, recomputed from the history, so a resumed run
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +39,7 @@ from lenet.console import Log
 from lenet.data import DATASETS
 from lenet.data.transforms import Preprocessing
 from lenet.errors import ConfigError, WeightsError
-from lenet.models import weights
+from lenet.models import load_fitting, weights
 from lenet.storage import checkpoint, rundir
 from lenet.storage.history import METRICS_COLUMNS, EpochMetrics, from_record, select
 from lenet.training.distributed import Distributed
@@ -70,6 +73,8 @@ def claimed(cfg: TrainConfig, dist: Distributed, resume: bool, overwrite: bool
             ) -> Iterator[tuple[Path, str]]:
     """The run directory, owned by this process while the block runs
     (:func:`lenet.storage.rundir.claim`, rank 0 only), and the run's id."""
+    if cfg.init_weights is not None and not resume:
+        read_init_weights(cfg)  # a wrong name or file is refused before any folder is made
     path, created = run_dir_for(cfg, dist)
     owned = (rundir.claim(path, resume=resume, overwrite=overwrite, created=created)
              if dist.is_main else nullcontext(path))
@@ -108,6 +113,7 @@ class Run:
     def writing(self) -> Iterator[None]:
         """Trouble with the file system while writing the run (a full disk, a read-only place)
         is one RunDirError line, which says how to resume when a checkpoint is kept."""
+        rundir.check_lock(self.run_dir)  # a lock removed or replaced: another run may be here
         try:
             yield
         except OSError as e:
@@ -127,14 +133,19 @@ class Run:
     # ----------------------------------------------------------------------- the phases
     def start(self, resumed: bool) -> None:
         """Write the config (with the run's id) and, for a new run, the initial weights; open
-        the TensorBoard event file."""
+        the TensorBoard event file. A new run (not a resumed one) starts from `init_weights`
+        when the config names them, on every rank."""
+        if not resumed and self.cfg.init_weights is not None:
+            self._load_init_weights()
         if not self.main:
             return
         with self.writing():
+            self.tb = _tensorboard(self.run_dir) if self.cfg.tensorboard else None
+            if self.tb is None and self.cfg.tensorboard:  # config.json says what happened
+                self.cfg = replace(self.cfg, tensorboard=False)
             rundir.write_config(self.run_dir, {**self.cfg.to_dict(), rundir.RUN_ID: self.run_id})
             if not resumed:
                 weights.save(self.run_dir / rundir.INITIAL, self.model, self.weights_meta(None, 0))
-            self.tb = _tensorboard(self.run_dir, self.log) if self.cfg.tensorboard else None
 
     def end_epoch(self, m: EpochMetrics) -> None:
         """Record finished epoch `m`: metrics.csv, TensorBoard, model_best, a checkpoint."""
@@ -187,6 +198,15 @@ class Run:
         weights.save(self.run_dir / rundir.BEST, self.model, self.weights_meta(
             m.test_accuracy, m.epoch, {"selected_on": "validation",
                                        "val_accuracy": m.val_accuracy, "val_loss": m.val_loss}))
+
+    def _load_init_weights(self) -> None:
+        """Fine-tuning: the weights `cfg.init_weights` names, loaded where they fit (timm's
+        rule: a layer whose shape differs keeps its fresh initialization, named here)."""
+        tensors = read_init_weights(self.cfg)
+        reset = load_fitting(self.model, tensors)
+        self.log(f"starting from the weights {self.cfg.init_weights}"
+                 + (f", except {', '.join(reset)}, whose shapes differ (initialized afresh)"
+                    if reset else ""))
 
     # ----------------------------------------------------------------------- resuming
     def resume(self, steps: int) -> bool:
@@ -262,15 +282,23 @@ class Run:
                 path.unlink()
 
 
-def _tensorboard(run_dir: Path, log: Log) -> TensorBoardLogger | None:
-    try:
-        from lenet.training.tensorboard import (  # noqa: PLC0415  (extra: tensorboard)
-            TensorBoardLogger,
-        )
-    except ImportError as e:  # TensorBoard is an extra (lenet[tensorboard]): train without it
-        log(str(e))
-        return None
-    return TensorBoardLogger(run_dir)
+def read_init_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The tensors of ``cfg.init_weights`` (bundled by name or ``arch.tag``, a run directory or
+    a ``.safetensors`` file), read and checked; they must be of the model the run trains."""
+    assert cfg.init_weights is not None
+    tensors, meta = weights.read(cfg.init_weights)
+    if meta.model != cfg.model:
+        raise ConfigError(f"init_weights {cfg.init_weights}: these are weights of {meta.model}, "
+                          f"and this run trains {cfg.model}; pass --model {meta.model}, or "
+                          f"weights of {cfg.model}")
+    return tensors
+
+
+def _tensorboard(run_dir: Path) -> TensorBoardLogger | None:
+    """None where tensorboard, an extra, is not installed: the run trains without it."""
+    from lenet.training.tensorboard import open_logger  # noqa: PLC0415  (imports torch's)
+
+    return open_logger(run_dir)
 
 
 def _rng_states(gens: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:

@@ -1,6 +1,11 @@
 """Ctrl-C and SIGTERM during training: a flag the loop reads between steps
 (:func:`stop_on_signals`), so that it finishes its step, writes a checkpoint and stops with
-:class:`TrainingInterrupted`."""
+:class:`TrainingInterrupted`.
+
+A second signal means "now". In the `lenet` command (:func:`lenet.errors.ends_with_command`)
+it exits at once with the shell's status for it (130 for SIGINT, 143 for SIGTERM), also while
+the first one's checkpoint is written and the process unwinds: the handler stays in force
+until the process ends. Elsewhere (a notebook, tests) it raises KeyboardInterrupt."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from lenet.errors import LenetError
+from lenet.errors import LenetError, ends_with_command, exit_now
 
 
 class TrainingInterrupted(LenetError):
@@ -46,6 +51,8 @@ def stop_on_signals() -> Iterator[Stop]:
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():  # a second Ctrl-C means "now"
+            if ends_with_command():
+                exit_now(signum)
             signal.signal(signum, previous[signum])
             raise KeyboardInterrupt
         stop.signum = signum
@@ -56,5 +63,9 @@ def stop_on_signals() -> Iterator[Stop]:
     try:
         yield stop
     finally:
+        # Stopping, the process unwinds (lock, pools, the error line, exit): a second signal
+        # in that window must not meet Python's own handlers (a KeyboardInterrupt traceback,
+        # or death by SIGTERM).
+        stopping = stop.is_set() and ends_with_command()
         for s, h in previous.items():
-            signal.signal(s, h)
+            signal.signal(s, exit_now if stopping else h)

@@ -11,21 +11,36 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from lenet import console
 from lenet.analysis.modules import conv_layers, conv_weight
 from lenet.storage.history import EpochMetrics
 
-# At import time, so that a missing tensorboard raises ImportError where the trainer imports
-# this module (it then trains without TensorBoard, and says so with this message).
-try:
-    from torch.utils.tensorboard import SummaryWriter
-    from torch.utils.tensorboard.summary import hparams
-except ImportError as e:  # TensorBoard is an extra: `lenet[tensorboard]`, part of `lenet[all]`
-    raise ImportError("TensorBoard logging is off: tensorboard is not installed (pip install "
-                      "'lenet[tensorboard]')", name="tensorboard") from e
+NOT_INSTALLED = ("TensorBoard logging is off: tensorboard is not installed (pip install "
+                 "'lenet[tensorboard]')")
+
+
+class _Notice:
+    given = False  # the notice is shown once per process, not once per run
+
+
+def open_logger(run_dir: str | os.PathLike[str]) -> TensorBoardLogger | None:
+    """The run's TensorBoard logger, or None where tensorboard (an extra: ``lenet[tensorboard]``,
+    part of ``lenet[all]``) is not installed. A run asks for TensorBoard only when it was
+    asked for, or is installed (:func:`lenet.config.resolve`); so the notice that it is off is
+    shown to those who asked, once per process, and the run's config.json records
+    ``"tensorboard": false``."""
+    try:
+        return TensorBoardLogger(run_dir)
+    except ImportError:
+        if not _Notice.given:
+            _Notice.given = True
+            console.warn(NOT_INSTALLED)
+        return None
 
 
 def kernel_image(weight: torch.Tensor, cols: int = 8, zoom: int = 8) -> torch.Tensor:
@@ -68,7 +83,12 @@ class TensorBoardLogger:
     """
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.writer = SummaryWriter(log_dir=str(run_dir))
+        """ImportError where tensorboard is not installed (:func:`open_logger` says so)."""
+        from torch.utils.tensorboard import (  # noqa: PLC0415  (extra: tensorboard)
+            SummaryWriter,
+        )
+
+        self.writer = SummaryWriter(log_dir=str(Path(run_dir)))
 
     def log_epoch(self, model: nn.Module, m: EpochMetrics) -> None:
         w, step = self.writer, m.epoch
@@ -94,6 +114,10 @@ class TensorBoardLogger:
     def close(self, config: Mapping[str, object],
               final_metrics: Mapping[str, float | None]) -> None:
         """Hyperparameters and final metrics into the HParams view, then close the file."""
+        from torch.utils.tensorboard.summary import (  # noqa: PLC0415  (extra: tensorboard)
+            hparams,
+        )
+
         hp = {k: _hparam_value(v) for k, v in config.items()}
         metrics = {f"hparams/{k}": float(v) for k, v in final_metrics.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}

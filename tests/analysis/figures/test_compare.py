@@ -49,3 +49,26 @@ def test_compare_refuses_what_is_not_a_run(tmp_path) -> None:
         run_row(tmp_path / "nowhere")
     with pytest.raises(RunDirError, match=r"neither metrics\.csv nor model\.safetensors"):
         run_row(tmp_path)
+
+
+def test_compare_draws_nothing_unasked_and_takes_nan_metrics(tmp_path) -> None:
+    import math
+
+    from lenet.analysis.figures.compare import compare, format_table
+    from lenet.storage import rundir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    rundir.write_config(run, {"model": "lenet5", "dataset": "mnist"})
+    (run / rundir.METRICS).write_text(
+        "epoch,test_accuracy,val_accuracy,val_loss\n"
+        "1,nan,0.94,0.20\nnan,0.96,0.97,0.10\n3,0.99,nan,nan\n")
+    r = compare([str(run)])
+    assert r["plot"] is None and sorted(p.name for p in run.iterdir()) == ["config.json",
+                                                                           "metrics.csv"]
+    row = r["runs"][0]
+    assert row["epochs_list"] == [1, 3]  # the row whose epoch is NaN is left out
+    assert math.isnan(row["accuracy_list"][0]) and row["accuracy_list"][1] == 0.99
+    assert "lenet5" in format_table(r["runs"])
+    compare([str(run)], tmp_path / "c.png")
+    png_ok(tmp_path / "c.png", (900, 550))

@@ -71,7 +71,8 @@ def test_every_public_plot_function_is_exercised_below() -> None:
 
     public = {name for name, f in inspect.getmembers(plots, inspect.isfunction)
               if f.__module__ == plots.__name__ and not name.startswith("_")}
-    assert public - {"mosaic"} == set(PLOT_FUNCTIONS)  # mosaic builds an array, not a figure
+    # mosaic builds an array, not a figure; epoch_number and numbered read metrics rows.
+    assert public - {"mosaic", "epoch_number", "numbered"} == set(PLOT_FUNCTIONS)
 
 
 @pytest.mark.parametrize("name", PLOT_FUNCTIONS)
@@ -176,3 +177,37 @@ def test_error_vs_rejection_returns_a_figure_and_saves_only_when_asked(tmp_path)
     path = tmp_path / "sub" / "rejection.png"
     assert isinstance(plots.error_vs_rejection([("a", [0, 25], [25, 0])], path=path), Figure)
     png_ok(path, (800, 450))
+
+
+def test_the_digit_grids_take_their_arguments_in_one_order() -> None:
+    """images, labels, predictions, classes: in both grids, as in lenet.analysis.metrics."""
+    import torch
+
+    from lenet.analysis.figures import plots
+
+    first = ["images", "labels", "predictions"]
+    for f in (plots.prediction_grid, plots.misclassified_gallery):
+        assert list(inspect.signature(f).parameters)[:3] == first, f.__name__
+    # The caption is "pred / true": the labels are the second argument, predictions the third.
+    fig = plots.prediction_grid(_digits(1), torch.tensor([3]), torch.tensor([8]), CLASSES, side=1)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["8 / 3"]
+
+
+def test_metrics_with_nan_are_drawn_with_gaps(tmp_path) -> None:
+    """A NaN figure is a gap in its curve; a row whose epoch is not a whole number (NaN, 1.5:
+    an edited file) is left out; no ValueError."""
+    import math
+
+    from lenet.analysis.figures import plots
+
+    rows = _rows()
+    rows[1]["test_accuracy"] = "nan"
+    rows[2]["lr"] = "nan"
+    odd = [*rows, {**rows[0], "epoch": "nan"}, {**rows[0], "epoch": "1.5"}]
+    fig = plots.training_curves(odd, tmp_path / "curves.png")
+    png_ok(tmp_path / "curves.png", min_var=5.0)
+    test = next(line for line in fig.axes[1].lines if line.get_label() == "test")
+    assert list(test.get_xdata()) == [1, 2, 3]
+    assert math.isnan(test.get_ydata()[1]) and not math.isnan(test.get_ydata()[0])
+    assert [plots.epoch_number(r) for r in odd] == [1, 2, 3, None, None]

@@ -191,3 +191,26 @@ def test_report_html_renders_in_chromium(runs, tmp_path) -> None:
             assert all(u == html_path.as_uri() or u.startswith("data:")
                        for u in requested), requested
             assert (tmp_path / f"report-{name}.png").stat().st_size > 10_000
+
+
+def test_report_on_metrics_with_nan_draws_the_gaps(runs, tmp_path) -> None:
+    """A diverged or edited metrics.csv (NaN figures, a NaN epoch) is reported, not a
+    ValueError traceback."""
+    import csv
+    import shutil
+
+    from lenet.analysis.figures.run_report import build
+
+    run_dir = tmp_path / "nan"
+    shutil.copytree(runs["mlp"].run_dir, run_dir)
+    path = run_dir / "metrics.csv"
+    rows = list(csv.DictReader(path.open()))
+    rows[0] = {k: ("nan" if k != "val_accuracy" and v else v) for k, v in rows[0].items()}
+    rows.append({**rows[-1], "epoch": "nan", "test_accuracy": "nan"})
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    rep = build(run_dir)
+    png_ok(rep.images["curves"])
+    assert "nan" in rep.html.read_text()

@@ -202,7 +202,7 @@ class _SlowPredictor:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def predict(self, digits):
+    def predict_digits(self, digits):  # what the server calls (MNIST-style uint8 digits)
         with self.lock:
             self.running += 1
             self.calls += 1
@@ -212,7 +212,7 @@ class _SlowPredictor:
                 assert self.release.wait(60), "the test never released the inference"
             else:
                 time.sleep(self.delay)
-            return self.inner.predict(digits)
+            return self.inner.predict_digits(digits)
         finally:
             with self.lock:
                 self.running -= 1
@@ -224,7 +224,7 @@ def _slow_app(predictor, delay, release=None, **kw):
     slow = _SlowPredictor(predictor, delay, release)
     p = Predictor(predictor.model_name, predictor.classes, predictor.preprocessing,
                   predictor.test_accuracy, predictor.dataset, model=predictor.model)
-    p.predict = slow.predict  # type: ignore[method-assign]
+    p.predict_digits = slow.predict_digits  # type: ignore[method-assign]
     return create_app(p, **kw), slow
 
 
@@ -282,6 +282,22 @@ async def _wait_until(check, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), timeout)
+
+async def _two_posts(app, slow, release: threading.Event, png: bytes):
+    """Two PNG posts at once to `app`, whose predictor `slow` waits for `release`: how many
+    ran at once (read after the second had time to start, were it let), and both answers."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as ac:
+        posts = [asyncio.create_task(ac.post("/api/predict", content=png,
+                                             headers={"content-type": "image/png"}))
+                 for _ in range(2)]
+        try:
+            await _wait_until(lambda: slow.running == 1)
+            await asyncio.sleep(0.3)  # time enough for the second to start, were it let
+            running = slow.running
+        finally:
+            release.set()
+        return running, await asyncio.wait_for(asyncio.gather(*posts), 60)
 
 
 def test_a_full_queue_is_503_at_once(predictor, mnist_test):
@@ -362,21 +378,7 @@ def test_big_images_are_decoded_one_at_a_time(predictor):
     digit[60:240, 130:170] = 255  # 90,000 pixels: two of them are over the budget
     png = _png(digit)
 
-    async def scenario():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as ac:
-            posts = [asyncio.create_task(ac.post("/api/predict", content=png,
-                                                 headers={"content-type": "image/png"}))
-                     for _ in range(2)]
-            try:
-                await _wait_until(lambda: slow.running == 1)
-                await asyncio.sleep(0.3)  # time enough for the second to start, were it let
-                running = slow.running
-            finally:
-                release.set()
-            return running, await asyncio.wait_for(asyncio.gather(*posts), 60)
-
-    running, done = asyncio.run(scenario())
+    running, done = asyncio.run(_two_posts(app, slow, release, png))
     assert running == 1 and slow.peak == 1
     assert [r.status_code for r in done] == [200, 200]
 
@@ -688,3 +690,64 @@ def test_activations_need_torch_weights(predictor):
     with TestClient(create_app(onnx_like), base_url="http://localhost") as c:
         r = c.post("/api/activations", json={"pixels": [255] * 784})
     assert "safetensors" in _json_error(r, 409)
+
+
+# --------------------------------------------------------------------------- issue 32
+def test_images_over_the_memory_budget_take_turns_and_one_over_it_alone_is_413(predictor):
+    """Decodes are budgeted by the memory their headers say they will take (decode_cost):
+    two that together exceed max_decode_bytes take turns; one alone over it is 413."""
+    from lenet.inference.preprocess import decode_cost
+
+    digit = np.zeros((300, 300), np.uint8)
+    digit[60:240, 130:170] = 255
+    png = _png(digit)
+    cost = decode_cost(png).bytes
+    release = threading.Event()
+    app, slow = _slow_app(predictor, 0.0, release, max_in_flight=4, queue_timeout=60,
+                          max_decode_bytes=cost * 3 // 2)
+
+    running, done = asyncio.run(_two_posts(app, slow, release, png))
+    assert running == 1 and slow.peak == 1
+    assert [r.status_code for r in done] == [200, 200]
+    with TestClient(create_app(predictor, max_decode_bytes=cost - 1),
+                    base_url="http://localhost") as c:
+        r = c.post("/api/predict", content=png, headers={"content-type": "image/png"})
+    assert "decoding it would take about" in _json_error(r, 413)
+
+
+def test_formats_lenet_does_not_take_are_415_unopened(client):
+    from tests.reliability import bombs
+
+    r = client.post("/api/predict", content=bombs.ico(bombs.png(12000, 12000)),
+                    headers={"content-type": "image/x-icon"})
+    assert "upload: ICO images are not accepted" in _json_error(r, 415)
+
+
+def test_range_requests_are_not_served(client):
+    whole = client.get("/static/app.js")
+    assert whole.headers["accept-ranges"] == "none"
+    for value in ("bytes=0-9", "garbage", "bytes=99999999-", "bytes=9-2"):
+        r = client.get("/static/app.js", headers={"range": value})
+        assert r.status_code == 200 and r.content == whole.content, (value, r.status_code)
+        assert "content-range" not in r.headers
+
+
+def test_an_error_a_library_answers_in_text_is_made_json():
+    """Guard turns any non-JSON error body (as a library's own PlainTextResponse) into
+    {"detail": ...}, keeping the status and adding the security headers."""
+    from starlette.responses import PlainTextResponse
+
+    from lenet.inference.serve.security import Guard, security_headers
+
+    async def plain(scope, receive, send):
+        status = 416 if scope["path"] == "/empty" else 400
+        await PlainTextResponse("" if status == 416 else "Malformed range header.",
+                                status_code=status)(scope, receive, send)
+
+    # Not entered with `with`: that would run a lifespan this bare app does not answer.
+    c = TestClient(Guard(plain, security_headers(), ["localhost"]), base_url="http://localhost")
+    assert c.get("/x").json() == {"detail": "Malformed range header."}
+    r = c.get("/empty")
+    assert r.status_code == 416 and r.json() == {"detail": "Requested Range Not Satisfiable"}
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-length"] == str(len(r.content))

@@ -170,3 +170,27 @@ def test_gradients_on_mnist_digits_match_autograd(mnist_ready) -> None:
     torch.testing.assert_close(scores, ref_scores, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=1e-6)
     _assert_grads_close(grads, ref)
+
+
+def test_warm_compiles_the_training_steps_own_types_and_changes_nothing() -> None:
+    """warm() runs the kernels on blank digits before the first timed epoch: numba then holds
+    exactly the specialization a real step calls (a step after it compiles nothing new), and
+    the model, its gradients and the step's results are those of a step never warmed."""
+    from lenet.training.steps.lenet5_kernels import part_step
+
+    (model, ref), (x, y) = _twins(), _data(64)
+    warmed = NumbaLeNet5Step(model, torch.optim.SGD(model.parameters(), lr=0.1), threads=2)
+    plain = NumbaLeNet5Step(ref, torch.optim.SGD(ref.parameters(), lr=0.1), threads=2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert warmed.warm() >= 0.0 and warmed.compile_seconds is not None
+    assert all(p.grad is None for p in model.parameters())
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name
+    assert warmed.warm() == 0.0  # once per step
+    signatures = list(part_step.signatures)
+    assert len(signatures) == 1
+    out_a, out_b = warmed(x, y), plain(x, y)
+    assert list(part_step.signatures) == signatures
+    assert torch.equal(out_a[0], out_b[0]) and torch.equal(out_a[1], out_b[1])
+    for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+        assert torch.equal(a, b)

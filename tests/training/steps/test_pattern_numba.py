@@ -179,3 +179,34 @@ def test_supports_only_what_it_computes() -> None:
     assert not supports(other, SDLM(other.parameters(), lr=1e-4), "cross-entropy")
     with pytest.raises(ValueError, match="NumbaPatternStep needs"):
         NumbaPatternStep(model, sdlm, "cross-entropy")
+
+
+@pytest.mark.parametrize("chunk", [False, True])
+def test_warm_compiles_the_kernel_a_run_calls_and_changes_nothing(chunk: bool) -> None:
+    """warm() compiles (or loads) the kernel the run will call with the very argument types of
+    a real call, on copies: the model, SDLM's state and the step's own buffers are untouched,
+    and the following steps match a step never warmed, bit for bit."""
+    from lenet.training.steps.pattern_kernels import sequence, step
+
+    model, x, y = model_and_data(seed=2)
+    twin = _twin(model)
+    opt_a, opt_b = SDLM(model.parameters(), lr=5e-4), SDLM(twin.parameters(), lr=5e-4)
+    for m, opt in ((model, opt_a), (twin, opt_b)):
+        opt.before_epoch(m, (x[:20], y[:20]), "rbf-map")
+    warmed, plain = NumbaPatternStep(model, opt_a, "rbf-map"), NumbaPatternStep(twin, opt_b,
+                                                                                 "rbf-map")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert warmed.warm(chunk=chunk) >= 0.0
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name
+    kernel = sequence if chunk else step
+    signatures = list(kernel.signatures)
+    assert len(signatures) == 1
+    call_a = warmed.sequence if chunk else warmed
+    call_b = plain.sequence if chunk else plain
+    for i in range(3):
+        (la, sa), (lb, sb) = call_a(x[i:i + 1], y[i:i + 1]), call_b(x[i:i + 1], y[i:i + 1])
+        assert torch.equal(la, lb) and torch.equal(sa, sb)
+    assert list(kernel.signatures) == signatures
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        assert torch.equal(a, b)

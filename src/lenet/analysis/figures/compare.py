@@ -16,7 +16,8 @@ from lenet.storage.history import from_csv, select
 def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """One run's line of the comparison, from its config.json, metrics.csv and weights."""
     run = rundir.require(run_dir)
-    rows = rundir.read_metrics(run, required=("epoch", "test_accuracy"))
+    # A row whose epoch is not a number (an edited or damaged file) is left out: a gap.
+    rows = plots.numbered(rundir.read_metrics(run, required=("epoch", "test_accuracy")))
     config = rundir.read_config(run)
     has_weights = (run / rundir.WEIGHTS).is_file()
     if not rows and not has_weights:
@@ -51,8 +52,10 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-def compare(run_dirs: list[str], out: str | os.PathLike[str] | None = "compare.png"
+def compare(run_dirs: list[str], out: str | os.PathLike[str] | None = None
             ) -> dict[str, Any]:
+    """Each run's row of the comparison; with `out`, their accuracy curves drawn into that PNG
+    (None: nothing is written)."""
     runs = [run_row(d) for d in run_dirs]
     labels = _labels(runs)
     result: dict[str, Any] = {"runs": runs, "plot": None}

@@ -12,6 +12,7 @@ import torch
 from lenet.analysis import metrics as M
 from lenet.analysis.evaluate import evaluate_detailed, load, rejection_at
 from lenet.analysis.figures import plots as P
+from lenet.console import plural
 
 
 def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
@@ -22,7 +23,8 @@ def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
 
     `test_subset`: 0 for the whole test set, N for the first N digits, None for the subset the
     run was trained with (which reproduces the training-time accuracy exactly). The PNGs go to
-    `plot_dir`, by default the run directory (or the current one for a weights file).
+    `plot_dir`, by default the run directory; weights with no run directory (a file, bundled
+    weights) get PNGs only in a `plot_dir` given, never in the current directory unasked.
     `reject`: also the percentage of digits to reject, least confident first, for that error %.
     """
     ev = evaluate_detailed(load(path, device), dataset=dataset, data_dir=data_dir,
@@ -38,8 +40,11 @@ def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
         assert ev.scores is not None
         result["rejection"] = {"target_error": reject,
                                "rejected_percent": rejection_at(ev.scores, ev.labels, reject)}
-    if plots:
-        out = Path(plot_dir) if plot_dir else (Path(path) if Path(path).is_dir() else Path("."))
+    out = Path(plot_dir) if plot_dir else (Path(path) if Path(path).is_dir() else None)
+    if plots and out is None:
+        result["plots_note"] = (f"no figures written: {path} has no run directory; pass "
+                                "--out DIR for confusion.png and misclassified.png")
+    elif plots and out is not None:
         name = f"{ev.summary['model']} on {ev.summary['dataset']}"
         confusion, gallery = out / "confusion.png", out / "misclassified.png"
         P.confusion_heatmap(cm, classes, confusion, f"{name}: confusion matrix")
@@ -52,7 +57,8 @@ def evaluation_dict(path: str | os.PathLike[str], dataset: str | None = None,
 def format_evaluation(r: dict[str, Any]) -> str:
     """:func:`evaluation_dict` as the text ``lenet evaluate`` prints."""
     lines = [f"{r['model']} on {r['dataset']} test: accuracy {r['accuracy']:.4f} "
-             f"({r['errors']} errors of {r['total']}), {r['loss_name']} loss {r['loss']:.4f}"]
+             f"({plural(r['errors'], 'error')} of {r['total']}), {r['loss_name']} loss "
+             f"{r['loss']:.4f}"]
     if r.get("training_test_accuracy") is not None:
         lines.append(f"accuracy recorded at the end of training: "
                      f"{r['training_test_accuracy']:.4f}"
@@ -70,4 +76,6 @@ def format_evaluation(r: dict[str, Any]) -> str:
             f"{t['true']}→{t['predicted']} ×{t['count']}" for t in r["top_confusions"])]
     for key, p in r["plots"].items():
         lines.append(f"{key}: {p}")
+    if r.get("plots_note"):
+        lines.append(r["plots_note"])
     return "\n".join(lines)

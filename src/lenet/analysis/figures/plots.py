@@ -15,7 +15,7 @@ import io
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import matplotlib
 import numpy as np
@@ -32,6 +32,7 @@ DPI = 100
 RIGHT, WRONG = "#1a7f37", "#cf222e"  # green and red captions
 PathArg: TypeAlias = "str | os.PathLike[str] | None"  # None: draw only, write nothing
 MetricsRow: TypeAlias = "Mapping[str, str | float]"  # one metrics.csv row
+_Row = TypeVar("_Row", bound="Mapping[str, str | float] | Mapping[str, str]")
 Series: TypeAlias = "torch.Tensor | np.ndarray | Sequence[float]"
 
 
@@ -111,11 +112,29 @@ def _column(rows: Sequence[MetricsRow], name: str) -> list[float] | None:
     return column
 
 
+def epoch_number(row: Mapping[str, object]) -> int | None:
+    """The row's epoch as a whole number, or None where it is not one (``nan``, ``1.5``: an
+    edited or damaged metrics.csv), so that a plot or table leaves a gap there."""
+    try:
+        value = float(str(row.get("epoch", "")))
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
+
+
+def numbered(rows: Sequence[_Row]) -> list[_Row]:
+    """The rows whose epoch is a whole number (:func:`epoch_number`); NaN figures in them stay,
+    and are drawn as gaps."""
+    return [r for r in rows if epoch_number(r) is not None]
+
+
 def training_curves(rows: Sequence[MetricsRow], path: PathArg = None,
                     title: str = "") -> Figure:
-    """Loss, accuracy and learning rate per epoch, from ``metrics.csv`` rows."""
+    """Loss, accuracy and learning rate per epoch, from ``metrics.csv`` rows; a NaN figure, or a
+    row whose epoch is not a number, is a gap in its curve."""
     fig = _figure(12, 3.6)
     axes = fig.subplots(1, 3)
+    rows = numbered(rows)
     epochs = [int(r["epoch"]) for r in rows]
     marker = "o" if len(epochs) <= 30 else None
     panels = ((("train_loss", "training loss"), ("test_loss", "test loss")),
@@ -128,7 +147,8 @@ def training_curves(rows: Sequence[MetricsRow], path: PathArg = None,
         ax.set_title(heading)
     if (v := _column(rows, "lr")) is not None:
         axes[2].plot(epochs, v, marker=marker, color="tab:purple")
-        if min(v) > 0 and max(v) / min(v) > 50:
+        finite = [x for x in v if math.isfinite(x)]
+        if finite and min(finite) > 0 and max(finite) / min(finite) > 50:
             axes[2].set_yscale("log")
     axes[2].set_title("learning rate")
     for ax in axes:
@@ -204,9 +224,12 @@ def feature_maps(image: torch.Tensor, layers: Sequence[tuple[str, torch.Tensor]]
 
 
 # --------------------------------------------------------------------------- digit grids
-def prediction_grid(images: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor,
+def prediction_grid(images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor,
                     classes: Sequence[str], path: PathArg = None, side: int = 5) -> Figure:
-    """side x side test digits titled "pred / true": green when right, red when wrong."""
+    """side x side test digits titled "pred / true": green when right, red when wrong.
+
+    The arguments in the order of :func:`misclassified_gallery` and :mod:`lenet.analysis.metrics`:
+    images, true labels, predictions, class names."""
     fig = _figure(1.4 * side, 1.55 * side)
     for i, ax in _digit_cells(fig, side, images):
         p, t = int(predictions[i]), int(labels[i])

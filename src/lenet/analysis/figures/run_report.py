@@ -230,7 +230,7 @@ def _feature_maps(rep: Report, model: nn.Module, meta: WeightsMeta, ev: Detailed
 def _digit_grids(rep: Report, ev: DetailedEval, data_dir: str | None) -> None:
     """The first test digits with their predictions, and the first training digits."""
     rep.images["predictions"] = _png(rep.run_dir / "predictions.png", plots.prediction_grid,
-                                     ev.images[:25], ev.predictions[:25], ev.labels[:25],
+                                     ev.images[:25], ev.labels[:25], ev.predictions[:25],
                                      ev.classes)
     train_x, train_y = data.load(ev.summary["dataset"], "train", data_dir=data_dir)
     rep.images["samples"] = _png(rep.run_dir / "samples.png", plots.sample_grid,

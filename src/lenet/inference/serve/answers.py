@@ -38,7 +38,10 @@ def feature_maps(predictor: Predictor, digit: np.ndarray) -> dict[str, Any] | No
 
 
 def answer(predictor: Predictor, digit: np.ndarray) -> dict[str, Any]:
-    pred = predictor.predict(digit[None])[0]
+    # Already an MNIST-style uint8 digit (preprocessed, transformed, or sent with
+    # "preprocess": false): straight to the network, past predict()'s guesses about raw inputs
+    # (a light background is refused there; here it is the digit the user asked about).
+    pred = predictor.predict_digits(np.asarray(digit, np.uint8)[None])[0]
     return {"digit": pred.index, "label": pred.label, "confidence": pred.confidence,
             "probabilities": pred.probabilities, "classes": predictor.classes,
             "preprocessed": digit.reshape(-1).tolist()}

@@ -22,18 +22,21 @@ The pieces: :mod:`~lenet.inference.serve.limits` (what a request may cost),
 work, in a worker thread), :mod:`~lenet.inference.serve.security` (headers and the Host check),
 :mod:`~lenet.inference.serve.server` (the socket and uvicorn); this module puts them together.
 
-Limits: a body over 2 MB or an image over ``max_pixels`` (read from its header, before anything
-is decoded) is 413, a non-image or an image mode with no grayscale (LAB) 415, malformed JSON or
-a wrong pixel count 422, and every error has a JSON body ``{"detail": ...}``.
+Limits: a body over 2 MB, an image over ``max_pixels``, or one whose decoding would hold over
+``max_decode_bytes`` (both read from its header, before anything is decoded; see
+:func:`lenet.inference.preprocess.decode_cost`) is 413, a format lenet does not take (ICO, PSD:
+:data:`lenet.inference.preprocess.FORMATS` lists those it does), a non-image or an image mode
+with no grayscale (LAB) 415, malformed JSON or a wrong pixel count 422, and every error has a
+JSON body ``{"detail": ...}``.
 
 Cost per request is bounded (:class:`~lenet.inference.serve.limits.Gate`): JSON parsing,
 decoding and inference run in worker threads, so the event loop keeps answering; at most
-``max_in_flight`` of them at once, and at most ``max_pixels`` image pixels being decoded at once,
-so big images are decoded one after another. At most ``max_queued`` requests are admitted at
-once (reading, waiting or running); more are 503 at once, and one that waits over
-``queue_timeout`` for its turn is 503; both with ``Retry-After``. A client that goes away
-mid-request is one INFO line in the log (and, if it was waiting for its turn, its work is
-skipped).
+``max_in_flight`` of them at once, and at most ``max_pixels`` image pixels and
+``max_decode_bytes`` of decoding memory at once, so big images are decoded one after another.
+At most ``max_queued`` requests are admitted at once (reading, waiting or running); more are
+503 at once, and one that waits over ``queue_timeout`` for its turn is 503; both with
+``Retry-After``. A client that goes away mid-request is one INFO line in the log (and, if it
+was waiting for its turn, its work is skipped).
 
 Every response carries ``X-Content-Type-Options: nosniff``, a Content-Security-Policy allowing
 only this origin (plus, by hash, the static pages' own inline blocks), ``X-Frame-Options: DENY``
@@ -68,7 +71,14 @@ from lenet.inference.preprocess import MAX_PIXELS
 from lenet.inference.serve.answers import DECIMALS, MAX_LAYER_VALUES, infer, infer_layers
 from lenet.inference.serve.digits import LIMITS as TRANSFORM_LIMITS
 from lenet.inference.serve.inputs import read_input
-from lenet.inference.serve.limits import MAX_BODY, ApiError, Gate, image_pixels, json_error
+from lenet.inference.serve.limits import (
+    MAX_BODY,
+    MAX_DECODE_BYTES,
+    ApiError,
+    Gate,
+    image_cost,
+    json_error,
+)
 from lenet.inference.serve.security import (
     LOCAL_HOSTS,
     STATIC,
@@ -156,10 +166,10 @@ ACTIVATIONS_DOC = (
 
 
 def _error_docs(max_pixels: int) -> dict[int | str, dict[str, Any]]:
-    return {413: {"description": f"body over 2 MB or image over {max_pixels / 1e6:g} "
-                                 "megapixels"},
-            415: {"description": "not an image, an unsupported image mode (LAB) or content "
-                                 "type"},
+    return {413: {"description": f"body over 2 MB, image over {max_pixels / 1e6:g} "
+                                 "megapixels, or too large to decode within the memory limit"},
+            415: {"description": "not an image, an image format not taken (ICO, PSD...), an "
+                                 "unsupported image mode (LAB) or content type"},
             422: {"description": "malformed JSON, wrong pixel count, no ink, a bad transform"},
             503: {"description": "too many requests in progress (Retry-After)"}}
 
@@ -167,6 +177,7 @@ def _error_docs(max_pixels: int) -> dict[int | str, dict[str, Any]]:
 def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
                max_in_flight: int = 4, queue_timeout: float = 10.0,
                max_pixels: int = MAX_PIXELS, max_queued: int | None = None,
+               max_decode_bytes: int = MAX_DECODE_BYTES,
                allowed_hosts: Iterable[str] = LOCAL_HOSTS) -> FastAPI:
     """The app; `allowed_hosts` are the Host names it answers for ("*": any)."""
     predictor = weights if isinstance(weights, Predictor) else Predictor.load(weights)
@@ -175,7 +186,8 @@ def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
                   redirect_slashes=False,
                   description="Handwritten digit recognition with LeNet-5 "
                               f"({predictor.model_name}).")
-    gate = Gate(max_in_flight, max_pixels, max_queued or 8 * max_in_flight, queue_timeout)
+    gate = Gate(max_in_flight, max_pixels, max_queued or 8 * max_in_flight, queue_timeout,
+                max_decode_bytes)
     secure = security_headers()
     _add_error_handlers(app, secure)
     app.add_middleware(Guard, headers=secure, allowed=allowed_hosts)
@@ -183,9 +195,9 @@ def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
     async def serve(request: Request, work: Any) -> dict[str, Any]:
         with gate.admit():
             kind, payload, fields = await read_input(request, max_body)
-            pixels = (await run_in_threadpool(image_pixels, payload, max_pixels)
-                      if kind == "image" else 0)
-            async with gate.turn(pixels):
+            cost = (await run_in_threadpool(image_cost, payload, max_pixels, max_decode_bytes)
+                    if kind == "image" else (0, 0))
+            async with gate.turn(cost):
                 if await request.is_disconnected():  # gave up while waiting: skip the work
                     raise ClientDisconnect
                 return await run_in_threadpool(work, predictor, kind, payload, fields)

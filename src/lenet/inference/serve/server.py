@@ -1,6 +1,12 @@
 """Running the app: :func:`listen` binds the port (a port in use is a one-line error), and
-:func:`run_server` runs uvicorn's h11 protocol with a read deadline
-(:class:`DeadlineH11Protocol`)."""
+:func:`run_server` runs uvicorn's h11 protocol with a read deadline and lenet's own answer to a
+request h11 cannot parse (:class:`DeadlineH11Protocol`).
+
+:class:`DeadlineH11Protocol` subclasses uvicorn's ``H11Protocol``, which is not public API: it
+overrides ``connection_made``, ``data_received``, ``on_response_complete``,
+``connection_lost`` and ``send_400_response``, and reads ``conn``, ``loop`` and ``transport``.
+Tested with uvicorn 0.55.0 and h11 0.16.0 (pyproject's upper bound on uvicorn keeps to the
+minors tested; tests/reliability/test_serve.py checks every override on a real server)."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from lenet.errors import ConfigError
+from lenet.inference.serve.security import malformed_request, security_headers
 
 READ_TIMEOUT = 30.0  # seconds for one request's headers and body to arrive
 MAX_HEADER_BYTES = 16 * 1024  # h11's limit on the request line and headers: more is 400
@@ -50,9 +57,11 @@ class DeadlineH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a read deadline: each request's headers and body must arrive
     within `read_timeout` seconds of the connection opening or of the previous response, else
     the connection is closed. (uvicorn has no header timeout: a half-sent request would hold
-    its connection, and its task, forever.) :func:`run_server` sets `read_timeout`."""
+    its connection, and its task, forever.) A request h11 cannot parse is answered as every
+    lenet error is: a JSON 400 with `security` headers. :func:`server_config` sets both."""
 
     read_timeout: float = READ_TIMEOUT
+    security: dict[str, str] = {}  # noqa: RUF012  (set once, by server_config, per subclass)
     _deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -70,6 +79,14 @@ class DeadlineH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_watch()
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's own answers text/plain, without the app's security headers.
+        headers, body = malformed_request(self.security)
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                      h11.Data(data=body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
     def _reading(self) -> bool:
         return self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
@@ -93,11 +110,14 @@ class DeadlineH11Protocol(H11Protocol):
 
 def server_config(app: ASGIApp, *, read_timeout: float = READ_TIMEOUT,
                   log_level: str = "info") -> uvicorn.Config:
-    """The uvicorn.Config that :func:`run_server` uses (h11 with the read deadline, no Server
-    header, 5 s keep-alive, 10 s for requests under way to finish at shutdown), with
+    """The uvicorn.Config that :func:`run_server` uses (h11 with the read deadline and JSON
+    400s, no Server header, 5 s keep-alive, 10 s for requests under way to finish at shutdown), with
     lenet.inference.serve's log lines sent where uvicorn's go."""
-    protocol = type("DeadlineH11", (DeadlineH11Protocol,), {"read_timeout": read_timeout})
-    config = uvicorn.Config(app, http=protocol, log_level=log_level,
+    protocol = type("DeadlineH11", (DeadlineH11Protocol,),
+                    {"read_timeout": read_timeout, "security": security_headers()})
+    # ws="none": the app has no WebSocket routes, so an Upgrade request is answered as the
+    # plain HTTP request it also is (with websockets installed, uvicorn would answer 403 itself).
+    config = uvicorn.Config(app, http=protocol, ws="none", log_level=log_level,
                             server_header=False, timeout_keep_alive=5,
                             timeout_graceful_shutdown=10,
                             h11_max_incomplete_event_size=MAX_HEADER_BYTES)

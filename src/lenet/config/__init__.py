@@ -3,23 +3,32 @@
 Precedence (as in timm and Lightning): dataclass defaults < the recipe file < command-line flags.
 The fully resolved config is saved with every run as ``config.json``. Each key's help text and
 allowed values live beside it in :class:`TrainConfig`; `lenet train`'s flags
-(:func:`add_train_arguments`), `lenet sweep` and validation are generated from them.
+(:mod:`lenet.config.arguments`), `lenet sweep` and validation are generated from them. Recipe
+files are read within limits by :mod:`lenet.config.recipes`; every value is then coerced to its
+key's type strictly (a list is not a bool) and bounded here.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import difflib
 import math
+import numbers
+import os
 from dataclasses import dataclass, fields
-from importlib import resources
-from pathlib import Path
+from importlib import util
 from typing import Any
 
-import yaml
-
+from lenet.config.recipes import (
+    MAX_LIST,
+    config_dir,
+    find_recipe,
+    read_recipe,
+    shipped_recipe,
+)
+from lenet.config.recipes import show as _show
 from lenet.errors import ConfigError
-from lenet.storage import rundir
+from lenet.runtime.environment import MAX_THREADS
 
 
 def _key(default: Any, help: str = "", *, choices: tuple[str, ...] = (), flag: bool = True,
@@ -100,7 +109,12 @@ class TrainConfig:
     data_dir: str | None = _key(None, "where datasets live",
                                 shown="$LENET_DATA_DIR, else ~/.cache/lenet")
     run_dir: str | None = _key(None, "where to save the run", shown="runs/<time>-<model>")
-    tensorboard: bool = _key(True, "write TensorBoard event files", flag=False)
+    init_weights: str | None = _key(
+        None, "start from these weights (fine-tuning): bundled ones by name or arch.tag "
+        "(lenet5, lenet5.mnist), a run dir or a .safetensors file, of the same model; layers "
+        "whose shapes differ start fresh", shown="none, a fresh initialization")
+    tensorboard: bool = _key(True, "write TensorBoard event files", flag=False,
+                             shown="true where tensorboard is installed")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,108 +129,146 @@ MAX_SEED = 2**63 - 2
 RESUME_OVERRIDABLE = frozenset({"epochs", "device", "data_dir", "tensorboard"})
 
 
-def config_dir() -> Path:
-    """The recipes shipped inside the package (``configs/`` in the repo links here)."""
-    return Path(str(resources.files("lenet") / "configs"))
-
-
-def find_recipe(name_or_path: str) -> Path:
-    """A YAML path, or the name of a shipped recipe (``lenet5-fast``)."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; shipped recipes: {recipes()}")
-        return path
-    shipped = config_dir() / f"{name_or_path}.yaml"
-    if not shipped.is_file():
-        raise ConfigError(f"no config file or recipe named {name_or_path!r}; "
-                          f"shipped recipes: {recipes()}")
-    return shipped
-
-
-def recipes() -> str:
-    return ", ".join(sorted(p.stem for p in config_dir().glob("*.yaml")))
-
-
-def read_recipe(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file {path}: {e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a mapping of keys to values, "
-                          f"got {type(data).__name__}")
-    bad = [k for k in data if not isinstance(k, str)]
-    if bad:
-        raise ConfigError(f"config file {path}: key {bad[0]!r} is not a name; keys are config "
-                          f"names such as epochs or lr (valid keys: {', '.join(_FIELDS)})")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+def _did_you_mean(word: Any, options: Any = None) -> str:
+    """" (did you mean 'epochs'?)" when one of `options` (default: the config keys) is close."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word.replace("-", "_"), list(options or _FIELDS), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
+    """`value` as key `name`'s type, strictly: a bool is true/false (or yes/no, 1/0), an int a
+    whole number (not a bool, not 2.5), a float a finite number, a list a list (or a
+    comma-separated string) of those; a list is never a bool, nor a bool a number."""
     f = _FIELDS[name]
     default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-    kind = type(default)
     try:
         if value is None:
-            if default is None or kind is str:
-                return None if default is None else value
+            if default is None:  # data_dir, run_dir: None is "the default place"
+                return None
             raise ValueError("needs a value")
         if isinstance(default, bool):
-            if isinstance(value, str):
-                low = value.lower()
-                if low not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(f"{value!r} is not a boolean")
-                return low in ("true", "1", "yes")
-            return bool(value)
+            return _as_bool(value)
         if isinstance(default, list):
-            items = value.split(",") if isinstance(value, str) else list(value)
-            cast = int if name == "milestones" else float
-            return [cast(v) for v in items]
+            return _as_list(name, value)
         if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(f"{value!r} is not an integer")
-            return int(value)
+            return _as_int(value)
         if isinstance(default, float):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{source}: invalid value {value!r} for {name!r} ({e})") from None
+            return _as_float(value)
+        return _as_str(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ConfigError(f"{source}: invalid value {_show(value)} for {name!r} ({e})") from None
 
 
-def resolve(recipe: str | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults, then the recipe (a path or a shipped name), then non-None overrides."""
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", list: "a list",
+            dict: "a mapping", str: "a string"}.get(type(value), f"a {type(value).__name__}")
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOLS:
+        return _BOOLS[value.strip().lower()]
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        raise ValueError(f"{_show(value)} is not a boolean; use true or false")
+    raise TypeError(f"expected true or false, got {_kind(value)}")
+
+
+_BOOLS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected a whole number, got a boolean")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not (math.isfinite(number) and number.is_integer()):
+            raise ValueError(f"{value!r} is not an integer")
+        return int(number)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise TypeError(f"expected a whole number, got {_kind(value)}")
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError("expected a number, got a boolean")
+    if isinstance(value, (numbers.Real, str)):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError("expected a finite number")
+        return number
+    raise TypeError(f"expected a number, got {_kind(value)}")
+
+
+def _as_list(name: str, value: Any) -> list[Any]:
+    if isinstance(value, str):
+        items: list[Any] = [v for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise TypeError(f"expected a list, got {_kind(value)}")
+    if len(items) > MAX_LIST:
+        raise ValueError(f"{len(items)} items, more than {MAX_LIST}")
+    cast = _as_int if name == "milestones" else _as_float
+    return [cast(v) for v in items]
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(value)  # a run dir or device index written as a bare number
+    raise TypeError(f"expected a string, got {_kind(value)}")
+
+
+def resolve(recipe: str | None = None, overrides: dict[str, Any] | None = None, *,
+            source: str = "command line") -> TrainConfig:
+    """Defaults, then the recipe (a path or a shipped name), then non-None overrides (named
+    `source` in errors)."""
     values: dict[str, Any] = {}
     sources: list[tuple[str, dict[str, Any]]] = []
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if recipe is None and "model" in overrides:
         # `lenet train --model NAME` without --config trains with that model's own recipe.
-        shipped = config_dir() / f"{overrides['model']}.yaml"
-        if shipped.is_file():
+        shipped = shipped_recipe(overrides["model"])
+        if shipped is not None:
             recipe = str(shipped)
     if recipe is None and "model" not in overrides:
         recipe = str(config_dir() / "lenet5.yaml")
     if recipe is not None:
         path = find_recipe(recipe)
         sources.append((f"config file {path}", read_recipe(path)))
-    sources.append(("command line", overrides))
+    sources.append((source, overrides))
     for source, data in sources:
         for key, value in data.items():
             if key not in _FIELDS:
-                raise ConfigError(f"{source}: unknown key {key!r}; valid keys: "
-                                  + ", ".join(_FIELDS))
+                raise ConfigError(f"{source}: unknown key {_show(key)}{_did_you_mean(key)}; "
+                                  f"valid keys: {', '.join(_FIELDS)}")
             value = _coerce(key, value, source)
             if key in _CHOICES and value not in _CHOICES[key]:
                 raise ConfigError(f"{source}: {key} must be one of {', '.join(_CHOICES[key])}, "
-                                  f"got {value!r}")
+                                  f"got {_show(value)}{_did_you_mean(value, _CHOICES[key])}")
             values[key] = value
+    # On by default where it is installed; asked for without it, the run says so once.
+    values.setdefault("tensorboard", tensorboard_installed())
     config = _with_precision(TrainConfig(**values))
     _validate(config)
     return config
+
+
+def tensorboard_installed() -> bool:
+    """Whether the tensorboard extra is installed (found, not imported: that is slow)."""
+    try:
+        return util.find_spec("tensorboard") is not None
+    except (ImportError, ValueError):  # a finder that refuses it, a half-removed module
+        return False
 
 
 def _with_precision(c: TrainConfig) -> TrainConfig:
@@ -229,20 +281,45 @@ def _with_precision(c: TrainConfig) -> TrainConfig:
     return c
 
 
+# Upper bounds of the counts, where the machine is: far above any real run, and below what
+# would make torch allocate terabytes or a loop run for ages; threads: see MAX_THREADS.
+MAX_COUNT = 10**9  # digits: subsets, validation split, batch sizes
+MAX_EPOCHS = 10**6
+MAX_RBF_J = 1000.0  # Eq. 9's e^-j: past this it is 0 in float32 anyway
+_THREADS_FIX = f" (this machine has {os.cpu_count()} cores; 0 picks the free ones)"
+
+
 def _validate(c: TrainConfig) -> None:
     """Combinations that would otherwise fail deep inside torch with a traceback."""
-    for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
-        if getattr(c, name) < 1:
-            raise ConfigError(f"{name} must be at least 1, got {getattr(c, name)}")
-    for name in ("val_size", "train_subset", "test_subset", "early_stop", "threads"):
-        if getattr(c, name) < 0:
-            raise ConfigError(f"{name} must be 0 or more, got {getattr(c, name)}")
+    for name, low, high in [("epochs", 1, MAX_EPOCHS), ("batch_size", 1, MAX_COUNT),
+                            ("eval_batch_size", 1, MAX_COUNT), ("step_size", 1, MAX_EPOCHS),
+                            ("val_size", 0, MAX_COUNT), ("train_subset", 0, MAX_COUNT),
+                            ("test_subset", 0, MAX_COUNT), ("early_stop", 0, MAX_EPOCHS),
+                            ("threads", 0, MAX_THREADS)]:
+        value = getattr(c, name)
+        if value < low:
+            more = "at least 1" if low else "0 or more"
+            raise ConfigError(f"{name} must be {more}, got {_show(value)}")
+        if value > high:
+            raise ConfigError(f"{name} must be at most {high:,}, got {_show(value)}"
+                              + _THREADS_FIX * (name == "threads"))
+    if not all(0 <= m <= MAX_EPOCHS for m in c.milestones):
+        raise ConfigError(f"milestones must be epochs from 0 to {MAX_EPOCHS:,}, got "
+                          f"{_show(c.milestones)}")
+    if not 0 <= c.rbf_j <= MAX_RBF_J:
+        raise ConfigError(f"rbf_j must be from 0 to {MAX_RBF_J:g} (Eq. 9's constant j; the "
+                          f"shipped recipes use 1.0), got {c.rbf_j:g}")
     _validate_validation(c)
     if not 0 <= c.seed <= MAX_SEED:
-        shown = f"{c.seed:.6g}" if abs(c.seed) > 10**12 else str(c.seed)
+        shown = (_show(c.seed) if c.seed.bit_length() > 1000 else
+                 f"{c.seed:.6g}" if abs(c.seed) > 10**12 else str(c.seed))
         raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, got {shown}")
     _validate_optimizer(c)
     _validate_schedule(c)
+    if c.init_weights is not None and not (0 < len(c.init_weights) <= 4096
+                                           and "\0" not in c.init_weights):
+        raise ConfigError(f"init_weights must name bundled weights (lenet5, lenet5.mnist), a run "
+                          f"directory or a .safetensors file, got {_show(c.init_weights)}")
 
 
 def _validate_validation(c: TrainConfig) -> None:
@@ -288,70 +365,3 @@ def _validate_schedule(c: TrainConfig) -> None:
         if not all(math.isfinite(v) and v > 0 for v in c.lr_values):
             raise ConfigError(f"lr_values must all be positive, got {c.lr_values}")
 
-# --------------------------------------------------------------------------- command line
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """The config flags of `lenet train` on `p`: ``--config``, one flag per :class:`TrainConfig`
-    key that has one (the rest through ``--set KEY=VALUE``), and ``--no-tensorboard``. Every
-    default is None ("not given"), so that :func:`train_overrides` changes only what was asked."""
-    p.add_argument("--config", help="YAML recipe: a path or a shipped name such as lenet5-fast; "
-                                     "its values replace the defaults shown below (default: "
-                                     "the --model's own recipe, else lenet5)")
-    keys = p.add_argument_group(
-        "config keys", "Each default shown is TrainConfig's; the recipe in use (--config, or "
-        "the default one) may set its own, and a flag given here wins over both.")
-    for f in fields(TrainConfig):
-        if not f.metadata["flag"]:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        # The flags' own defaults stay None ("not given"); the help states TrainConfig's.
-        text = f"{f.metadata['help']} (default: {f.metadata['shown']})".replace("%", "%%")
-        if isinstance(f.default, bool):
-            keys.add_argument(flag, dest=f.name, action="store_const", const=True,
-                              default=None, help=text)
-            continue
-        choices = f.metadata["choices"]
-        keys.add_argument(flag, dest=f.name, type=str if f.default is None else type(f.default),
-                          default=None, help=text,
-                          metavar="{" + ",".join(choices) + "}" if choices else None)
-    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False,
-                   default=None,
-                   help="do not write TensorBoard event files (default: they are written)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set warmup_fraction=0.2")
-
-
-def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The config overrides that parsed :func:`add_train_arguments` flags ask for (None: not
-    given); ``--set`` items come last and win."""
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.metadata["flag"]}
-    overrides["tensorboard"] = args.tensorboard
-    for item in args.sets:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key.strip().replace("-", "_")] = value
-    return overrides
-
-
-def from_train_args(args: argparse.Namespace) -> TrainConfig:
-    """The config that `lenet train`'s parsed flags ask for: the recipe with the flags over it,
-    or with ``--resume`` the saved config of that run with the flags it allows changed."""
-    overrides = train_overrides(args)
-    if args.resume:
-        return resume_config(args.resume, args.config, overrides)
-    return resolve(args.config, overrides)
-
-
-def resume_config(run_dir: str, recipe: str | None, overrides: dict[str, Any]) -> TrainConfig:
-    """The saved config of `run_dir`, with only :data:`RESUME_OVERRIDABLE` keys changed:
-    a resumed run trains exactly what it started training."""
-    saved = rundir.read_config(run_dir, required=True)
-    saved.pop(rundir.RUN_ID, None)  # the run's identity, not a training key
-    given = {k for k, v in overrides.items() if v is not None}
-    bad = sorted(given - RESUME_OVERRIDABLE) + (["config"] if recipe else [])
-    if bad:
-        raise ConfigError(f"--resume continues the saved config; drop {', '.join(bad)} "
-                          f"(only {', '.join(sorted(RESUME_OVERRIDABLE))} may change)")
-    saved.update({k: v for k, v in overrides.items() if v is not None})
-    saved["run_dir"] = str(run_dir)
-    return resolve(None, saved)
