@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -23,6 +22,7 @@ from lenet import data
 from lenet.data.datasets import dataset_dir
 from lenet.errors import DatasetError
 from tests.commands.cli import lenet
+from tests.reliability.helpers import bounded
 
 LABELS = "t10k-labels-idx1-ubyte"
 IMAGES = "t10k-images-idx3-ubyte"
@@ -86,26 +86,6 @@ def test_changed_images_are_caught_by_ctime(verified_copy: Path) -> None:
 # hangs a check nor a read (each case runs in a thread with a bounded wait, so a regression
 # fails instead of hanging the suite).
 posix = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
-
-
-def bounded(fn, seconds: float = 10.0):  # type: ignore[no-untyped-def]
-    """fn()'s result (or its exception), failing the test if it has not returned in time."""
-    box: dict[str, object] = {}
-
-    def call() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed to the test thread
-            box["error"] = e
-
-    worker = threading.Thread(target=call, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        pytest.fail(f"still blocked after {seconds}s")
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box.get("value")
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ import os
 import struct
 import subprocess
 import sys
-import threading
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from lenet.inference.preprocess import (
     preprocess_image,
 )
 from lenet.models import create, get_spec, weights
+from tests.reliability.helpers import bounded
 
 MAX_GROWTH_MB = 300  # peak RSS growth allowed for decoding one image (it was ~1.3-1.8 GB)
 WAIT = 60  # seconds: the bound on every wait for something that used to hang
@@ -123,25 +122,6 @@ def test_large_images_are_shrunk_before_float_work() -> None:
         assert digit.max() == 255 and 19 <= rows[-1] - rows[0] + 1 <= 21, mode
 
 
-def _bounded(fn: Callable[[], Any]) -> Any:
-    """fn() in a daemon thread, failing the test (not hanging it) if it blocks past WAIT."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed to the test below
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(WAIT)
-    assert not t.is_alive(), f"still blocked after {WAIT} s"
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory) -> Path:
     meta = weights.WeightsMeta("lenet5", get_spec("lenet5").preprocessing, "mnist",
@@ -163,9 +143,9 @@ def test_a_fifo_is_refused_not_waited_on(weights_file, digit_png, tmp_path) -> N
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
     with pytest.raises(NotAnImageError, match=r"pipe\.png: not a regular file but a FIFO"):
-        _bounded(lambda: preprocess_image(fifo))
+        bounded(lambda: preprocess_image(fifo), WAIT)
     with pytest.raises(WeightsError, match=r"pipe\.png: not a regular file"):
-        _bounded(lambda: weights.read(fifo))
+        bounded(lambda: weights.read(fifo), WAIT)
     # The command: the FIFO fails on one line, the other image is still predicted.
     proc = subprocess.run([sys.executable, "-m", "lenet", "predict", str(weights_file),
                            str(fifo), str(digit_png)], capture_output=True, text=True,
