@@ -152,7 +152,7 @@ def test_a_fifo_is_refused_not_waited_on(weights_file, digit_png, tmp_path) -> N
                           timeout=WAIT)
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.startswith(f"{digit_png}\t") and proc.stdout.count("\n") == 1
-    assert proc.stderr == (f"lenet: error: {fifo}: not a regular file but a FIFO (named pipe); "
+    assert proc.stderr == (f"lenet: error: {fifo}: not a regular file but a FIFO; "
                            "give an image file\n")
 
 

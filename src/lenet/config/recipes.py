@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import reprlib
-import stat
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from lenet.errors import ConfigError
+from lenet.storage import regular
 
 
 def config_dir() -> Path:
@@ -112,15 +112,13 @@ def read_recipe(path: Path) -> dict[str, Any]:
 def _read_bounded(path: Path) -> str:
     """The text of `path`, refused (not read) past :data:`MAX_RECIPE_BYTES` or when it is not a
     regular file (a FIFO would block the read forever)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError("not a regular file; give a YAML file")
-        data = f.read(MAX_RECIPE_BYTES + 1)
-    if len(data) > MAX_RECIPE_BYTES:
+    try:
+        return regular.read_regular(path, MAX_RECIPE_BYTES).decode()
+    except regular.NotRegularFile:
+        raise ConfigError("not a regular file; give a YAML file") from None
+    except regular.FileTooLarge:
         raise ConfigError(f"larger than {MAX_RECIPE_BYTES >> 10} KiB; a config is a short "
-                          "mapping of keys to values")
-    return data.decode()
+                          "mapping of keys to values") from None
 
 
 def parse_recipe(text: str) -> Any:

@@ -8,12 +8,10 @@ otherwise show up much later as a baffling shape error or, worse, as silently wr
 
 from __future__ import annotations
 
-import errno
 import gzip
 import io
 import math
 import os
-import stat
 import zlib
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from lenet.errors import DatasetError
 from lenet.storage import atomic
+from lenet.storage.regular import open_regular
 
 # IDX dtype code -> big-endian numpy dtype, from the format's definition (LeCun et al.).
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -40,41 +39,6 @@ DEFAULT_FIX = "delete it and fetch it again (e.g. `lenet data fetch mnist`)"
 MAX_BYTES = 256 << 20
 _HEADER_MAX = 4 + 4 * 255  # the magic number and at most 255 dimensions
 _CHUNK = 1 << 20
-
-
-class NotRegularFile(OSError):
-    """The path is a FIFO, socket, device or directory, not a file one can read to its end."""
-
-
-def open_regular(path: str | os.PathLike[str], *,
-                 follow_symlinks: bool = True) -> io.BufferedReader:
-    """``path`` opened for binary reading if it is a regular file, else :class:`NotRegularFile`.
-
-    Opened without blocking (a plain open() of a FIFO waits forever for a writer) and checked
-    on the open descriptor, so nothing can be swapped in between the check and the read. With
-    ``follow_symlinks=False`` a symlink is refused too (OSError ELOOP): for the files lenet
-    itself keeps beside the data (the checksum markers), which a link must never redirect.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not follow_symlinks:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(errno.EINVAL, f"not a regular file but {_kind(mode)}",
-                                 str(path))
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _kind(mode: int) -> str:
-    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
-            if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
 
 
 def read_idx(path: str | os.PathLike[str], *, fix: str = DEFAULT_FIX,

@@ -37,9 +37,9 @@ from typing import BinaryIO, Literal, Protocol
 from tqdm import tqdm
 
 from lenet import console
-from lenet.data.idx import open_regular
 from lenet.errors import DatasetError, LenetError
-from lenet.storage import atomic
+from lenet.storage import atomic, regular
+from lenet.storage.regular import open_regular
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 10.0  # seconds per connect and per read: offline users must not wait long
@@ -415,7 +415,7 @@ def fetch_files(files: Sequence[FileSpec], target_dir: Path, sources: Sequence[S
         return target_dir
     # Say at once that the files could not be stored, rather than as every source's failure.
     for spec in missing:  # a link or a FIFO in their place is not lenet's to replace
-        if kind := atomic.special_kind(target_dir / spec.name):
+        if kind := regular.special_kind(target_dir / spec.name):
             raise DatasetError(f"{target_dir / spec.name} is {kind}, not the verified file, and "
                                f"lenet replaces only regular files; {fix}")
     atomic.ensure_writable(target_dir / missing[0].name,

@@ -41,7 +41,6 @@ import contextlib
 import io
 import math
 import os
-import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ import numpy as np
 from PIL import Image
 
 from lenet.errors import LenetError
+from lenet.storage.regular import NotRegularFile, open_regular
 
 MAX_PIXELS = 50_000_000  # declared in the header: refused before anything is decoded
 # Decoded at full size (any format but a large JPEG): 64 MB for 16 MP of RGBA, 4000x4000.
@@ -220,16 +220,11 @@ def _open_regular(path: str | os.PathLike[str], label: str) -> io.BufferedReader
     Opened without blocking and checked on the open descriptor (no race with a rename): a
     plain open() of a FIFO waits forever for a writer."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        return open_regular(path)
+    except NotRegularFile as e:
+        raise NotAnImageError(f"{label}: {e.strerror}; give an image file") from None
     except OSError as e:
         raise ImageError(f"{label}: cannot read file ({e.strerror or e})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
-                if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
-        raise NotAnImageError(f"{label}: not a regular file but {kind}; give an image file")
-    return os.fdopen(fd, "rb")
 
 
 def plan_decode(img: Image.Image, label: str) -> Footprint:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from lenet.errors import OutputError
+from lenet.storage.regular import special_kind
 
 # The process's umask, read once at import (setting it is the only way to read it portably):
 # temp files are made 0600, and the file they become gets the mode a plain open() would give.
@@ -26,9 +26,6 @@ os.umask(_UMASK)
 
 # The temp files of write_bytes: ".NAME.XXXXXXXX.tmp" (mkstemp draws the random part).
 _TEMP = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp$")
-_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
-          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
 
 
 def temp_target(name: str) -> str | None:
@@ -36,17 +33,6 @@ def temp_target(name: str) -> str | None:
     (``.config.json.ab12cd34.tmp`` -> ``config.json``); None for any other name."""
     m = _TEMP.match(name)
     return m.group("target") if m else None
-
-
-def special_kind(path: str | os.PathLike[str]) -> str | None:
-    """What is at `path` if it is anything but a regular file or nothing ("a FIFO", "a
-    symbolic link", ...); None for a regular file or a missing path. Never follows a link."""
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:  # missing, or a folder above it is (a loop, a file): nothing to replace
-        return None
-    return next((kind for test, kind in _KINDS if test(mode)), None if stat.S_ISREG(mode)
-                else "not a regular file")
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lenet.storage import atomic
+from lenet.storage import regular
 
 if sys.platform != "win32":
     import fcntl
@@ -96,14 +96,14 @@ class Lock:
 
 def _open(path: Path) -> int:
     """`path` opened read-write, created if missing, a regular file (else NotAFile)."""
-    kind = atomic.special_kind(path)
+    kind = regular.special_kind(path)
     if kind is not None:  # checked first: opening a device can have effects of its own
         raise NotAFile(kind)
     try:
         fd = os.open(path, _FLAGS, 0o644)
     except OSError as e:  # replaced meanwhile: ELOOP/EMLINK (a link), EISDIR, ENXIO (a socket)
         if e.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR, errno.ENXIO):
-            raise NotAFile(atomic.special_kind(path) or "not a regular file") from None
+            raise NotAFile(regular.special_kind(path) or "not a regular file") from None
         raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)

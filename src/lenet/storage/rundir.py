@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from lenet.errors import LenetError
-from lenet.storage import atomic, lockfile
+from lenet.storage import atomic, lockfile, regular
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -441,12 +441,10 @@ def _read_text(path: Path, limit: int, what: str) -> str:
     """The text of regular file `path`, refused (RunDirError) past `limit` bytes: a sparse or
     runaway file is never read into memory whole."""
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise RunDirError(f"{path}: {size:,} bytes, more than {what} can be (at most "
-                              f"{limit:,}); the file is damaged or not lenet's")
-        with path.open("rb") as f:
-            return f.read(limit + 1).decode("utf-8")
+        return regular.read_regular(path, limit).decode("utf-8")
+    except regular.FileTooLarge as e:
+        raise RunDirError(f"{path}: {e.size:,} bytes, more than {what} can be (at most "
+                          f"{limit:,}); the file is damaged or not lenet's") from None
     except (OSError, UnicodeDecodeError) as e:
         raise RunDirError(f"{path}: cannot read {what} ({e})") from None
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from safetensors import SafetensorError
 
 from lenet._version import __version__
 from lenet.errors import WeightsError
+from lenet.storage import regular
 
 METADATA_KEY = "lenet"
 WEIGHTS_NAME = "model.safetensors"
@@ -141,19 +141,14 @@ def read_bytes(path: str | os.PathLike[str], *, what: str, limit: int = MAX_BYTE
     wait forever) of at most `limit` bytes. Anything else, and any OSError, is one
     :class:`WeightsError` naming the file and ending in `fix`."""
     tail = f" {fix}" if fix else ""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise WeightsError(f"{path}: not a regular file (a FIFO, socket or device), so "
-                                   f"not a lenet {what}.{tail}")
-            if info.st_size > limit:
-                raise WeightsError(f"{path}: {info.st_size:,} bytes, more than a lenet {what} "
-                                   f"can be (at most {limit:,}); the file is damaged or not "
-                                   f"lenet's.{tail}")
-            return f.read(limit + 1)
+        return regular.read_regular(path, limit)
+    except regular.NotRegularFile:
+        raise WeightsError(f"{path}: not a regular file (a FIFO, socket or device), so not a "
+                           f"lenet {what}.{tail}") from None
+    except regular.FileTooLarge as e:
+        raise WeightsError(f"{path}: {e.size:,} bytes, more than a lenet {what} can be (at "
+                           f"most {limit:,}); the file is damaged or not lenet's.{tail}") from None
     except OSError as e:
         raise WeightsError(f"{path}: cannot read the {what} ({e.strerror or e}); check that it "
                            "exists and that you may read it") from None
