@@ -47,5 +47,5 @@ def test_a_file_past_the_limit_is_refused_from_its_size(tmp_path) -> None:
 @posix
 def test_a_run_dirs_config_that_is_a_fifo_is_one_error_not_a_hang(tmp_path) -> None:
     os.mkfifo(tmp_path / rundir.CONFIG)
-    with pytest.raises(rundir.RunDirError, match="config.json"):
+    with pytest.raises(rundir.RunDirError, match=r"config\.json"):
         bounded(lambda: rundir.read_config(tmp_path, required=True), 30)
