@@ -11,7 +11,7 @@ ifeq ($(origin RUN),undefined)
 RUN := runs/$(shell date +%Y%m%d-%H%M%S)-$(CONFIG)
 endif
 
-.PHONY: install train test lint browser bench weights clean fuzz docs dist
+.PHONY: install train test lint browser bench weights reader clean fuzz docs dist
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,14 +75,27 @@ bench: install
 # test accuracy measured again and its SHA-256. lenet5-1998 takes ~15-25 minutes of one core.
 # The shipped lenet5 files were trained before the compiled lenet5 step existed: with numba
 # installed a run now takes that step, so their bits come back with `--set step=torch` only.
+# Those in REJECT also carry a reject margin, chosen on the held-out training digits of a
+# second run of the same recipe and seed (--set val_size=10000): lenet5-real, the default.
 WEIGHTS := lenet5:lenet5 lenet5-1998:lenet5-1998 lenet5-tanh:lenet5-tanh \
-           lenet5-sigmoid:lenet5-sigmoid-fashion
+           lenet5-sigmoid:lenet5-sigmoid-fashion lenet5-real:lenet5-real
+REJECT := lenet5-real
 weights: install
-	@for pair in $(WEIGHTS); do name=$${pair%%:*}; recipe=$${pair#*:}; \
+	@for pair in $(WEIGHTS); do name=$${pair%%:*}; recipe=$${pair#*:}; reject=; \
+	  case " $(REJECT) " in *" $$name "*) \
+	    OMP_NUM_THREADS=1 $(BIN)/lenet train --config $$recipe --seed 0 --set val_size=10000 \
+	      --run-dir runs/weights/$$name-val --overwrite || exit 1; \
+	    reject="--reject-from runs/weights/$$name-val";; esac; \
 	  OMP_NUM_THREADS=1 $(BIN)/lenet train --config $$recipe --seed 0 \
 	    --run-dir runs/weights/$$name --overwrite && \
 	  $(BIN)/lenet weights publish runs/weights/$$name --name $$name --recipe $$recipe \
-	    || exit 1; done
+	    $$reject || exit 1; done
+
+# The bundled SDNN reader (lenet5-sdnn, src/lenet/models/pretrained/readers.json): the
+# lenet5-real digit weights replicated over the line, then flanked windows and CTC on strings of
+# MNIST training digits, seed 0, one thread (~15 minutes of one core).
+reader: install
+	OMP_NUM_THREADS=1 $(BIN)/python -m lenet.training.reader
 
 clean:
 	rm -rf $(VENV) build dist site .cache *.egg-info src/*.egg-info .pytest_cache .ruff_cache

@@ -282,3 +282,25 @@ def test_fuzz_config_loader_structures(data: dict) -> None:
         path = Path(folder) / "recipe.yaml"
         path.write_text(yaml.safe_dump(data))
         _valid_or_config_error(str(path), {})
+
+
+def test_realistic_distortions_key_is_strict_and_kept_on_resume(tmp_path) -> None:
+    from lenet.config.arguments import resume_config
+    from lenet.storage import rundir
+
+    assert resolve("lenet5-real").realistic and not resolve("lenet5-real").distort
+    assert resolve(None, {"realistic": "yes"}).realistic is True
+    assert resolve(None, {}).realistic is False
+    with pytest.raises(ConfigError, match="realistic"):
+        resolve(None, {"realistic": [1]})
+    with pytest.raises(ConfigError, match="give one of them"):
+        resolve(None, {"realistic": True, "distort": True})
+    # A run saved before the key existed resumes without it; a realistic run stays one.
+    old = resolve("lenet5").to_dict()
+    del old["realistic"]
+    rundir.write_config(tmp_path, old)
+    assert resume_config(str(tmp_path), None, {}).realistic is False
+    rundir.write_config(tmp_path, resolve("lenet5-real").to_dict())
+    assert resume_config(str(tmp_path), None, {"epochs": 3}).realistic is True
+    with pytest.raises(ConfigError, match="drop realistic"):
+        resume_config(str(tmp_path), None, {"realistic": False})

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 PUBLIC = ["lenet", "lenet.models", "lenet.models.hub", "lenet.data.transforms",
-          "lenet.inference.predict", "lenet.training"]
+          "lenet.inference.predict", "lenet.inference.read.line",
+          "lenet.inference.read.reader", "lenet.training", "lenet.models.sdnn",
+          "lenet.models.readers", "lenet.inference.read.decode", "lenet.training.reader",
+          "lenet.data.photo", "lenet.data.suites", "lenet.inference.suites"]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 

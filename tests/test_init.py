@@ -19,7 +19,8 @@ def test_import_lenet_loads_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    for name in ("create_model", "load", "train", "Predictor", "data", "models"):
+    for name in ("create_model", "load", "train", "Predictor", "data", "models", "read",
+                 "Reader"):
         assert f"'{name}'" in out.stdout
 
 

@@ -114,3 +114,35 @@ def test_cli_evaluate_reject_takes_a_percentage() -> None:
     for bad in ("100", "-1", "half"):
         with pytest.raises(SystemExit):
             p.parse_args(["evaluate", "run", "--reject", bad])
+
+
+def test_cli_evaluate_suite_real(monkeypatch, capsys, mnist_ready) -> None:
+    """`lenet evaluate WEIGHTS --suite real [--parts ...] [--json]`: one row a part and the
+    mean (small parts here; tests/data/test_suites.py checks the full, pinned build)."""
+    from lenet.cli import main
+    from lenet.data.suites import build_part
+    from lenet.inference import suites
+
+    asked = []
+
+    def small(parts, data_dir):
+        asked.append(parts)
+        return {name: build_part(name, size=12) for name in parts or ("ink", "font")}
+
+    monkeypatch.setattr(suites, "real_suite", small)
+    assert main(["evaluate", "lenet5", "--suite", "real"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "real-input suite: lenet5" and rows[2].startswith("ink ")
+    assert rows[3].startswith("font ") and rows[-1].startswith("mean ")
+    assert main(["evaluate", "--weights", "lenet5-1998", "--suite", "real", "--parts",
+                 "blur,drawn", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert asked == [None, ["blur", "drawn"]]
+    assert [p["part"] for p in r["parts"]] == ["blur", "drawn"] and r["weights"] == "lenet5-1998"
+    assert all(p["total"] == 12 and 0 <= p["errors"] <= 12 for p in r["parts"])
+    assert main(["evaluate", "lenet5", "--parts", "ink"]) == 2
+    assert "--parts needs --suite real" in capsys.readouterr().err
+    assert main(["evaluate", "lenet5-sigmoid", "--suite", "real"]) == 2
+    assert "digits 0-9" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "lenet5", "--suite", "real", "--parts", "ink,photos"])

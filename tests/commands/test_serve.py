@@ -14,6 +14,7 @@ import pytest
 
 from lenet import cli
 from lenet.models import get_weights
+from lenet.models.hub import DEFAULT_WEIGHTS
 from lenet.models.weights import read
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("weights", ["run", None])
 def test_serve_process_answers_and_stops(weights, run_dir, tmp_path):
-    """With a run, and with none: the bundled lenet5 weights."""
+    """With a run, and with none: the bundled default weights (a lenet5 model)."""
     port = _free_port()
     log = (tmp_path / "serve.log").open("w+")
     chosen = [str(run_dir)] if weights == "run" else []
@@ -46,7 +47,7 @@ def test_serve_process_answers_and_stops(weights, run_dir, tmp_path):
         assert r.json() == {"status": "ok"}
         info = httpx.get(f"http://127.0.0.1:{port}/api/model", timeout=10).json()
         assert info["name"] == "lenet5"
-        recorded = get_weights("lenet5").test_accuracy if weights is None else \
+        recorded = get_weights(DEFAULT_WEIGHTS).test_accuracy if weights is None else \
             read(run_dir)[1].test_accuracy
         assert info["test_accuracy"] == recorded
     finally:

@@ -81,3 +81,64 @@ def test_a_huge_batch_goes_through_the_network_in_chunks(reader, monkeypatch) ->
     scores = reader.scores(np.stack([_stroke()] * 10))
     assert seen == [4, 4, 2] and scores.shape == (10, 10)
 
+
+
+# --------------------------------------------------------------------------- unsure, no digit
+def test_blank_images_are_no_digit_and_non_images_still_errors(reader, tmp_path) -> None:
+    import io
+
+    from PIL import Image
+
+    from lenet.inference.predict import InputTypeError, Prediction, predict_files
+    from lenet.inference.preprocess import NotAnImageError
+
+    buf = io.BytesIO()
+    Image.new("RGB", (60, 80), (240, 235, 230)).save(buf, format="PNG")  # paper, no ink
+    for blank in (buf.getvalue(), Image.open(io.BytesIO(buf.getvalue())),
+                  np.zeros((28, 28), np.uint8), np.full((50, 40), 255, np.uint8)):
+        p = reader(blank)
+        assert p.no_digit and p.label is None and p.index == -1 and not p.unsure
+        assert str(p) == "no digit" and p.to_dict()["digit"] is None
+    answers = reader([np.zeros((28, 28), np.uint8), _stroke()])
+    assert [a.label for a in answers] == [None, "1"]
+    assert reader(_stroke()).to_dict() == {"digit": 1, "label": "1", "confidence":
+                                           reader(_stroke()).confidence, "unsure": False,
+                                           "no_digit": False}
+    (tmp_path / "blank.png").write_bytes(buf.getvalue())
+    (tmp_path / "words.txt").write_text("not an image")
+    rows = predict_files(reader, [str(tmp_path / "blank.png"), str(tmp_path / "words.txt")])
+    assert rows[0]["no_digit"] and rows[0]["label"] is None and rows[0]["top_k"] == []
+    assert "not an image" in rows[1]["error"]
+    with pytest.raises(NotAnImageError):
+        reader(b"not an image at all")
+    with pytest.raises(InputTypeError):
+        reader(3.5)
+    assert isinstance(reader(_stroke()), Prediction)
+
+
+def test_unsure_is_a_margin_at_most_the_weights_reject_margin(reader) -> None:
+    from dataclasses import replace
+
+    digits = np.stack([_stroke(), np.roll(_stroke(), 6, axis=1), _stroke().T])
+    top2 = np.sort(reader.scores(digits), axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    assert reader.reject_margin is None and not any(p.unsure for p in reader(digits))
+    cut = float(np.median(margin))
+    strict = replace(reader, reject_margin=cut)
+    flags = [p.unsure for p in strict(digits)]
+    assert flags == [bool(m <= cut) for m in margin] and any(flags) and not all(flags)
+    unsure = next(p for p in strict(digits) if p.unsure)
+    assert str(unsure) == f"{unsure.label} (unsure)" and unsure.to_dict()["unsure"] is True
+
+
+def test_the_default_weights_are_lenet5_real_with_their_reject_margin() -> None:
+    import lenet
+    from lenet.inference.predict import Predictor
+    from lenet.models.hub import DEFAULT_WEIGHTS, get_weights
+
+    assert DEFAULT_WEIGHTS == "lenet5-real"
+    default = lenet.load()
+    assert default.model_name == "lenet5" and default.reject_margin is not None
+    assert default.reject_margin > 0 and Predictor.load().reject_margin == default.reject_margin
+    assert default.test_accuracy == get_weights(DEFAULT_WEIGHTS).test_accuracy >= 0.993
+    assert lenet.load("lenet5").reject_margin is None  # the faithful weights stay as they were

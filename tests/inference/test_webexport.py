@@ -18,14 +18,18 @@ from lenet.data.transforms import Preprocessing
 from lenet.errors import LenetError, OutputError
 from lenet.inference.webexport import (
     MODEL_FILE,
+    READER_FILE,
     WebExportError,
     default_out,
     describe,
+    describe_reader,
     export_web,
     run_description,
+    run_line_description,
 )
-from lenet.models import create, weights
+from lenet.models import create, readers, weights
 from lenet.models.registry import get_spec
+from lenet.models.sdnn import SDNN
 from lenet.storage import atomic
 
 FAMILIES = ["lenet5", "lenet5-tanh", "lenet5-sigmoid", "lenet5-1998", "mlp"]
@@ -117,10 +121,11 @@ def _model_js(folder) -> tuple[dict, bytes]:
 
 
 def test_export_web_writes_a_site_that_needs_no_server(tmp_path):
-    folder = export_web("lenet5-1998", tmp_path / "site")
+    folder = export_web("lenet5-1998", tmp_path / "site", reader=None)
     names = sorted(p.name for p in folder.iterdir())
     assert names == [".lenet-export.json", "app.js", "favicon.svg", "forward.js", "index.html",
-                     "layers.js", "mnist.js", "model.js", "style.css"]  # + what it wrote
+                     "layers.js", "mnist.js", "model.js", "number.js", "read.js",
+                     "style.css"]  # + what it wrote
     # Readable by a web server (what open() would give), not left at a temp file's 0600.
     assert all(p.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK for p in folder.iterdir())
     html = (folder / "index.html").read_text()
@@ -158,3 +163,72 @@ def test_default_folder(tmp_path):
     assert default_out(path) == tmp_path / "run" / "model-web"
     with pytest.raises(LenetError):
         export_web(tmp_path / "absent.safetensors", tmp_path / "out")
+
+
+# --------------------------------------------------------------------------- the number reader
+def _script_doc(path) -> tuple[dict, bytes]:
+    text = path.read_text()
+    doc = json.loads(text[text.index("= ") + 2:].rstrip().rstrip(";"))
+    return doc, base64.b64decode(doc.pop("weights_base64"))
+
+
+def _reader_file(tmp_path) -> str:
+    torch.manual_seed(0)
+    model, meta = SDNN(), readers.reader_meta(0.25, {"margin": 12})
+    return str(readers.publish(model, meta, "test-reader", tmp_path / "readers"))
+
+
+def test_a_site_that_reads_numbers(tmp_path):
+    path = _reader_file(tmp_path)
+    folder = export_web("lenet5", tmp_path / "site", reader=path)
+    html = (folder / "index.html").read_text()
+    assert html.index(READER_FILE) < html.index("forward.js") < html.index("number.js")
+    assert "window.LENET_READER = " in (folder / READER_FILE).read_text()
+    doc, blob = _script_doc(folder / READER_FILE)
+    model, meta = readers.load_reader(path)
+    assert (doc["reject"], doc["margin"], doc["stride"], doc["centre0"]) == \
+        (0.25, 12, 4, model.centre(0))
+    assert doc["classes"] == meta.classes and len(blob) == 4 * doc["weights"]
+    x = meta.preprocessing((torch.rand(2, 28, 75, generator=torch.Generator().manual_seed(2))
+                            * 255).round().to(torch.uint8))
+    with torch.inference_mode():
+        assert torch.allclose(run_line_description(doc, blob, x), model(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("margin", [12, 0])
+def test_reader_description_gives_the_sdnns_scores_at_any_width(margin):
+    torch.manual_seed(0)
+    model, meta = SDNN(margin=margin).eval(), readers.reader_meta(0.5, {})
+    doc, blob = describe_reader(model, meta, {"margin": margin})
+    assert [op["op"] for op in doc["ops"]][:2] == (["pad", "conv"] if margin else ["conv", "act"])
+    gen = torch.Generator().manual_seed(2)
+    for width in (28, 75, 300):
+        x = meta.preprocessing((torch.rand(2, 28, width, generator=gen) * 255).round()
+                               .to(torch.uint8))
+        with torch.inference_mode():
+            want = model(x)
+        assert torch.allclose(run_line_description(doc, blob, x), want, atol=1e-4), width
+
+
+def test_describe_reader_refuses_what_the_page_cannot_run():
+    meta = readers.reader_meta(0.5, {})
+    model, _ = _model("lenet5")
+    with pytest.raises(WebExportError, match="only with an SDNN"):
+        describe_reader(model, meta, {})
+    padded = weights.WeightsMeta("sdnn", Preprocessing(0.5, 0.5, pad=2), "mnist", meta.classes)
+    with pytest.raises(WebExportError, match="preprocessing"):
+        describe_reader(SDNN(), padded, {})
+
+    class Shifted(SDNN):  # something outside the layers the description knows
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    with pytest.raises(WebExportError, match="do not give its output"):
+        describe_reader(Shifted(), meta, {})
+
+
+def test_the_default_site_reads_numbers_where_a_reader_is_bundled(tmp_path):
+    folder = export_web("lenet5", tmp_path / "site")
+    bundled = readers.is_reader_name(readers.DEFAULT_READER)
+    assert (folder / READER_FILE).is_file() == bundled
+    assert (READER_FILE in (folder / "index.html").read_text()) == bundled

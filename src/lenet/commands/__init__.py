@@ -26,8 +26,8 @@ import importlib
 
 from lenet.commands import options
 
-NAMES = ("train", "evaluate", "report", "compare", "robustness", "predict", "export", "serve",
-         "sweep", "paper", "bench", "models", "weights", "summary", "data", "completion")
+NAMES = ("train", "evaluate", "report", "compare", "robustness", "predict", "read", "export",
+         "serve", "sweep", "paper", "bench", "models", "weights", "summary", "data", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """``lenet evaluate RUN_DIR_OR_WEIGHTS``: accuracy, per-class scores, confusion matrix and the
-misclassified digits of a saved run or weights file."""
+misclassified digits of a saved run or weights file; with ``--suite real``, the accuracy on
+each part of the real-input suite (:mod:`lenet.data.suites`) instead."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="also print the percentage of test digits to reject (least confident "
                         "first) so that the error on the rest is at most PCT %% (default 0.5, "
                         "as in the 1998 paper's Fig. 10)")
+    p.add_argument("--suite", choices=["real"],
+                   help="measure on the real-input suite instead of the test set: digits as "
+                        "photos and scans (8 styles), in handwriting fonts, and drawn on the "
+                        "web page, built from MNIST test digits (one row a part)")
+    p.add_argument("--parts", type=_parts, metavar="P[,P...]",
+                   help="with --suite: only these parts (default: all)")
     options.add_json(p, "metrics, per-class table, confusion matrix and mistakes")
     p.set_defaults(handler=run)
     return p
@@ -41,6 +48,17 @@ def _subset(text: str) -> int | None:
         return options.count(text)
     except argparse.ArgumentTypeError as e:
         raise argparse.ArgumentTypeError(f"{e}, or 'run'") from None
+
+
+def _parts(text: str) -> list[str]:
+    from lenet.data.suites import PARTS
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in PARTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown part(s) {', '.join(unknown) or '(none)'}; parts: {', '.join(PARTS)}")
+    return names
 
 
 def _percent(text: str) -> float:
@@ -84,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
 
     args.path = options.pick_weights(args.path, args.weights)
     use_free_cores()  # threads for the cores free now: no collapse beside other work
+    if args.suite or args.parts:
+        return _run_suite(args)
     if not args.no_plots:
         _check_writable(args)
     r = evaluation_dict(args.path, dataset=args.dataset, device=args.device,
@@ -95,4 +115,25 @@ def run(args: argparse.Namespace) -> int:
         print(format_evaluation(r))
         if args.reject is not None:
             print(_format_rejection(r["rejection"], r["total"]))
+    return 0
+
+
+def _run_suite(args: argparse.Namespace) -> int:
+    """``--suite real``: one row per part of the real-input suite, and the mean."""
+    from lenet.console import log, print_json
+    from lenet.data.suites import PARTS, cache_file
+    from lenet.errors import ConfigError
+    from lenet.inference.suites import evaluate_suite, format_suite
+
+    if not args.suite:
+        raise ConfigError("--parts needs --suite real")
+    missing = [p for p in args.parts or PARTS if not cache_file(p, args.data_dir).is_file()]
+    if missing:
+        log(f"building the real-input suite's {', '.join(missing)} (once: about 5 s a part; "
+            f"then cached in {cache_file(missing[0], args.data_dir).parent})")
+    r = evaluate_suite(args.path, parts=args.parts, data_dir=args.data_dir)
+    if args.json:
+        print_json(r.to_dict())
+    else:
+        print(format_suite(r))
     return 0

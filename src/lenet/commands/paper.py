@@ -22,6 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list every row (neural and classical) "
                    "with the paper's error, and exit")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these rows (see --list)")
+    p.add_argument("--reading", action="store_true",
+                   help="instead: read the string benchmark with the paper's three methods "
+                        "(sdnn, segment, components; --only picks some) and print that table; "
+                        "--test-subset N reads the first N strings of each part")
     p.add_argument("--seeds", type=int, default=1, help="runs per row (mean ± std)")
     p.add_argument("--epochs", type=int, help="override every recipe's passes")
     p.add_argument("--train-subset", type=int, help="train on the first N digits only")
@@ -45,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from lenet.console import print_json
     from lenet.paper import runner as paper
 
+    if args.reading:
+        return _reading(args)
     rows = paper.select(args.only)
     if args.list:
         print(paper.format_list(rows))
@@ -63,3 +69,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"\n{r['method']}, seed {f['seed']} failed (log {f['log']}):\n{f['error']}")
         print(f"written to {report['run_dir']}/paper.md and paper.json")
     return 1 if failed else 0
+
+
+def _reading(args: argparse.Namespace) -> int:
+    from lenet.console import print_json
+    from lenet.paper import reading
+
+    report = reading.run(args.only or reading.METHODS, limit=args.test_subset,
+                         run_dir=args.run_dir)
+    if args.json:
+        print_json(report)
+    else:
+        print(reading.format_markdown(report), end="")
+        print(f"written to {report['run_dir']}/reading.md and reading.json")
+    return 0

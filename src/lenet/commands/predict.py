@@ -8,7 +8,6 @@ from typing import Any
 
 from lenet.commands import options
 
-DEFAULT_WEIGHTS = "lenet5"  # bundled: `lenet predict digit.png` works before any training
 WEIGHTS_SUFFIXES = (".safetensors", ".onnx")
 
 
@@ -18,14 +17,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Recognize handwritten digits in image files of any size and mode, "
                     "preprocessed exactly as MNIST was made (invert if the paper is light, crop "
                     "to the ink, scale to 20 px, centre by mass in 28x28). One line per file: "
-                    "path, digit, confidence, top-k. Exit status 1 if any file failed.")
+                    "path, digit, confidence, top-k; the digit reads \"7 (unsure)\" when the "
+                    "weights' reject margin (0.5 % error on held-out training digits) is not "
+                    "met, and \"no digit\" for a blank image. Exit status 1 if any file "
+                    "failed.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
                    help="image files, directories (searched recursively) or glob patterns; "
                         "a run directory, .safetensors or .onnx file first is the weights "
                         "(the older spelling of --weights)")
     p.add_argument("--weights", metavar="NAME|RUN_DIR|FILE", default=None,
                    help=options.WEIGHTS_HELP + ", or a .onnx file from `lenet export` "
-                        f"(default: the bundled {DEFAULT_WEIGHTS})")
+                        "(default: the bundled default weights, lenet5-real, made for photos "
+                        "and scans; the faithful LeNet-5 is --weights lenet5)")
     # One JSON array, not options.add_json's "one JSON object": a result per file.
     p.add_argument("--json", action="store_true", help="print one JSON array")
     p.add_argument("--top-k", type=int, default=3, metavar="K",
@@ -71,6 +74,7 @@ def split_weights(inputs: list[str], flag: str | None) -> tuple[str, list[str]]:
     or a weights file (`lenet predict RUN IMAGE...`, the spelling before ``--weights``), else
     the bundled default."""
     from lenet.errors import ConfigError
+    from lenet.models.hub import DEFAULT_WEIGHTS  # bundled: works before any training
     from lenet.storage.rundir import WEIGHTS
 
     first = Path(inputs[0])
@@ -85,6 +89,10 @@ def split_weights(inputs: list[str], flag: str | None) -> tuple[str, list[str]]:
 
 
 def _format_line(r: dict[str, Any]) -> str:
-    """path, label, confidence and the top-k as label=probability, tab-separated."""
+    """path, label (``7 (unsure)``), confidence and the top-k as label=probability,
+    tab-separated; ``path<TAB>no digit`` for a blank image."""
+    if r["no_digit"]:
+        return f"{r['path']}\tno digit"
     top = " ".join(f"{t['label']}={t['probability']:.4f}" for t in r["top_k"])
-    return f"{r['path']}\t{r['label']}\t{r['confidence']:.4f}\t{top}"
+    label = f"{r['label']} (unsure)" if r["unsure"] else r["label"]
+    return f"{r['path']}\t{label}\t{r['confidence']:.4f}\t{top}"

@@ -11,8 +11,6 @@ import argparse
 
 from lenet.commands import options
 
-DEFAULT_WEIGHTS = "lenet5"  # bundled: `lenet serve` works before any training
-
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="draw-a-digit web app and JSON API",
@@ -22,8 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "GET /api/model, /healthz and offline API docs at /docs. "
                                    "Works with no network.")
     p.add_argument("path", metavar="WEIGHTS", nargs="?",
-                   help=options.WEIGHTS_HELP + " (default: the bundled lenet5)")
-    options.add_weights(p, default=DEFAULT_WEIGHTS)
+                   help=options.WEIGHTS_HELP + " (default: the bundled default weights, "
+                        "lenet5-real, made for photos and scans)")
+    options.add_weights(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
@@ -51,6 +50,7 @@ def _url(host: str, port: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from lenet.errors import LenetError
+    from lenet.models.hub import DEFAULT_WEIGHTS  # bundled: works before any training
     from lenet.runtime.threads import use_free_cores
 
     try:

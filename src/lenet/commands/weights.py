@@ -23,6 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     pub.add_argument("--dest", metavar="DIR",
                      help="where to write the file and manifest.json (default: the package's "
                           "own lenet/models/pretrained)")
+    pub.add_argument("--reject-from", metavar="RUN_DIR",
+                     help="choose the reject margin (0.5 %% error on the digits kept) on the "
+                          "held-out training digits of this run of the same recipe (trained "
+                          "with --set val_size=N), and write it into the weights")
     options.add_device(pub)
     ver = actions.add_parser(
         "verify", help="check each bundled file and measure its test accuracy again")
@@ -39,7 +43,17 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "publish":
         from lenet.inference.publish import publish
 
-        publish(args.run, args.name, args.dest, recipe=args.recipe, device=args.device)
+        margin = None
+        if args.reject_from is not None:
+            from lenet.training.reject import held_out_margin
+
+            chosen = held_out_margin(args.reject_from)
+            margin = chosen.margin
+            print(f"reject margin {chosen.margin:.4f}: {chosen.rejected:.2f} % of "
+                  f"{chosen.digits:,} held-out training digits rejected, "
+                  f"{chosen.error:.2f} % error on the rest")
+        publish(args.run, args.name, args.dest, recipe=args.recipe, device=args.device,
+                reject_margin=margin)
         return 0
     if args.action == "verify":
         from lenet.inference.publish import verify

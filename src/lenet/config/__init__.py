@@ -75,6 +75,10 @@ class TrainConfig:
                      choices=("auto", "cross-entropy", "rbf-map", "rbf-mle"))
     rbf_j: float = _key(1.0, "the constant j of the paper's Eq. 9 loss", flag=False)
     distort: bool = _key(False, "random affine distortions per sample")
+    realistic: bool = _key(False, "random distortions for real input per sample, as "
+                                  "photos and scans look after preprocessing: elastic and "
+                                  "affine, pen width, blur, ink, paper, ruled lines, noise, "
+                                  "JPEG (lenet.data.realistic); instead of --distort")
     deslant: bool = _key(False, "deslant every digit (shear it upright from its second moments, "
                                 "the 1998 paper's preprocessing); saved in the weights, so "
                                 "evaluate, predict and serve deslant too")
@@ -310,6 +314,9 @@ def _validate(c: TrainConfig) -> None:
         raise ConfigError(f"rbf_j must be from 0 to {MAX_RBF_J:g} (Eq. 9's constant j; the "
                           f"shipped recipes use 1.0), got {c.rbf_j:g}")
     _validate_validation(c)
+    if c.distort and c.realistic:
+        raise ConfigError("distort and realistic both distort the training digits (realistic "
+                          "includes distort's affine maps): give one of them")
     if not 0 <= c.seed <= MAX_SEED:
         shown = (_show(c.seed) if c.seed.bit_length() > 1000 else
                  f"{c.seed:.6g}" if abs(c.seed) > 10**12 else str(c.seed))

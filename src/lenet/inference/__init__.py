@@ -3,4 +3,5 @@
 Runtime (:mod:`~lenet.inference.predict`), export to ONNX (:mod:`~lenet.inference.export`) or to
 a static page (:mod:`~lenet.inference.webexport`), serve the draw-a-digit app
 (:mod:`~lenet.inference.serve`), and publish the bundled weights with their accuracy measured
-again (:mod:`~lenet.inference.publish`)."""
+again (:mod:`~lenet.inference.publish`); read whole numbers, zip codes and amounts
+(:mod:`~lenet.inference.read`)."""

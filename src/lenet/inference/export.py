@@ -25,7 +25,7 @@ from torch import nn
 
 from lenet._version import __version__
 from lenet.errors import LenetError
-from lenet.models import weights
+from lenet.models import readers, weights
 from lenet.models.metadata import WeightsMeta
 from lenet.runtime.threads import available_cores
 from lenet.storage import atomic
@@ -48,6 +48,10 @@ def to_onnx(model: nn.Module, meta: WeightsMeta) -> Any:
                           "pip install 'lenet[onnx]'") from None
     size = meta.preprocessing.input_size
     example = torch.zeros(2, 1, size, size)
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1)}
+    if meta.model == readers.MODEL:  # the SDNN reads a 28-high line of any width: (N, T, 12)
+        example = torch.zeros(2, 1, size, 64)
+        dims[3] = torch.export.Dim("width", min=28, max=readers.MAX_WIDTH)
     model = model.cpu().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -58,7 +62,7 @@ def to_onnx(model: nn.Module, meta: WeightsMeta) -> Any:
             program = torch.onnx.export(
                 model, (example,), dynamo=True, opset_version=OPSET, verbose=False,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+                dynamic_shapes=(dims,))
         except Exception as e:  # the exporter raises many kinds; name the model and the cause
             raise ExportError(f"exporting model {meta.model!r} to ONNX failed: "
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
@@ -105,10 +109,12 @@ def export_onnx(weights_path: str | os.PathLike[str], output: str | os.PathLike[
     if output is None:
         # Bundled weights live inside the installed package: their ONNX goes in the current
         # folder instead, as NAME.onnx.
-        output = (Path(f"{os.fspath(weights_path)}.onnx") if weights.is_bundled(weights_path)
+        bundled = weights.is_bundled(weights_path) or readers.is_reader_name(weights_path)
+        output = (Path(f"{os.fspath(weights_path)}.onnx") if bundled
                   else weights.resolve_path(weights_path).with_suffix(".onnx"))
     output = atomic.ensure_writable(output)
-    model, meta = weights.load_model(weights_path)
+    model, meta = (readers.load_reader(weights_path) if readers.is_reader(weights_path)
+                   else weights.load_model(weights_path))
     proto = to_onnx(model, meta)
     return atomic.write_bytes(output, proto.SerializeToString())
 

@@ -34,8 +34,15 @@ from lenet.data.transforms import PIXELS, SIDE, Preprocessing, from_array, gray_
 from lenet.errors import LenetError
 from lenet.inference import preprocess
 from lenet.inference.export import ExportError, make_session, read_metadata, to_onnx
-from lenet.inference.preprocess import MAX_DECODED_PIXELS, ImageError, preprocess_image
+from lenet.inference.preprocess import (
+    MAX_DECODED_PIXELS,
+    MIN_CONTRAST,
+    ImageError,
+    NoInkError,
+    preprocess_image,
+)
 from lenet.models import weights
+from lenet.models.hub import DEFAULT_WEIGHTS
 from lenet.storage import atomic
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -61,19 +68,46 @@ class InputTypeError(ImageError, TypeError):
 # --------------------------------------------------------------------------- the network
 @dataclass
 class Prediction:
-    index: int
-    label: str
+    """What the network read in one image: its class (``index``, ``label``), every class's
+    probability and raw score, and whether it is ``unsure`` (the margin between its two
+    highest scores at most the weights' reject margin, chosen for 0.5 % error on held-out
+    training digits). A blank image (no ink) is "no digit": ``label`` None, ``index`` -1, no
+    scores.
+
+    >>> Prediction(-1, None, [], []).to_dict()
+    {'digit': None, 'label': None, 'confidence': None, 'unsure': False, 'no_digit': True}
+    """
+
+    index: int  # -1: no digit
+    label: str | None  # None: no digit (a blank image)
     probabilities: list[float]
     scores: list[float]
+    unsure: bool = False
+
+    @property
+    def no_digit(self) -> bool:
+        return self.label is None
 
     @property
     def confidence(self) -> float:
-        return self.probabilities[self.index]
+        return self.probabilities[self.index] if not self.no_digit else 0.0
 
     def top(self, k: int, classes: list[str]) -> list[dict[str, Any]]:
         order = np.argsort(-np.asarray(self.probabilities), kind="stable")[:k]
         return [{"digit": int(i), "label": classes[int(i)],
                  "probability": float(self.probabilities[int(i)])} for i in order]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: digit, label, confidence (None for no digit), unsure, no_digit."""
+        return {"digit": None if self.no_digit else self.index, "label": self.label,
+                "confidence": None if self.no_digit else self.confidence,
+                "unsure": self.unsure, "no_digit": self.no_digit}
+
+    def __str__(self) -> str:
+        """``7``, ``7 (unsure)`` or ``no digit``, as `lenet predict` prints it."""
+        if self.no_digit:
+            return "no digit"
+        return f"{self.label} (unsure)" if self.unsure else str(self.label)
 
 
 @dataclass
@@ -90,11 +124,14 @@ class Predictor:
     model: nn.Module | None = None  # the torch backend's (also kept by onnxruntime's from weights)
     session: Any = None  # onnxruntime.InferenceSession (onnxruntime backend)
     extra: dict[str, Any] = field(default_factory=dict)
+    reject_margin: float | None = None  # the weights' own (None: never unsure)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], backend: str | None = None) -> Predictor:
-        """Bundled weights' name, weights (run dir, .safetensors) or a .onnx file; backend
-        None: onnxruntime for a .onnx file, torch otherwise."""
+    def load(cls, path: str | os.PathLike[str] = DEFAULT_WEIGHTS, backend: str | None = None
+             ) -> Predictor:
+        """Bundled weights' name (default: :data:`~lenet.models.hub.DEFAULT_WEIGHTS`), weights
+        (run dir, .safetensors) or a .onnx file; backend None: onnxruntime for a .onnx file,
+        torch otherwise."""
         p = Path(path)
         if backend is None:
             backend = "onnxruntime" if p.suffix == ".onnx" else "torch"
@@ -106,7 +143,8 @@ class Predictor:
             return cls.from_onnx(p)
         model, meta = weights.load_model(path)
         pred = cls(meta.model, list(meta.classes), meta.preprocessing, meta.test_accuracy,
-                   meta.dataset, "torch", model=model, extra=dict(meta.extra))
+                   meta.dataset, "torch", model=model, extra=dict(meta.extra),
+                   reject_margin=meta.reject_margin)
         if backend == "onnxruntime":
             pred.session = make_session(to_onnx(model, meta).SerializeToString())
             pred.backend = "onnxruntime"
@@ -242,15 +280,25 @@ class Predictor:
     def predict_digits(self, digits: np.ndarray) -> list[Prediction]:
         """Predictions for digits already preprocessed as MNIST's are: uint8 (N, 28, 28),
         white ink on black, used as they are (no input checks beyond the model's: the server's
-        transformed digits and `lenet predict`'s files take this path)."""
+        transformed digits and `lenet predict`'s files take this path). A digit with no ink
+        (nothing brighter than preprocessing's MIN_CONTRAST) is "no digit"; a prediction whose
+        top-two margin is at most :attr:`reject_margin` is unsure."""
         s = self._scores_digits(digits).astype(np.float64)
         e = np.exp(s - s.max(axis=1, keepdims=True))
         probs = e / e.sum(axis=1, keepdims=True)
+        blank = np.asarray(digits).reshape(len(s), SIDE * SIDE).max(axis=1, initial=0) \
+            < MIN_CONTRAST
+        top2 = np.sort(s, axis=1)[:, -2:] if s.shape[1] >= 2 else np.zeros((len(s), 2))
+        margin = top2[:, 1] - top2[:, 0]
         out = []
-        for row_s, row_p in zip(s, probs, strict=True):
+        for row_s, row_p, none, m in zip(s, probs, blank, margin, strict=True):
+            if none:
+                out.append(Prediction(-1, None, [], []))
+                continue
             i = int(row_s.argmax())
+            unsure = self.reject_margin is not None and not m > self.reject_margin
             out.append(Prediction(i, self.classes[i] if i < len(self.classes) else str(i),
-                                  row_p.tolist(), row_s.tolist()))
+                                  row_p.tolist(), row_s.tolist(), bool(unsure)))
         return out
 
     def first_conv_maps(self, digit: np.ndarray) -> dict[str, Any] | None:
@@ -278,9 +326,9 @@ class Predictor:
 def _to_digits(x: Any, label: str = "input") -> tuple[np.ndarray, bool]:
     """Any input -> uint8 (N, 28, 28) MNIST-style digits, and whether it was one image."""
     if isinstance(x, (str, os.PathLike)):
-        return preprocess_image(x)[None], True
+        return _blank_if_no_ink(preprocess_image, x)[None], True
     if isinstance(x, (bytes, bytearray, memoryview)):
-        return preprocess_image(bytes(x), label)[None], True
+        return _blank_if_no_ink(preprocess_image, bytes(x), label)[None], True
     if isinstance(x, Image.Image):
         return _picture(x, label)[None], True
     if isinstance(x, (np.ndarray, torch.Tensor)):
@@ -374,13 +422,22 @@ def _array_digits(pixels: np.ndarray, label: str) -> np.ndarray:
     return digits
 
 
+def _blank_if_no_ink(preprocess_fn: Any, *args: Any) -> np.ndarray:
+    """`preprocess_fn(*args)`'s digit, or a blank one where the image holds no ink (which
+    :meth:`Predictor.predict_digits` answers with "no digit")."""
+    try:
+        return np.asarray(preprocess_fn(*args), dtype=np.uint8)
+    except NoInkError:
+        return np.zeros((SIDE, SIDE), np.uint8)
+
+
 def _picture(img: Image.Image, label: str) -> np.ndarray:
     """A PIL image, opened by the caller or made from an array, through what
     :func:`~lenet.inference.preprocess.preprocess_image` does to a file once it is open: the
     same size checks and bounded decode, then MNIST's preprocessing. Every refusal is an
     :class:`InputError`."""
     try:
-        return preprocess.preprocess_opened(img, label)
+        return _blank_if_no_ink(preprocess.preprocess_opened, img, label)
     except InputError:
         raise
     except ImageError as e:
@@ -467,7 +524,7 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
     ok: list[tuple[int, Path, np.ndarray]] = []
     for path in paths:
         try:
-            digit = preprocess_image(path)
+            digit = _blank_if_no_ink(preprocess_image, path)
         except ImageError as e:
             results.append({"path": str(path), "error": str(e).removeprefix(f"{path}: ")})
             continue
@@ -483,8 +540,7 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
         preds = predictor.predict_digits(np.stack([d for _, _, d in chunk]))
         for (i, path, digit), pred in zip(chunk, preds, strict=True):
             r = results[i]
-            r.update({"digit": pred.index, "label": pred.label,
-                      "confidence": pred.confidence, "top_k": pred.top(top_k, predictor.classes)})
+            r.update({**pred.to_dict(), "top_k": pred.top(top_k, predictor.classes)})
             if save_dir is not None:
                 target = Path(save_dir) / _save_name(path, used)
                 atomic.write_bytes(target, png_bytes(digit))

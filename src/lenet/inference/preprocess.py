@@ -384,13 +384,20 @@ def mnist_trace(gray: np.ndarray, name: str = "image") -> Trace:
     gray = np.asarray(gray, dtype=np.float64)
     if gray.ndim != 2 or gray.size == 0:
         raise ImageError(f"{name}: expected a 2-D grayscale image, got shape {gray.shape}")
-    inverted = float(np.median(_border(gray))) > 127.5  # light paper, dark ink: make ink white
+    ink, inverted = white_ink(gray, name)
     white = 255.0 - gray if inverted else gray
-    ink = _stretch(white, name)
     box = _ink_box(ink)
     top, left, bottom, right = box
     scaled = _scale_to_box(ink[top:bottom, left:right], name)
     return Trace(gray, inverted, white, ink, box, scaled, _place(scaled))
+
+
+def white_ink(gray: np.ndarray, name: str = "image") -> tuple[np.ndarray, bool]:
+    """Steps 2 and 3 (shared with the line reader, :mod:`lenet.inference.read.line`): float
+    (H, W) grey levels -> the ink, white on black and stretched to 0..255, and whether the
+    paper was light (inverted); a blank image is a :class:`NoInkError`."""
+    inverted = float(np.median(_border(gray))) > 127.5  # light paper, dark ink: make ink white
+    return _stretch(255.0 - gray if inverted else gray, name), inverted
 
 
 def _stretch(white: np.ndarray, name: str) -> np.ndarray:
@@ -418,12 +425,19 @@ def _scale_to_box(crop: np.ndarray, name: str) -> np.ndarray:
     """The longest side to BOX px (Lanczos), the peak to 255, rounded to whole grey levels."""
     h, w = crop.shape
     scale = BOX / max(h, w)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    return scale_ink(crop, (max(1, round(w * scale)), max(1, round(h * scale))), name,
+                     f"the digit to {BOX} px")
+
+
+def scale_ink(crop: np.ndarray, size: tuple[int, int], name: str = "image",
+              what: str = "it") -> np.ndarray:
+    """Ink resized to `size` (width, height; Lanczos), the peak to 255, rounded to whole grey
+    levels (float64); a :class:`NoInkError` if none is left (after scaling `what`)."""
     small = Image.fromarray(crop.astype(np.float32), mode="F").resize(
-        (new_w, new_h), Image.Resampling.LANCZOS)
+        size, Image.Resampling.LANCZOS)
     digit = np.clip(np.asarray(small, dtype=np.float64), 0.0, 255.0)
     if digit.sum() <= 0:
-        raise NoInkError(f"{name}: no ink left after scaling the digit to {BOX} px")
+        raise NoInkError(f"{name}: no ink left after scaling {what}")
     digit *= 255.0 / digit.max()  # every MNIST digit peaks at 254-255; thin strokes fade
     # Rounded to the gray levels it is stored with *before* the centre of mass is measured, so
     # that the whole-pixel placement in _place puts the stored digit's centre within 0.5 px of 14.
@@ -458,12 +472,27 @@ def preprocess_opened(img: Image.Image, name: str = "image") -> np.ndarray:
     """A PIL image the caller opened (lazily, as ``Image.open`` does, or already loaded) ->
     uint8 (28, 28) MNIST-style digit, with :func:`preprocess_image`'s checks and bounded
     decode (a large JPEG not yet loaded is switched to reduced-size decoding, ``draft``)."""
-    plan_decode(img, name)
+    return mnist_preprocess(decode_gray(img, name)[0], name)
+
+
+def decode_gray(img: Image.Image, name: str = "image") -> tuple[np.ndarray, Footprint]:
+    """A PIL image opened lazily or loaded -> its grey levels (:func:`to_grayscale`), decoded
+    within the limits (:func:`plan_decode`), and its declared size (the decoded one may be
+    smaller: positions scale by ``footprint.width / gray.shape[1]``)."""
+    footprint = plan_decode(img, name)
     decoded = _decode(img)
     try:
-        return mnist_preprocess(to_grayscale(decoded, name), name)
+        return to_grayscale(decoded, name), footprint
     finally:
         decoded.close()
+
+
+def read_gray(source: str | os.PathLike[str] | bytes, name: str | None = None
+              ) -> tuple[np.ndarray, Footprint]:
+    """An image file (path or bytes) -> :func:`decode_gray`'s grey levels and declared size."""
+    label = name or (str(source) if not isinstance(source, bytes) else "image")
+    with _opened(source, label) as img:
+        return decode_gray(img, label)
 
 
 def preprocess_pixels(pixels: Any, name: str = "pixels") -> np.ndarray:

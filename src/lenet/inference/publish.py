@@ -39,10 +39,13 @@ def machine() -> str:
 
 def publish(run: str | os.PathLike[str], name: str, dest: str | os.PathLike[str] | None = None,
             *, recipe: str | None = None, device: str = "cpu",
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            log: Callable[[str], None] = print, reject_margin: float | None = None
+            ) -> dict[str, Any]:
     """Copy `run`'s weights into `dest` (default: the package's bundled weights) as `name`,
     with the accuracy measured again on the whole test set; returns the manifest entry.
-    `recipe` names the shipped recipe that trained it (default: the model's name)."""
+    `recipe` names the shipped recipe that trained it (default: the model's name);
+    `reject_margin`, chosen on held-out training digits, is written into the file's metadata
+    (:mod:`lenet.training.reject`)."""
     _check_name(name)
     dest = Path(dest) if dest is not None else hub.PRETRAINED_DIR
     atomic.ensure_writable_dir(dest, fix="pass --dest DIR, a folder you can write")
@@ -52,6 +55,10 @@ def publish(run: str | os.PathLike[str], name: str, dest: str | os.PathLike[str]
         raise WeightsError(f"{source}: {len(data):,} bytes; bundled weights must be at most "
                            f"{MAX_BYTES:,} (publish a smaller model)")
     loaded = evaluate.load(source, device)
+    if reject_margin is not None:  # the same tensors, the margin added to their metadata
+        loaded.meta.reject_margin = reject_margin
+        data = tensorfile.encode(weights.read(source)[0], tensorfile.METADATA_KEY,
+                                 loaded.meta.to_dict())
     log(f"measuring {name} ({loaded.meta.model}) on the whole {loaded.meta.dataset} test set")
     ev = evaluate.evaluate_detailed(loaded, test_subset=0)
     measured = dict(ev.summary)

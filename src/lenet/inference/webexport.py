@@ -17,6 +17,13 @@ the sliders' distortions, in JavaScript) and ``model.js``, the description and t
 (base64) as one script, so that the page also opens from a ``file://`` URL where browsers
 refuse ``fetch``. Every file is written atomically.
 
+The page also reads whole numbers (its number mode) when a reader is exported with it (by
+default the bundled default reader, where this install has one): :func:`describe_reader` turns
+the :class:`~lenet.models.sdnn.SDNN` (LeNet-5 replicated over the line) into the same kind of
+operations, run by ``forward.js`` over a strip of any width, and ``reader.js`` holds them with the
+reader's reject threshold; ``read.js`` holds the ports of the line normalization and the Viterbi
+decoder (:mod:`lenet.inference.read`), ``number.js`` the number mode.
+
 Never replacing what lenet did not write: the folder must be new or empty, unless `overwrite`
 (``--overwrite``); then only the files of an earlier export are replaced or removed. Those are
 listed, with their SHA-256, in the folder's :data:`MANIFEST` (``.lenet-export.json``); a file
@@ -44,21 +51,26 @@ from torch import nn
 from lenet._version import __version__
 from lenet.analysis.activations import kind_of, layer_activations, reads_of
 from lenet.errors import LenetError, OutputError
-from lenet.models import weights
+from lenet.models import readers, weights
 from lenet.models.interfaces import SparseConvolution
 from lenet.models.lenet1998 import EuclideanRBF, Squash, Subsampling, squash
 from lenet.models.metadata import WeightsMeta
+from lenet.models.readers import DEFAULT_READER
+from lenet.models.sdnn import SDNN
 from lenet.storage import atomic
 
 STATIC = Path(__file__).parent / "serve" / "static"
-COPIED = ("app.js", "layers.js", "forward.js", "mnist.js", "style.css", "favicon.svg")
+COPIED = ("app.js", "layers.js", "forward.js", "mnist.js", "read.js", "number.js", "style.css",
+          "favicon.svg")
 MODEL_FILE = "model.js"
+READER_FILE = "reader.js"  # the number reader (the SDNN), when the site reads numbers
 MANIFEST = ".lenet-export.json"  # the files this export wrote, name -> SHA-256
 FORMAT = 1
 # The served page names its assets /static/NAME; the site keeps them next to index.html.
 _SCRIPTS_AT = '<script src="/static/layers.js"></script>'
 _SCRIPTS = ('<script src="model.js"></script>\n<script src="forward.js"></script>\n'
             '<script src="mnist.js"></script>\n<script src="layers.js"></script>')
+_READER_SCRIPT = '<script src="reader.js"></script>\n'
 
 
 class WebExportError(LenetError):
@@ -175,6 +187,7 @@ def describe(model: nn.Module, meta: WeightsMeta) -> tuple[dict[str, Any], bytes
                         "shape": list(seen.rbf.codes.shape[1:]), "features": seen.rbf.features}
     doc = {"format": FORMAT, "model": meta.model, "dataset": meta.dataset,
            "classes": [str(c) for c in meta.classes], "test_accuracy": meta.test_accuracy,
+           "reject_margin": meta.reject_margin,
            "preprocessing": {"mean": prep.mean, "std": prep.std, "pad": prep.pad},
            "layers": [{"name": la.name, "kind": la.kind, "shape": list(la.shape),
                        "reads": la.reads} for la in seen.layers],
@@ -235,20 +248,88 @@ def _check(doc: dict[str, Any], blob: bytes, model: nn.Module, meta: WeightsMeta
                              "web page cannot run it, serve it with `lenet serve`")
 
 
+# --------------------------------------------------------------------------- the reader
+def _plain_conv(module: nn.Conv2d, buffer: _Weights) -> dict[str, Any]:
+    return {"op": "conv", "weight": buffer.add(module.weight),
+            "bias": None if module.bias is None else buffer.add(module.bias), "table": None,
+            "kernel": list(module.kernel_size), "stride": list(module.stride),
+            "padding": list(module.padding)}
+
+
+def describe_reader(model: SDNN, meta: WeightsMeta, reading: dict[str, Any]
+                    ) -> tuple[dict[str, Any], bytes]:
+    """(the JSON-able description of a number reader, an :class:`~lenet.models.sdnn.SDNN`,
+    for forward.js's ``lineScores``, its float32 weights buffer). Its operations (the margin's
+    background columns, convolutions, ReLU, 2x2 max-pooling) run over a strip of any width;
+    `reading` adds what the page's decoder needs (the classes, the reject threshold...).
+    Checked against the model on strips of two widths, like :func:`describe`.
+
+    >>> from lenet.models.readers import reader_meta
+    >>> doc, blob = describe_reader(SDNN(), reader_meta(0.5, {}), {"margin": 12})
+    >>> [op["op"] for op in doc["ops"]][:4], len(blob) == 4 * doc["weights"]
+    (['pad', 'conv', 'act', 'maxpool'], True)
+    """
+    if not isinstance(model, SDNN):
+        raise WebExportError(f"reader {meta.model}: the web page reads numbers only with an "
+                             "SDNN reader; serve it with `lenet serve`")
+    prep = meta.preprocessing
+    if prep.resize is not None or prep.deslant or prep.pad:
+        raise WebExportError(f"reader {meta.model}: its preprocessing (resize, deslant or pad) "
+                             "is not done by the web page; serve it with `lenet serve`")
+    buffer, relu = _Weights(), {"op": "act", "fn": "relu"}
+    pool = {"op": "maxpool", "kernel": [2, 2], "stride": [2, 2]}
+    ops: list[dict[str, Any]] = [{"op": "pad", "width": model.margin,
+                                  "value": float(model.background)}] if model.margin else []
+    ops += [_plain_conv(model.c1, buffer), relu, pool, _plain_conv(model.c3, buffer), relu,
+            pool, _plain_conv(model.c5, buffer), relu, _plain_conv(model.f6, buffer), relu,
+            _plain_conv(model.output, buffer)]
+    doc = {"format": FORMAT, "model": meta.model, "dataset": meta.dataset,
+           "classes": [str(c) for c in meta.classes], "stride": model.stride,
+           "centre0": model.centre(0), "preprocessing": {"mean": prep.mean, "std": prep.std,
+                                                         "pad": 0},
+           "ops": ops, "weights": buffer.count, **reading}
+    blob = buffer.data()
+    gen = torch.Generator().manual_seed(0)
+    for width in (61, 140):  # a few digits' width, and one not a multiple of the stride
+        strips = (torch.rand(2, 28, width, generator=gen) * 255).round().to(torch.uint8)
+        x = prep(strips)
+        with torch.inference_mode():
+            want = model.eval()(x).float()
+            got = run_line_description(doc, blob, x)
+        if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-4):
+            raise WebExportError(f"reader {meta.model}: its operations, run one after the "
+                                 "other, do not give its output; the web page cannot run it")
+    return doc, blob
+
+
+def run_line_description(doc: dict[str, Any], blob: bytes, x: torch.Tensor) -> torch.Tensor:
+    """The (N, T, classes) scores a reader's description computes for normalized strips `x`
+    (N, 1, 28, W): what forward.js's ``lineScores`` does, in torch."""
+    for op in doc["ops"]:
+        if op["op"] == "pad":
+            x = F.pad(x, (op["width"], op["width"]), value=op["value"])
+        else:
+            x = _apply(op, x, blob)
+    return x.squeeze(2).transpose(1, 2)
+
+
 # --------------------------------------------------------------------------- the site
-def _page() -> str:
-    """The served index.html with its assets next to it and the model's scripts added."""
+def _page(reads_numbers: bool = False) -> str:
+    """The served index.html with its assets next to it and the model's scripts added (and
+    the reader's, where the page reads numbers)."""
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     if _SCRIPTS_AT not in html:  # guards this module against a change of the page
         raise AssertionError(f"{STATIC / 'index.html'} lost {_SCRIPTS_AT}")
-    return html.replace(_SCRIPTS_AT, _SCRIPTS).replace('"/static/', '"')
+    scripts = (_READER_SCRIPT if reads_numbers else "") + _SCRIPTS
+    return html.replace(_SCRIPTS_AT, scripts).replace('"/static/', '"')
 
 
-def model_script(doc: dict[str, Any], blob: bytes) -> str:
-    """model.js: the description and the weights, as window.LENET_MODEL."""
+def model_script(doc: dict[str, Any], blob: bytes, variable: str = "LENET_MODEL") -> str:
+    """model.js (reader.js): the description and the weights, as window.LENET_MODEL
+    (window.LENET_READER)."""
     data = {**doc, "weights_base64": base64.b64encode(blob).decode("ascii")}
     return ("// Written by `lenet export --format web`: the network for forward.js.\n"
-            f"window.LENET_MODEL = {json.dumps(data, separators=(',', ':'))};\n")
+            f"window.{variable} = {json.dumps(data, separators=(',', ':'))};\n")
 
 
 def default_out(weights_path: str | os.PathLike[str]) -> Path:
@@ -260,19 +341,31 @@ def default_out(weights_path: str | os.PathLike[str]) -> Path:
 
 
 def export_web(weights_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
-               *, overwrite: bool = False) -> Path:
+               *, overwrite: bool = False,
+               reader: str | os.PathLike[str] | None = DEFAULT_READER) -> Path:
     """Write the static site for the weights into `out` (default :func:`default_out`); returns
     the folder. The folder is checked first, before any weights are loaded: it must be new or
     empty, or, with `overwrite`, hold an earlier export whose files (listed in
-    :data:`MANIFEST`) are the only ones replaced or removed; see the module's notes."""
+    :data:`MANIFEST`) are the only ones replaced or removed; see the module's notes.
+
+    `reader`: the reader weights the page reads numbers with (:data:`READER_FILE`; default the
+    bundled default reader, left out where this install has none); None: digits only."""
     folder = atomic.ensure_writable_dir(default_out(weights_path) if out is None else out)
-    names = [*COPIED, "index.html", MODEL_FILE]
+    if reader is not None and os.fspath(reader) == DEFAULT_READER \
+            and not readers.is_reader_name(DEFAULT_READER):
+        reader = None  # an install without the bundled reader: the page reads digits only
+    names = [*COPIED, "index.html", MODEL_FILE, *([READER_FILE] if reader is not None else [])]
     stale = _check_folder(folder, names, overwrite)
     model, meta = weights.load_model(weights_path)
     doc, blob = describe(model, meta)
     files = {name: (STATIC / name).read_bytes() for name in COPIED}
-    files["index.html"] = _page().encode("utf-8")
+    files["index.html"] = _page(reader is not None).encode("utf-8")
     files[MODEL_FILE] = model_script(doc, blob).encode("utf-8")
+    if reader is not None:
+        sdnn, reader_meta = readers.load_reader(reader)
+        line_doc, line_blob = describe_reader(sdnn, reader_meta, {
+            "reject": float(reader_meta.extra["reject"]), "margin": sdnn.margin})
+        files[READER_FILE] = model_script(line_doc, line_blob, "LENET_READER").encode("utf-8")
     for name, data in files.items():
         atomic.write_bytes(folder / name, data)  # with open()'s mode: a web server can read it
     listing = {"written_by": f"lenet {__version__} export --format web",

@@ -187,8 +187,9 @@ def list_models(filter: str | Sequence[str] = "", pretrained: bool | None = None
     :func:`create` takes. `filter` is a shell-style pattern, or several (``"lenet5*"``).
     ``pretrained=False``, like None, does not filter (as in timm).
 
-    >>> list_models("lenet5*", pretrained=True)
-    ['lenet5-1998.mnist', 'lenet5-sigmoid.fashion-mnist', 'lenet5-tanh.mnist', 'lenet5.mnist']
+    >>> list_models("lenet5*", pretrained=True)  # doctest: +NORMALIZE_WHITESPACE
+    ['lenet5-1998.mnist', 'lenet5-sigmoid.fashion-mnist', 'lenet5-tanh.mnist', 'lenet5.mnist',
+     'lenet5.real-mnist']
     """
     found = sorted(tagged()) if pretrained else names()
     patterns = [filter] if isinstance(filter, str) else builtins.list(filter)

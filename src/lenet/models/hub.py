@@ -44,6 +44,10 @@ from lenet.models.registry import get_spec
 from lenet.storage import atomic, tensorfile
 
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
+# The weights `lenet.load()`, `lenet predict`, `lenet serve` and the page use when none are
+# named: LeNet-5 trained for real input (recipe lenet5-real: photos and scans, not only MNIST).
+# The faithful "lenet5" (the tutorials' recipe) stays available by name.
+DEFAULT_WEIGHTS = "lenet5-real"
 MANIFEST = "manifest.json"
 _REINSTALL = "reinstall lenet (pip install --force-reinstall lenet), or rebuild it with " \
              "`make weights`"
@@ -97,9 +101,7 @@ class Weights:
             "test_accuracy": measured["accuracy"], "test_errors": measured["errors"],
             "test_digits": measured["total"], "test_accuracy_first_1000": measured["first_1000"],
             "epochs": meta.extra.get("epoch"),
-            "command": (f"OMP_NUM_THREADS=1 lenet train --config {recipe} --seed {seed} "
-                        f"--run-dir runs/weights/{name} && lenet weights publish "
-                        f"runs/weights/{name} --name {name} --recipe {recipe}"),
+            "command": _command(name, recipe, seed, meta.reject_margin is not None),
             "machine": machine, "published": datetime.date.today().isoformat(),
             "lenet_version": __version__, "torch_version": torch.__version__,
             "config": {k: v for k, v in config.items() if k not in _LOCAL_KEYS},
@@ -148,6 +150,18 @@ class Weights:
         return _read_checked(self.name)
 
 
+def _command(name: str, recipe: str, seed: Any, reject: bool) -> str:
+    """How an entry's file was made. With a reject margin, that margin was chosen on held-out
+    training digits: by a run of the same recipe and seed with a validation split."""
+    train = f"OMP_NUM_THREADS=1 lenet train --config {recipe} --seed {seed}"
+    publish = f"lenet weights publish runs/weights/{name} --name {name} --recipe {recipe}"
+    if not reject:
+        return f"{train} --run-dir runs/weights/{name} && {publish}"
+    val = f"runs/weights/{name}-val"
+    return (f"{train} --set val_size=10000 --run-dir {val} && {train} --run-dir "
+            f"runs/weights/{name} && {publish} --reject-from {val}")
+
+
 def manifest(directory: Path | None = None) -> dict[str, dict[str, Any]]:
     """The manifest's entries by name (default: the bundled ones); an empty dict where there
     are none."""
@@ -179,15 +193,19 @@ def list_pretrained() -> list[str]:
 def tagged() -> dict[str, str]:
     """Every bundled set of weights by its timm-style ``arch.tag`` name, the tag being the
     dataset it was trained on (``lenet5.mnist``, ``lenet5-sigmoid.fashion-mnist``), mapped to
-    its manifest name. Two sets of one model on one dataset would be told apart by their
-    manifest names (``lenet5.NAME``)."""
+    its manifest name. A second set of one model on one dataset is told apart by what its
+    manifest name adds to the model's, before the dataset, as timm's tags are
+    (``lenet5-real`` is ``lenet5.real-mnist``; a name that adds nothing: ``lenet5.NAME``)."""
     out: dict[str, str] = {}
     for name, entry in sorted(manifest().items()):
         model, dataset = entry.get("model"), entry.get("dataset")
         if not (isinstance(model, str) and isinstance(dataset, str)):
             continue  # a malformed entry: get_weights(name) says so
         key = f"{model}.{dataset}"
-        out[f"{model}.{name}" if key in out else key] = name
+        if key in out:
+            extra = name.removeprefix(f"{model}-")
+            key = f"{model}.{extra}-{dataset}" if extra != name else f"{model}.{name}"
+        out[key] = name
     return out
 
 

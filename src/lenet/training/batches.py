@@ -15,6 +15,7 @@ import torch
 from lenet import data
 from lenet.config import TrainConfig, val_count
 from lenet.data.distort import Distortion
+from lenet.data.realistic import Realistic
 from lenet.data.transforms import Preprocessing
 from lenet.training.result import TrainingError
 
@@ -68,7 +69,8 @@ class Data:
     val: Split | None
     test: Split
     prep: Preprocessing
-    distort: Distortion | None  # per-batch distortions (the inputs are then made per batch)
+    # Per-batch distortions (the inputs are then made per batch): affine, or for real input.
+    distort: Distortion | Realistic | None
     channels_last: bool
 
     def batch(self, idx: torch.Tensor, augment: torch.Generator
@@ -107,8 +109,10 @@ class Data:
 
 def load_data(cfg: TrainConfig, prep: Preprocessing, device: torch.device) -> Data:
     train_split, val_split, test_split = load_splits(cfg, device)
-    distort = None
-    if cfg.distort:
+    distort: Distortion | Realistic | None = None
+    if cfg.realistic:
+        distort = Realistic()
+    elif cfg.distort:
         distort = Distortion()
     else:
         train_split.inputs = prep(train_split.images)

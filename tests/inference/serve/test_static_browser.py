@@ -85,7 +85,8 @@ _SHOWN = """([label, pixels]) => {
 def _same_answer(local: dict, server: dict) -> None:
     """The same digit and answer; every layer (and the RBF distances) to 1e-4."""
     assert local["preprocessed"] == server["preprocessed"]
-    assert (local["digit"], local["label"]) == (server["digit"], server["label"])
+    assert (local["digit"], local["label"], local["unsure"], local["no_digit"]) == \
+        (server["digit"], server["label"], server["unsure"], server["no_digit"])
     assert [la["name"] for la in local["layers"]] == [la["name"] for la in server["layers"]]
     for mine, theirs in zip(local["layers"], server["layers"], strict=True):
         assert (mine["kind"], mine["shape"], mine["reads"]) == \

@@ -42,9 +42,13 @@ def answer(predictor: Predictor, digit: np.ndarray) -> dict[str, Any]:
     # "preprocess": false): straight to the network, past predict()'s guesses about raw inputs
     # (a light background is refused there; here it is the digit the user asked about).
     pred = predictor.predict_digits(np.asarray(digit, np.uint8)[None])[0]
+    if pred.no_digit:  # no ink left (a transform scaled or shifted it away): "no digit"
+        return {"digit": None, "label": None, "confidence": 0.0, "unsure": False,
+                "no_digit": True, "probabilities": [0.0] * len(predictor.classes),
+                "classes": predictor.classes, "preprocessed": digit.reshape(-1).tolist()}
     return {"digit": pred.index, "label": pred.label, "confidence": pred.confidence,
-            "probabilities": pred.probabilities, "classes": predictor.classes,
-            "preprocessed": digit.reshape(-1).tolist()}
+            "unsure": pred.unsure, "no_digit": False, "probabilities": pred.probabilities,
+            "classes": predictor.classes, "preprocessed": digit.reshape(-1).tolist()}
 
 
 def infer(predictor: Predictor, kind: str, payload: bytes) -> dict[str, Any]:

@@ -14,6 +14,11 @@
   :data:`~lenet.inference.serve.answers.DECIMALS` decimals and at most
   :data:`~lenet.inference.serve.answers.MAX_LAYER_VALUES` of them, so the answer is size-bounded
   (:data:`ACTIVATIONS_DOC`).
+- ``POST /api/read``: a whole number (the page's number mode): the same inputs (JSON pixels of
+  any size, with ``width`` and ``height``), limits and errors, options ``length`` and
+  ``pattern``; read by the SDNN reader (:mod:`lenet.inference.serve.reading`, loaded on first
+  use). Returns the reading (text, confidence, digits, per-column probabilities, the Viterbi
+  path) and the normalized strip with its column centres, for drawing.
 - ``GET /api/model``, ``GET /healthz``, ``GET /openapi.json``, and ``GET /docs``: a small
   self-contained page rendering the OpenAPI schema (Swagger UI would load from a CDN).
 
@@ -79,6 +84,7 @@ from lenet.inference.serve.limits import (
     image_cost,
     json_error,
 )
+from lenet.inference.serve.reading import READ_DOC, LazyReader, read_number
 from lenet.inference.serve.security import (
     LOCAL_HOSTS,
     STATIC,
@@ -178,9 +184,12 @@ def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
                max_in_flight: int = 4, queue_timeout: float = 10.0,
                max_pixels: int = MAX_PIXELS, max_queued: int | None = None,
                max_decode_bytes: int = MAX_DECODE_BYTES,
-               allowed_hosts: Iterable[str] = LOCAL_HOSTS) -> FastAPI:
-    """The app; `allowed_hosts` are the Host names it answers for ("*": any)."""
+               allowed_hosts: Iterable[str] = LOCAL_HOSTS, reader: Any = None) -> FastAPI:
+    """The app; `allowed_hosts` are the Host names it answers for ("*": any); `reader`: the
+    reader weights (or a :class:`~lenet.inference.read.reader.Reader`) for ``/api/read``,
+    default the bundled default reader, loaded on the first request that reads a number."""
     predictor = weights if isinstance(weights, Predictor) else Predictor.load(weights)
+    readers = LazyReader(reader)
     # No trailing-slash redirects: they would be built from the client's Host header.
     app = FastAPI(title="lenet", version="1", docs_url=None, redoc_url=None,
                   redirect_slashes=False,
@@ -216,6 +225,13 @@ def create_app(weights: str | Path | Predictor, *, max_body: int = MAX_BODY,
                   **errors, 409: {"description": "the server runs an ONNX file (no layers)"}})
     async def activations(request: Request) -> dict[str, Any]:
         return await serve(request, infer_layers)
+
+    @app.post("/api/read", summary="Read a whole number", description=READ_DOC,
+              responses=errors)
+    async def read(request: Request) -> dict[str, Any]:
+        query = dict(request.query_params)
+        return await serve(request, lambda _, kind, payload, fields: read_number(
+            readers.get(), kind, payload, {**query, **fields}))
 
     @app.get("/api/model", summary="The loaded model")
     async def model_info() -> dict[str, Any]:

@@ -246,8 +246,9 @@
   }
 
   function show(r) {
-    predEl.textContent = r.label;
-    confEl.textContent = (100 * r.confidence).toFixed(1) + "% confident";
+    predEl.textContent = r.no_digit ? "–" : r.label;
+    confEl.textContent = r.no_digit ? "no digit (no ink left)"
+      : (100 * r.confidence).toFixed(1) + "% confident" + (r.unsure ? " · unsure" : "");
     if (classes.length !== r.probabilities.length) makeBars(r.classes);
     barsEl.querySelectorAll(".bar").forEach(function (row, i) {
       const p = r.probabilities[i];

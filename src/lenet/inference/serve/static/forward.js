@@ -4,9 +4,12 @@
 // lenet.webexport found in the model, and its float32 weights, base64). run() answers what
 // POST /api/activations answers for a 28x28 digit, so app.js and layers.js draw it unchanged;
 // mnist.js makes the digit. Computed in float64 (the server: float32).
-// Exposes window.LenetForward = {load, run}.
+// lineScores() runs a reader (window.LENET_READER: the SDNN, LeNet-5 replicated over the line)
+// over a 28-high strip of any width: the same operations, their output sizes found from the
+// input's, as torch finds them.
+// Exposes window.LenetForward = {load, run, lineScores}.
 (function () {
-  const SIDE = 28;
+  const SIDE = 28, MIN_CONTRAST = 24;  // lenet.inference.preprocess.MIN_CONTRAST
 
   function numel(shape) { return shape.reduce(function (a, b) { return a * b; }, 1); }
 
@@ -27,9 +30,10 @@
     const kh = op.kernel[0], kw = op.kernel[1], sy = op.stride[0], sx = op.stride[1];
     const py = op.padding[0], px = op.padding[1];
     const wt = tensor(net, op.weight), bias = op.bias ? tensor(net, op.bias) : null;
-    const y = new Float64Array(cout * oh * ow);
+    const y = new Float64Array(cout * oh * ow), all = [];
+    for (let i = 0; i < cin; i++) all.push(i);
     for (let o = 0; o < cout; o++) {
-      const maps = op.table[o];  // the sparse C3 skips the maps Table I leaves out
+      const maps = op.table ? op.table[o] : all;  // the sparse C3 skips maps Table I leaves out
       for (let oy = 0; oy < oh; oy++) {
         for (let ox = 0; ox < ow; ox++) {
           let s = bias ? bias[o] : 0;
@@ -173,11 +177,76 @@
     });
     const scores = Array.from(x), probabilities = softmax(scores);
     const best = scores.indexOf(Math.max.apply(null, scores));
-    return { digit: best, label: doc.classes[best] === undefined ? String(best) : doc.classes[best],
+    const top2 = scores.slice().sort(function (a, b) { return b - a; });
+    const answer = { digit: best, label: doc.classes[best] === undefined ? String(best) : doc.classes[best],
              confidence: probabilities[best], probabilities: probabilities, classes: doc.classes,
              preprocessed: Array.from(digit), model: doc.model, layers: layers, scores: scores,
-             rbf: rbfReading(doc, layers) };
+             rbf: rbfReading(doc, layers), no_digit: false,
+             // unsure: the top-two margin at most the weights' reject margin (Predictor's rule)
+             unsure: doc.reject_margin != null && !(top2[0] - top2[1] > doc.reject_margin) };
+    if (Math.max.apply(null, Array.from(digit)) < MIN_CONTRAST) {  // no ink: "no digit"
+      Object.assign(answer, { digit: null, label: null, confidence: 0, unsure: false, no_digit: true,
+                              probabilities: probabilities.map(function () { return 0; }) });
+    }
+    return answer;
   }
 
-  window.LenetForward = { load: load, run: run };
+  // ------------------------------------------------------------------ a line (the reader)
+  // An operation's output shape for an input of `shape` (torch's floor division).
+  function outShape(op, shape) {
+    const side = function (n, k, s, p) { return Math.floor((n + 2 * p - k) / s) + 1; };
+    if (op.op === "conv") {
+      return [op.weight.shape[0], side(shape[1], op.kernel[0], op.stride[0], op.padding[0]),
+              side(shape[2], op.kernel[1], op.stride[1], op.padding[1])];
+    }
+    if (op.op === "maxpool" || op.op === "avgpool") {
+      return [shape[0], side(shape[1], op.kernel[0], op.stride[0], 0),
+              side(shape[2], op.kernel[1], op.stride[1], 0)];
+    }
+    if (op.op === "act") return shape;
+    if (op.op === "pad") return [shape[0], shape[1], shape[2] + 2 * op.width];
+    throw new Error("reader.js: operation " + op.op + " cannot run over a line");
+  }
+
+  // `width` columns of `value` added on each side of every map (the SDNN's margin).
+  function padColumns(x, shape, width, value) {
+    const h = shape[1], w = shape[2], ow = w + 2 * width;
+    const y = new Float64Array(shape[0] * h * ow).fill(value);
+    for (let r = 0; r < shape[0] * h; r++) {
+      for (let c = 0; c < w; c++) y[r * ow + width + c] = x[r * w + c];
+    }
+    return y;
+  }
+
+  // The reader's scores for a (28, width) uint8 strip, row-major: {scores: T rows of the
+  // classes' logits, one per output column}. The last operation's output is (classes, 1, T).
+  function lineScores(net, strip, width) {
+    const doc = net.doc, p = doc.preprocessing, h = 28 + 2 * p.pad, w = width + 2 * p.pad;
+    const scale = 1 / (255 * p.std), shift = p.mean / p.std;
+    let x = new Float64Array(h * w), shape = [1, h, w];
+    for (let r = 0; r < h; r++) {
+      for (let c = 0; c < w; c++) {
+        const rr = r - p.pad, cc = c - p.pad;
+        const v = rr >= 0 && rr < 28 && cc >= 0 && cc < width ? strip[rr * width + cc] : 0;
+        x[r * w + c] = v * scale - shift;
+      }
+    }
+    for (const op of doc.ops) {
+      const out = outShape(op, shape);
+      if (out[1] < 1 || out[2] < 1) throw new Error("the line is too narrow for the reader");
+      x = op.op === "pad" ? padColumns(x, shape, op.width, op.value)
+        : apply(net, Object.assign({}, op, { out: out }), x, shape);
+      shape = out;
+    }
+    if (shape[1] !== 1) throw new Error("reader.js: the reader's output is not one row");
+    const scores = [];
+    for (let t = 0; t < shape[2]; t++) {
+      const row = new Float64Array(shape[0]);
+      for (let k = 0; k < shape[0]; k++) row[k] = x[k * shape[2] + t];
+      scores.push(row);
+    }
+    return { scores: scores };
+  }
+
+  window.LenetForward = { load: load, run: run, lineScores: lineScores };
 })();

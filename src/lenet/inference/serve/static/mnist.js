@@ -263,5 +263,112 @@
     return Uint8Array.from(y, function (v) { return rint(Math.min(255, Math.max(0, v))); });
   }
 
-  window.LenetMnist = { preprocess: preprocess, grayFromImage: grayFromImage, distort: distort, rint: rint };
+  // ------------------------------------------------------------------ a line (number mode)
+  // lenet.inference.read.line.normalize step by step: a drawing of a number -> the reader's
+  // strip, uint8 (28, W) white on black, the digits 20 px high, the centre of mass at row 14.
+  const LINE_MARGIN = 4, MAX_LINE = 20480, LINE_SHARE = 0.5, MERGE_GAP = 0.25, PERCENTILE = 98;
+  const INK_LEVEL = 231.0, INK_FLOOR = 26.0, MAX_GAIN = 3.0;
+
+  function solid(mask, w, h) {  // without pixels that have fewer than 2 of 8 neighbours set
+    const out = new Uint8Array(w * h);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        if (!mask[y * w + x]) continue;
+        let n = 0;
+        for (let dy = -1; dy <= 1; dy++) {
+          for (let dx = -1; dx <= 1; dx++) {
+            const yy = y + dy, xx = x + dx;
+            if ((dy || dx) && yy >= 0 && yy < h && xx >= 0 && xx < w) n += mask[yy * w + xx];
+          }
+        }
+        out[y * w + x] = n >= 2 ? 1 : 0;
+      }
+    }
+    return out;
+  }
+
+  function lineRows(mask, w, h) {  // [top, bottom) of the one line of ink; two lines: an error
+    const bands = [];
+    for (let y = 0; y < h; y++) {
+      let any = false;
+      for (let x = 0; x < w && !any; x++) any = mask[y * w + x] === 1;
+      if (any && (y === 0 || !bands.length || bands[bands.length - 1][1] !== y)) bands.push([y, y + 1]);
+      else if (any) bands[bands.length - 1][1] = y + 1;
+    }
+    let tallest = Math.max.apply(null, bands.map(function (b) { return b[1] - b[0]; }));
+    const merged = [bands[0].slice()];
+    for (const b of bands.slice(1)) {
+      const lastBand = merged[merged.length - 1];
+      if (b[0] - lastBand[1] < MERGE_GAP * tallest) lastBand[1] = b[1];
+      else merged.push(b.slice());
+    }
+    tallest = Math.max.apply(null, merged.map(function (b) { return b[1] - b[0]; }));
+    const lines = merged.filter(function (b) { return b[1] - b[0] >= LINE_SHARE * tallest; });
+    if (lines.length > 1) throw new Error("found " + lines.length + " lines of ink; a number is read from one line");
+    return lines[0];
+  }
+
+  function percentile(values, q) {  // line._digit_height's linear rule
+    const v = Float64Array.from(values).sort(), k = (v.length - 1) * q / 100;
+    const lo = Math.floor(k), hi = Math.min(lo + 1, v.length - 1);
+    return v[lo] + (k - lo) * (v[hi] - v[lo]);
+  }
+
+  function digitHeight(mask, w, top, bottom, left, right) {  // a high percentile of column extents
+    const extents = [];
+    for (let x = left; x < right; x++) {
+      let first = -1, lastRow = -1;
+      for (let y = top; y < bottom; y++) if (mask[y * w + x]) { if (first < 0) first = y; lastRow = y; }
+      if (first >= 0) extents.push(lastRow + 1 - first);
+    }
+    return Math.max(1, percentile(extents, PERCENTILE));
+  }
+
+  // Grayscale (Float64Array, w x h) -> {strip: Uint8Array(28 * width), width, scale, offset}
+  // (strip column x is the drawing's column offset + x / scale); width 0 for a blank drawing.
+  function line(gray, w, h) {
+    const none = { strip: new Uint8Array(0), width: 0, scale: 1, offset: 0 };
+    const inverted = median(border(gray, w, h)) > 127.5;
+    let ink;
+    try {
+      ink = stretch(inverted ? gray.map(function (v) { return 255.0 - v; }) : gray, w, h);
+    } catch (e) {
+      return none;  // no ink: the drawing reads as ""
+    }
+    const cut = INK_THRESHOLD * 255.0, mask = solid(Uint8Array.from(ink, function (v) { return v >= cut ? 1 : 0; }), w, h);
+    if (!mask.includes(1)) return none;
+    const rows = lineRows(mask, w, h), top = rows[0], bottom = rows[1];
+    let left = w, right = -1;
+    for (let y = top; y < bottom; y++) {
+      for (let x = 0; x < w; x++) if (mask[y * w + x]) { left = Math.min(left, x); right = Math.max(right, x + 1); }
+    }
+    const scale = Math.min(BOX / digitHeight(mask, w, top, bottom, left, right), SIDE / (bottom - top));
+    const nw = Math.max(1, rint((right - left) * scale));
+    if (nw + 2 * LINE_MARGIN > MAX_LINE) throw new Error("the line is too long to read: crop or split it");
+    const nh = Math.min(SIDE, Math.max(1, rint((bottom - top) * scale)));
+    const cw = right - left, ch = bottom - top, crop = new Float64Array(cw * ch);
+    for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) crop[y * cw + x] = ink[(top + y) * w + left + x];
+    const small = resize(crop, cw, ch, nw, nh);
+    let peak = 0, sum = 0;
+    const d = Float64Array.from(small, function (v) { const c = Math.min(255, Math.max(0, v)); peak = Math.max(peak, c); sum += c; return c; });
+    if (sum <= 0) throw new Error("no ink left after scaling the line to " + BOX + " px high");
+    const f = 255.0 / peak, inked = [];
+    for (let i = 0; i < d.length; i++) { d[i] = rint(d[i] * f); if (d[i] >= INK_FLOOR) inked.push(d[i]); }
+    // line._level: faint ink brightened (at most MAX_GAIN times) to MNIST's median ink level.
+    const gain = inked.length ? Math.min(MAX_GAIN, Math.max(1, INK_LEVEL / median(inked))) : 1;
+    if (gain > 1) for (let i = 0; i < d.length; i++) d[i] = Math.min(d[i] * gain, 255);
+    let mass = 0, my = 0;
+    for (let y = 0; y < nh; y++) {
+      let r = 0;
+      for (let x = 0; x < nw; x++) r += d[y * nw + x];
+      mass += r; my += r * y;
+    }
+    const row = Math.min(Math.max(rint(CENTRE - my / mass), 0), SIDE - nh), width = nw + 2 * LINE_MARGIN;
+    const strip = new Uint8Array(SIDE * width);
+    for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) strip[(row + y) * width + LINE_MARGIN + x] = rint(d[y * nw + x]);
+    return { strip: strip, width: width, scale: scale, offset: left - LINE_MARGIN / scale };
+  }
+
+  window.LenetMnist = { preprocess: preprocess, grayFromImage: grayFromImage, distort: distort, rint: rint,
+                        line: line };
 })();

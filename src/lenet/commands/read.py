@@ -1,0 +1,122 @@
+"""`lenet read`: read whole numbers (zip codes, amounts) in image files
+(see :mod:`lenet.inference.read.reader`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+METHODS = ("sdnn", "segment", "components")
+CHUNK = 1024  # files normalized, then read, at once: bounds the strips held in memory
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "read", help="read whole numbers (zip codes, amounts) in image files",
+        description="Read the number written on one line in each image file (any size and "
+                    "mode: made gray, the ink white, the line scaled to MNIST's 20 px). One "
+                    "line per file: 'FILE: TEXT (CONFIDENCE)', 'rejected' when the confidence "
+                    "is under the threshold, 'no number' for a blank image. Exit status 1 if "
+                    "any file failed (one error line each).")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="image files, directories (searched recursively) or glob patterns")
+    # One JSON array, as `lenet predict --json`: a result per file.
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON array: per file its name ('file') and reading (text, "
+                        "confidence, rejected, each digit's x0, x1 in the image's pixels and "
+                        "probability, the SDNN's output columns and Viterbi path)")
+    p.add_argument("--length", type=int, default=None, metavar="N",
+                   help="read exactly N characters (a zip code: 5)")
+    p.add_argument("--pattern", default=None, metavar="zip|amount|TEMPLATE",
+                   help="what the number looks like: zip (5 digits), amount (digits, a point, "
+                        "two digits), or a template: d any digit, a literal digit or '.', "
+                        "each with an optional {m}, {m,n}, +, * or ? (e.g. 'd{3,4}', 'd+.dd')")
+    p.add_argument("--method", choices=METHODS, default="sdnn",
+                   help="sdnn (default): LeNet-5 over the line, decoded by Viterbi; segment: "
+                        "over-segmentation + the digit recognizer + Viterbi; components: one "
+                        "digit per connected component (the naive baseline)")
+    p.add_argument("--weights", metavar="NAME|FILE", default=None,
+                   help="reader weights for sdnn (default: the bundled reader), digit weights "
+                        "for segment and components (default: the bundled default digits)")
+    p.add_argument("--reject", type=float, default=None, metavar="X",
+                   help="reject readings whose confidence is under X, 0..1 (default: the "
+                        "reader weights' own threshold, chosen for 1%% string errors)")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from lenet.console import logger, print_json
+    from lenet.errors import ConfigError
+    from lenet.inference.read.decode import PatternError, decode
+    from lenet.inference.read.reader import Reader
+    from lenet.runtime.threads import use_free_cores
+
+    if args.length is not None and args.length < 1:
+        raise ConfigError(f"--length {args.length}: expected a whole number >= 1")
+    if args.reject is not None and not 0.0 <= args.reject <= 1.0:
+        raise ConfigError(f"--reject {args.reject}: expected a confidence in 0..1")
+    try:  # the pattern checked before any work: one line, not an error per file
+        decode(_probe(), args.length, args.pattern)
+    except PatternError as e:
+        raise ConfigError(f"--pattern {args.pattern!r}: {e}") from None
+    use_free_cores()
+    kwargs: dict[str, Any] = {"method": args.method, "reject": args.reject}
+    if args.weights is not None:
+        kwargs["weights" if args.method == "sdnn" else "digits"] = args.weights
+    reader = Reader(**kwargs)
+    results = read_files(reader, args.inputs, args.length, args.pattern)
+    failed = [r for r in results if "error" in r]
+    if args.json:
+        print_json(results)
+    else:
+        for r in results:
+            if "error" not in r:
+                print(format_line(r))
+    for r in failed:  # one line each, as a mistake is, and shown under -q too
+        logger().error(f"lenet: error: {r['file']}: {r['error']}")
+    return 1 if failed else 0
+
+
+def _probe() -> Any:
+    import numpy as np
+
+    return np.log(np.full((1, 12), 1.0 / 12))
+
+
+def read_files(reader: Any, items: list[str], length: int | None, pattern: str | None
+               ) -> list[dict[str, Any]]:
+    """One result per file (``{"file", **reading}`` or ``{"file", "error"}``), in the order
+    given; a bad file is its own error, never the batch's."""
+    from lenet.inference.predict import expand_inputs
+    from lenet.inference.preprocess import ImageError
+    from lenet.inference.read.line import to_line
+
+    paths, problems = expand_inputs(items)
+    results: list[dict[str, Any]] = [{"file": a, "error": m} for a, m in problems]
+    for start in range(0, len(paths), CHUNK):
+        lines, slots = [], []
+        for path in paths[start:start + CHUNK]:
+            try:
+                line = to_line(path, str(path))
+            except ImageError as e:
+                results.append({"file": str(path), "error": str(e).removeprefix(f"{path}: ")})
+                continue
+            except Exception as e:  # a decoder failure nobody foresaw: this file fails alone
+                results.append({"file": str(path),
+                                "error": f"cannot process this image ({type(e).__name__}: {e})"})
+                continue
+            results.append({"file": str(path)})
+            lines.append(line)
+            slots.append(len(results) - 1)
+        for i, reading in zip(slots, reader.read_lines(lines, length=length, pattern=pattern),
+                              strict=True):
+            results[i].update(reading.to_dict())
+    return results
+
+
+def format_line(r: dict[str, Any]) -> str:
+    """``FILE: TEXT (CONFIDENCE)``, then ``rejected`` where it is; ``no number`` for ""."""
+    text = r["text"] or "no number"
+    return f"{r['file']}: {text} ({r['confidence']:.3f})" + (" rejected" if r["rejected"]
+                                                              else "")

@@ -1,0 +1,85 @@
+"""Scoring a reader on benchmark parts: exact-string accuracy and % read at 1 % error."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from lenet.data.strings import Strings
+from lenet.inference.read.evaluate import Score, evaluate, read_at_error
+
+
+def test_read_at_error_accepts_the_most_confident_while_errors_stay_under_the_limit():
+    rng = np.random.default_rng(0)
+    conf = rng.random(1000)
+    correct = np.ones(1000, bool)
+    correct[np.argsort(conf)[:100]] = False  # the 100 least confident are wrong
+    share, threshold = read_at_error(conf, correct)
+    # 900 right; 1 % of the accepted may be wrong: 909 accepted, 9 of them wrong
+    assert share == pytest.approx(0.909) and threshold == pytest.approx(np.sort(conf)[91])
+    assert read_at_error(conf, np.ones(1000, bool)) == (1.0, conf.min())
+    assert read_at_error(conf, np.zeros(1000, bool)) == (0.0, None)
+    assert read_at_error(np.array([]), np.array([], bool)) == (0.0, None)
+
+
+def test_ties_are_accepted_or_rejected_together():
+    conf = np.array([0.9, 0.5, 0.5, 0.5])
+    assert read_at_error(conf, np.array([True, True, False, True])) == (0.25, 0.9)
+    assert read_at_error(conf, np.array([True, True, False, True]), max_error=0.25) == (1.0, 0.5)
+    with pytest.raises(ValueError, match="differ"):
+        read_at_error(conf, np.array([True]))
+
+
+def _part(texts):
+    images = [np.full((28, 10 + i), i, np.uint8) for i in range(len(texts))]
+    return Strings(images, list(texts), [np.zeros((len(t), 2), np.int64) for t in texts])
+
+
+def _reader(image):  # reads the string its image stands for, unsure of the odd ones
+    i = int(image[0, 0])
+    return SimpleNamespace(text=TRUTH[i] if i % 3 else "x", confidence=1.0 - i / 100)
+
+
+TRUTH = [f"{i:05d}" for i in range(30)]
+
+
+def test_evaluate_counts_exact_strings_per_part():
+    parts = {"a": _part(TRUTH), "b": _part(TRUTH[:9])}
+    scores = evaluate(_reader, parts)
+    assert scores["a"].strings == 30 and scores["a"].correct == 20
+    assert scores["a"].accuracy == pytest.approx(20 / 30)
+    assert scores["b"].correct == 6
+    # the most confident (image 0) is wrong: nothing can be read at 1 % error
+    assert scores["a"].read == 0.0 and scores["a"].threshold is None
+    assert set(scores["a"].to_dict()) >= {"part", "accuracy", "read", "threshold", "seconds"}
+    limited = evaluate(_reader, parts, limit=5)
+    assert limited["a"].strings == 5 and limited["a"].correct == 3
+
+
+def test_batches_give_the_same_scores():
+    def batched(images):
+        assert isinstance(images, list) and len(images) <= 7
+        return [_reader(x) for x in images]
+
+    one = evaluate(_reader, {"a": _part(TRUTH)})["a"]
+    many = evaluate(batched, {"a": _part(TRUTH)}, batch=7)["a"]
+    assert (one.correct, one.read, one.threshold) == (many.correct, many.read, many.threshold)
+    with pytest.raises(ValueError, match="readings for"):
+        evaluate(lambda xs: [], {"a": _part(TRUTH)}, batch=4)
+
+
+def test_score_to_dict_is_plain():
+    d = Score("p", 4, 3, 0.5, 0.7, 1.5).to_dict()
+    assert d == {"part": "p", "strings": 4, "correct": 3, "read": 0.5, "threshold": 0.7,
+                 "seconds": 1.5, "max_error": 0.01, "accuracy": 0.75}
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from lenet.inference.read import evaluate as MOD
+
+    failures, tried = doctest.testmod(MOD, optionflags=doctest.ELLIPSIS)
+    assert tried >= 3 and failures == 0

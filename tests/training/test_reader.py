@@ -1,0 +1,91 @@
+"""Training the SDNN reader: a tiny, seeded run end to end (flanked windows, CTC, the reject
+threshold, the published file), and the pieces it rests on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lenet.inference.read.decode import decode
+from lenet.models import readers
+from lenet.models.sdnn import SDNN
+from lenet.training import reader
+
+TINY = dict(windows=256, steps=12, batch=8, check=40, train_digits=2000, max_length=4,
+            p_distort=0.5)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory, mnist_ready: None) -> Path:
+    out = tmp_path_factory.mktemp("reader")
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    assert reader.main(["--out", str(out), "--name", "tiny", *args]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_a_tiny_run_publishes_reader_weights_with_their_threshold(published: Path) -> None:
+    entry = json.loads((published / readers.MANIFEST).read_text())["tiny"]
+    path = published / entry["file"]
+    assert entry["bytes"] == path.stat().st_size <= 300_000
+    assert entry["command"].startswith("OMP_NUM_THREADS=1 python -m lenet.training.reader")
+    model, meta = readers.load_reader(path)
+    assert isinstance(model, SDNN) and not model.training
+    assert meta.model == "sdnn" and meta.classes[-1] == "none" and len(meta.classes) == 12
+    assert meta.extra["reject"] == entry["reject"] and 0 <= meta.extra["reject"] <= 1
+    held = meta.extra["held_out"]
+    assert {"held_out_5-paper", "held_out_5-touching", "held_out_10-paper"} <= set(held)
+    assert held["held_out_5-paper_errors"] <= 0.01 or meta.extra["reject"] == 1.0
+
+
+@pytest.mark.slow
+def test_the_run_is_seeded(published: Path) -> None:
+    first, _ = readers.load_reader(published / "tiny.safetensors")
+    again, _, _ = reader.train_reader(reader.ReaderConfig(**TINY), log=lambda _: None)
+    for key, value in first.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_read_strips_gives_decodes_text_and_confidence(published: Path,
+                                                       mnist_test: tuple) -> None:
+    from lenet.data import strings
+
+    model, _ = readers.load_reader(published / "tiny.safetensors")
+    s = strings.sample_strings(*mnist_test, 6, (1, 5), "paper", np.random.default_rng(3))
+    texts, conf = reader.read_strips(model, s.images)
+    for strip, text, c in zip(s.images, texts, conf, strict=True):
+        x = torch.from_numpy(strip)[None, None].float() / 127.5 - 1
+        with torch.no_grad():
+            lp = torch.log_softmax(model(x)[0], -1).double().numpy()
+        d = decode(lp)
+        assert d.text == text and d.confidence == pytest.approx(c, rel=1e-5, abs=1e-9)
+
+
+def test_choose_reject_keeps_errors_at_the_target_share_of_those_read() -> None:
+    rng = np.random.default_rng(0)
+    conf = rng.random(1000)
+    right = rng.random(1000) < 0.5 + conf / 2  # surer strings are right more often
+    t = reader.choose_reject(conf, right, 0.01)
+    read = conf >= t
+    assert (read & ~right).sum() <= 0.01 * read.sum() and read.mean() > 0.05
+    # No lower threshold keeps to the target.
+    for lower in np.sort(conf[conf < t]):
+        more = conf >= lower
+        assert (more & ~right).sum() > 0.01 * more.sum()
+    assert reader.choose_reject(np.array([0.9]), np.array([False]), 0.01) == 1.0
+    assert reader.choose_reject(np.array([0.9, 0.8]), np.array([True, True])) == 0.4
+    # Ties are read or rejected together.
+    assert reader.choose_reject(np.array([0.9, 0.5, 0.5]), np.array([True, True, False]),
+                                0.3) == 0.7
+
+
+def test_the_init_must_be_lenet5_digit_weights() -> None:
+    from lenet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="reader init 'lenet5-tanh': expected bundled 'lenet5'"):
+        reader.train_reader(reader.ReaderConfig(init="lenet5-tanh"))
