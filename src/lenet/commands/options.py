@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 
 # A torch device string: a backend name, optionally ":index" (torch.device's own grammar).
 _FORM = re.compile(r"[a-z][a-z0-9_]*(:[0-9]+)?")
@@ -132,3 +133,23 @@ def pick_weights(positional: str | None, flag: str | None, default: str | None =
         raise ConfigError("no weights given: name a run directory or a weights file, or pass "
                           "--weights NAME (`lenet weights list`)")
     return chosen
+
+
+def print_file_results(results: list[dict], as_json: bool, line: Callable[[dict], str],
+                       key: str) -> int:
+    """`lenet predict`'s and `lenet read`'s output: one line (or the JSON list) per file, then
+    one error line per failed file (shown under -q too); exit status 1 if any failed."""
+    # Imported here, as commands do: `lenet --help` stays instant.
+    from lenet.console import logger, print_json
+
+    failed = [r for r in results if "error" in r]
+    if as_json:
+        print_json(results)
+    else:
+        for r in results:
+            if "error" not in r:
+                print(line(r))
+    for r in failed:
+        logger().error(f"lenet: error: {r[key]}: {r['error']}")
+    return 1 if failed else 0
+

@@ -44,7 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lenet.console import logger, print_json
     from lenet.errors import ConfigError
     from lenet.inference.predict import Predictor, check_save_dir, predict_files
     from lenet.runtime.threads import use_free_cores
@@ -57,16 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.top_k <= len(predictor.classes):
         raise ConfigError(f"--top-k {args.top_k}: expected 1..{len(predictor.classes)}")
     results = predict_files(predictor, inputs, args.top_k, args.save_preprocessed)
-    failed = [r for r in results if "error" in r]
-    if args.json:
-        print_json(results)
-    else:
-        for r in results:
-            if "error" not in r:
-                print(_format_line(r))
-    for r in failed:  # one line each, as a mistake is, and shown under -q too
-        logger().error(f"lenet: error: {r['path']}: {r['error']}")
-    return 1 if failed else 0
+    return options.print_file_results(results, args.json, _format_line, "path")
 
 
 def split_weights(inputs: list[str], flag: str | None) -> tuple[str, list[str]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lenet.commands import options
+
 METHODS = ("sdnn", "segment", "components")
 CHUNK = 1024  # files normalized, then read, at once: bounds the strips held in memory
 
@@ -46,7 +48,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lenet.console import logger, print_json
     from lenet.errors import ConfigError
     from lenet.inference.read.decode import PatternError, decode
     from lenet.inference.read.reader import Reader
@@ -66,16 +67,7 @@ def run(args: argparse.Namespace) -> int:
         kwargs["weights" if args.method == "sdnn" else "digits"] = args.weights
     reader = Reader(**kwargs)
     results = read_files(reader, args.inputs, args.length, args.pattern)
-    failed = [r for r in results if "error" in r]
-    if args.json:
-        print_json(results)
-    else:
-        for r in results:
-            if "error" not in r:
-                print(format_line(r))
-    for r in failed:  # one line each, as a mistake is, and shown under -q too
-        logger().error(f"lenet: error: {r['file']}: {r['error']}")
-    return 1 if failed else 0
+    return options.print_file_results(results, args.json, format_line, "file")
 
 
 def _probe() -> Any:
