@@ -28,6 +28,7 @@ from typing import Any, overload
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from lenet.data.strings import pad_batch
@@ -132,10 +133,13 @@ class Reader:
         self.reject = own if reject is None else float(reject)
 
     @overload
-    def __call__(self, images: Sequence[Any], *, length: int | None = ...,
+    def __call__(self, images: str | os.PathLike[str] | bytes | Image.Image, *,
+                 length: int | None = ..., pattern: str | None = ...) -> Reading: ...
+    @overload
+    def __call__(self, images: list[Any] | tuple[Any, ...], *, length: int | None = ...,
                  pattern: str | None = ...) -> list[Reading]: ...
     @overload
-    def __call__(self, images: Any, *, length: int | None = ...,
+    def __call__(self, images: np.ndarray | torch.Tensor, *, length: int | None = ...,
                  pattern: str | None = ...) -> Reading | list[Reading]: ...
 
     def __call__(self, images: Any, *, length: int | None = None, pattern: str | None = None
@@ -283,6 +287,14 @@ def _char_boxes(strip: np.ndarray, centres: list[float], stride: int
         boxes.append((float(near[0]), float(near[-1] + 1)) if near.size
                      else (c - stride / 2, c + stride / 2))
     return boxes
+
+
+@overload
+def read(image: str | os.PathLike[str] | bytes | Image.Image, **kwargs: Any) -> Reading: ...
+@overload
+def read(image: list[Any] | tuple[Any, ...], **kwargs: Any) -> list[Reading]: ...
+@overload
+def read(image: np.ndarray | torch.Tensor, **kwargs: Any) -> Reading | list[Reading]: ...
 
 
 def read(image: Any, **kwargs: Any) -> Reading | list[Reading]:
