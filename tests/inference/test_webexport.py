@@ -124,7 +124,7 @@ def test_export_web_writes_a_site_that_needs_no_server(tmp_path):
     folder = export_web("lenet5-1998", tmp_path / "site", reader=None)
     names = sorted(p.name for p in folder.iterdir())
     assert names == [".lenet-export.json", "app.js", "favicon.svg", "forward.js", "index.html",
-                     "layers.js", "mnist.js", "model.js", "number.js", "read.js",
+                     "layers.js", "mnist.js", "model.js", "number.js", "pen.js", "read.js",
                      "style.css"]  # + what it wrote
     # Readable by a web server (what open() would give), not left at a temp file's 0600.
     assert all(p.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK for p in folder.iterdir())

@@ -159,13 +159,14 @@ def test_a_fifo_is_refused_not_waited_on(weights_file, digit_png, tmp_path) -> N
 def test_an_unwritable_save_folder_is_refused_before_any_work(weights_file, digit_png,
                                                               tmp_path, capsys,
                                                               monkeypatch) -> None:
+    import lenet.inference.files as F
     import lenet.inference.predict as P
 
     def no_work(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the work started before --save-preprocessed was checked")
 
     monkeypatch.setattr(P.Predictor, "load", no_work)
-    monkeypatch.setattr(P, "predict_files", no_work)
+    monkeypatch.setattr(F, "predict_files", no_work)
     a_file = tmp_path / "taken"
     a_file.write_text("")
     locked = tmp_path / "locked"

@@ -33,7 +33,7 @@ from PIL import Image
 from lenet.bench.hardware import load_average
 from lenet.data.datasets import read_split
 from lenet.data.strings import sample_strings
-from lenet.inference.predict import expand_inputs
+from lenet.inference.files import expand_inputs
 from lenet.inference.read.line import to_line
 from lenet.inference.read.reader import Reader
 from lenet.runtime.cpu import cpu_name

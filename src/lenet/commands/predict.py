@@ -45,7 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from lenet.errors import ConfigError
-    from lenet.inference.predict import Predictor, check_save_dir, predict_files
+    from lenet.inference.files import check_save_dir, predict_files
+    from lenet.inference.predict import Predictor
     from lenet.runtime.threads import use_free_cores
 
     weights, inputs = split_weights(args.inputs, args.weights)

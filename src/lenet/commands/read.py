@@ -80,7 +80,7 @@ def read_files(reader: Any, items: list[str], length: int | None, pattern: str |
                ) -> list[dict[str, Any]]:
     """One result per file (``{"file", **reading}`` or ``{"file", "error"}``), in the order
     given; a bad file is its own error, never the batch's."""
-    from lenet.inference.predict import expand_inputs
+    from lenet.inference.files import expand_inputs
     from lenet.inference.preprocess import ImageError
     from lenet.inference.read.line import to_line
 

@@ -12,13 +12,11 @@ it takes.
 The network is run by :class:`Predictor`, with torch or with ONNX Runtime (``backend=
 "onnxruntime"``): given a ``.onnx`` file from `lenet export` it is used as is; given safetensors
 weights, the model is exported to ONNX in memory first (nothing is written next to the weights).
-:func:`predict_files` is `lenet predict`: files, folders and globs in, one result per file out.
+`lenet predict`'s files, folders and globs are :mod:`lenet.inference.files`'.
 """
 
 from __future__ import annotations
 
-import glob
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -43,9 +41,7 @@ from lenet.inference.preprocess import (
 )
 from lenet.models import weights
 from lenet.models.hub import DEFAULT_WEIGHTS
-from lenet.storage import atomic
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CHUNK = 512  # digits through the network at once: bounds the float planes of a huge batch
 # One image (a path or bytes of a file, a PIL image, an array or tensor) or a batch (a list of
 # images, or an array or tensor of N images). Every form is checked at run time.
@@ -326,13 +322,13 @@ class Predictor:
 def _to_digits(x: Any, label: str = "input") -> tuple[np.ndarray, bool]:
     """Any input -> uint8 (N, 28, 28) MNIST-style digits, and whether it was one image."""
     if isinstance(x, (str, os.PathLike)):
-        return _blank_if_no_ink(preprocess_image, x)[None], True
+        return blank_if_no_ink(preprocess_image, x)[None], True
     if isinstance(x, (bytes, bytearray, memoryview)):
-        return _blank_if_no_ink(preprocess_image, bytes(x), label)[None], True
+        return blank_if_no_ink(preprocess_image, bytes(x), label)[None], True
     if isinstance(x, Image.Image):
         return _picture(x, label)[None], True
     if isinstance(x, (np.ndarray, torch.Tensor)):
-        pixels, single = _pixels(x, label)
+        pixels, single = array_pixels(x, label)
         return _array_digits(pixels, label), single
     raise InputTypeError(f"{label}: got {type(x).__name__}; expected {EXPECTED}; {PIXELS}")
 
@@ -345,7 +341,7 @@ def _one_digit(x: Any, label: str) -> np.ndarray:
     return digits[0]
 
 
-def _pixels(x: np.ndarray | torch.Tensor, label: str) -> tuple[np.ndarray, bool]:
+def array_pixels(x: np.ndarray | torch.Tensor, label: str) -> tuple[np.ndarray, bool]:
     """uint8 (N, H, W, C) gray levels of an array or tensor, its layout, size and values
     checked (the size before anything is converted); and whether it was one image."""
     shape = tuple(x.shape)
@@ -422,7 +418,7 @@ def _array_digits(pixels: np.ndarray, label: str) -> np.ndarray:
     return digits
 
 
-def _blank_if_no_ink(preprocess_fn: Any, *args: Any) -> np.ndarray:
+def blank_if_no_ink(preprocess_fn: Any, *args: Any) -> np.ndarray:
     """`preprocess_fn(*args)`'s digit, or a blank one where the image holds no ink (which
     :meth:`Predictor.predict_digits` answers with "no digit")."""
     try:
@@ -437,7 +433,7 @@ def _picture(img: Image.Image, label: str) -> np.ndarray:
     same size checks and bounded decode, then MNIST's preprocessing. Every refusal is an
     :class:`InputError`."""
     try:
-        return _blank_if_no_ink(preprocess.preprocess_opened, img, label)
+        return blank_if_no_ink(preprocess.preprocess_opened, img, label)
     except InputError:
         raise
     except ImageError as e:
@@ -458,91 +454,3 @@ def _check_onnx_io(session: Any, side: int, classes: int, path: str | os.PathLik
             raise ExportError(f"{path}: the graph's {what} is (N, {', '.join(map(str, got))}) "
                               f"but its lenet metadata says (N, {', '.join(map(str, want))}); "
                               "export it again with `lenet export`")
-
-
-# --------------------------------------------------------------------------- inputs
-def expand_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, directories (their image files, recursively, sorted) and globs -> paths.
-
-    Returns (paths, problems) where problems are (argument, message) for arguments that match
-    nothing. Files named explicitly are kept whatever their extension (so a non-image gets its
-    own clear message); inside directories only image extensions are taken.
-    """
-    paths: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*")
-                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                problems.append((item, "directory holds no image files "
-                                       f"({', '.join(IMAGE_EXTENSIONS)})"))
-            paths.extend(found)
-        elif p.exists():
-            paths.append(p)
-        elif glob.has_magic(item):
-            found = sorted(Path(f) for f in glob.glob(item, recursive=True) if Path(f).is_file())
-            if not found:
-                problems.append((item, "pattern matches no files"))
-            paths.extend(found)
-        else:
-            problems.append((item, "no such file or directory"))
-    return paths, problems
-
-
-def check_save_dir(path: str | os.PathLike[str], flag: str = "--save-preprocessed") -> Path:
-    """Check, before any work, that PNGs can be written into the folder `path` (made later, with
-    its parents, if missing); raise :class:`~lenet.errors.OutputError` naming it otherwise."""
-    return atomic.ensure_writable_dir(path, fix=f"choose another folder with {flag}")
-
-
-def _save_name(path: Path, used: set[str]) -> str:
-    stem = path.stem or "image"
-    name, n = f"{stem}.png", 1
-    while name in used:
-        n += 1
-        name = f"{stem}-{n}.png"
-    used.add(name)
-    return name
-
-
-def png_bytes(digit: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(digit, dtype=np.uint8), mode="L").save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
-                  save_dir: str | None = None) -> list[dict[str, Any]]:
-    """One result dict per input file: the prediction, or {"path", "error"}; never raises for
-    a bad image."""
-    if save_dir is not None:  # before the work, so that no result is lost to it
-        check_save_dir(save_dir)
-    paths, problems = expand_inputs(items)
-    results: list[dict[str, Any]] = [{"path": a, "error": m} for a, m in problems]
-    ok: list[tuple[int, Path, np.ndarray]] = []
-    for path in paths:
-        try:
-            digit = _blank_if_no_ink(preprocess_image, path)
-        except ImageError as e:
-            results.append({"path": str(path), "error": str(e).removeprefix(f"{path}: ")})
-            continue
-        except Exception as e:  # a decoder failure nobody foresaw: this file fails, not the batch
-            results.append({"path": str(path),
-                            "error": f"cannot process this image ({type(e).__name__}: {e})"})
-            continue
-        results.append({"path": str(path)})
-        ok.append((len(results) - 1, path, digit))
-    used: set[str] = set()
-    for start in range(0, len(ok), 512):
-        chunk = ok[start:start + 512]
-        preds = predictor.predict_digits(np.stack([d for _, _, d in chunk]))
-        for (i, path, digit), pred in zip(chunk, preds, strict=True):
-            r = results[i]
-            r.update({**pred.to_dict(), "top_k": pred.top(top_k, predictor.classes)})
-            if save_dir is not None:
-                target = Path(save_dir) / _save_name(path, used)
-                atomic.write_bytes(target, png_bytes(digit))
-                r["preprocessed"] = str(target)
-    return results

@@ -60,8 +60,8 @@ from lenet.models.sdnn import SDNN
 from lenet.storage import atomic
 
 STATIC = Path(__file__).parent / "serve" / "static"
-COPIED = ("app.js", "layers.js", "forward.js", "mnist.js", "read.js", "number.js", "style.css",
-          "favicon.svg")
+COPIED = ("pen.js", "app.js", "layers.js", "forward.js", "mnist.js", "read.js", "number.js",
+          "style.css", "favicon.svg")
 MODEL_FILE = "model.js"
 READER_FILE = "reader.js"  # the number reader (the SDNN), when the site reads numbers
 MANIFEST = ".lenet-export.json"  # the files this export wrote, name -> SHA-256

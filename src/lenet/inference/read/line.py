@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lenet.inference.predict import InputError, _pixels
+from lenet.inference.predict import InputError, array_pixels
 from lenet.inference.preprocess import (
     BOX,
     CENTRE,
@@ -234,7 +234,7 @@ def to_line(x: Any, name: str = "input") -> Line:
         gray, footprint = decode_gray(x, name)
         return normalize(gray, name, (footprint.width, footprint.height))
     if hasattr(x, "shape") and hasattr(x, "dtype"):
-        pixels, single = _pixels(x, name)
+        pixels, single = array_pixels(x, name)
         if not single:
             raise InputError(f"{name}: a batch of {len(pixels)} images where one was expected; "
                              "give a list of images to read several")

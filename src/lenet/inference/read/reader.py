@@ -34,7 +34,7 @@ from torch import nn
 from lenet.data.strings import pad_batch
 from lenet.data.transforms import Preprocessing
 from lenet.errors import WeightsError
-from lenet.inference.predict import InputError, InputTypeError, Predictor, _pixels
+from lenet.inference.predict import InputError, InputTypeError, Predictor, array_pixels
 from lenet.inference.read.decode import Decoded, decode
 from lenet.inference.read.line import Line, pixels_line, to_line
 from lenet.inference.read.segment import classifier, read_components, read_oversegmented
@@ -164,7 +164,7 @@ class Reader:
         if isinstance(images, (list, tuple)):
             return [to_line(x, f"item {i}") for i, x in enumerate(images)], False
         if isinstance(images, (np.ndarray, torch.Tensor)):
-            pixels, single = _pixels(images, "input")
+            pixels, single = array_pixels(images, "input")
             return [pixels_line(p, "input" if single else f"input[{i}]")
                     for i, p in enumerate(pixels)], single
         return [to_line(images, "input")], True

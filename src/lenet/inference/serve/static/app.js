@@ -23,7 +23,7 @@
     ["squeeze", "Squeeze", 0.6, 1.6, 0.05, 1, "×"], ["shear", "Shear", -0.6, 0.6, 0.05, 0, ""],
     ["stroke", "Stroke width", -1, 2, 1, 0, " px"], ["noise", "Noise", 0, 0.5, 0.02, 0, ""]];
   // source: "pad" (the drawing, sent as PNG), "file" (a Blob, sent once), "digit" (its 28x28).
-  let drawing = false, last = null, timer = null, seq = 0, dirty = false, classes = [];
+  let timer = null, seq = 0, classes = [];
   let source = { kind: "pad" };
   const local = window.LENET_MODEL && window.LenetForward && window.LenetMnist
     ? window.LenetForward.load(window.LENET_MODEL) : null;
@@ -31,7 +31,7 @@
   function blank() {
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, pad.width, pad.height);
-    dirty = false;
+    pen.dirty = false;
   }
 
   function makeBars(names) {
@@ -86,56 +86,18 @@
   });
 
   // ------------------------------------------------------------------ drawing
-  function pos(ev) {
-    const r = pad.getBoundingClientRect();
-    return { x: (ev.clientX - r.left) * pad.width / r.width, y: (ev.clientY - r.top) * pad.height / r.height };
-  }
-
-  function stroke(a, b, pressure) {
-    ctx.strokeStyle = "#000";
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
-    ctx.lineWidth = 22 * (pressure > 0 && pressure !== 0.5 ? 0.6 + pressure * 0.8 : 1);
-    ctx.beginPath();
-    ctx.moveTo(a.x, a.y);
-    ctx.lineTo(b.x, b.y);
-    ctx.stroke();
-    dirty = true;
-  }
-
   function schedule() {
     clearTimeout(timer);
     timer = setTimeout(send, DEBOUNCE_MS);
   }
 
-  pad.addEventListener("pointerdown", function (ev) {
-    ev.preventDefault();
-    pad.setPointerCapture(ev.pointerId);
-    if (source.kind !== "pad") { blank(); source = { kind: "pad" }; }
-    drawing = true;
-    last = pos(ev);
-    stroke(last, last, ev.pressure);
-    schedule();
+  // Read while drawing (debounced), and at once when the stroke ends.
+  const pen = window.LenetPen.attach(pad, 22, {
+    beforeDown: function () { if (source.kind !== "pad") { blank(); source = { kind: "pad" }; } },
+    down: schedule,
+    move: schedule,
+    end: function () { clearTimeout(timer); send(); },
   });
-  pad.addEventListener("pointermove", function (ev) {
-    if (!drawing) return;
-    const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
-    for (const e of (events.length ? events : [ev])) {
-      const p = pos(e);
-      stroke(last, p, e.pressure);
-      last = p;
-    }
-    schedule();
-  });
-  function end(ev) {
-    if (!drawing) return;
-    drawing = false;
-    if (pad.hasPointerCapture(ev.pointerId)) pad.releasePointerCapture(ev.pointerId);
-    clearTimeout(timer);
-    send();
-  }
-  pad.addEventListener("pointerup", end);
-  pad.addEventListener("pointercancel", end);
 
   document.getElementById("clear").addEventListener("click", function () {
     seq++;  // drop answers still on their way
@@ -279,7 +241,7 @@
 
   function send() {
     if (local) { sendLocal(); return; }
-    if (source.kind === "pad" && !dirty) return;
+    if (source.kind === "pad" && !pen.dirty) return;
     const mine = ++seq, sent = source;
     body().then(function (payload) {
       const headers = typeof payload === "string" ? { "content-type": "application/json" } : {};
@@ -321,7 +283,7 @@
   }
 
   function sendLocal() {
-    if (source.kind === "pad" && !dirty) return;
+    if (source.kind === "pad" && !pen.dirty) return;
     const mine = ++seq, sent = source, t = transform();
     localDigit(sent).then(function (d) {
       if (mine !== seq) return;

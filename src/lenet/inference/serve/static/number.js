@@ -19,7 +19,7 @@
   const DEBOUNCE_MS = 250, PEN = 14;
   const local = window.LENET_READER && window.LenetRead && window.LenetForward
     ? window.LenetRead.load(window.LENET_READER) : null;
-  let drawing = false, last = null, timer = null, seq = 0, dirty = false;
+  let timer = null, seq = 0;
 
   // ------------------------------------------------------------------ modes
   function setMode(mode) {
@@ -41,24 +41,7 @@
   function blank() {
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, pad.width, pad.height);
-    dirty = false;
-  }
-
-  function pos(ev) {
-    const r = pad.getBoundingClientRect();
-    return { x: (ev.clientX - r.left) * pad.width / r.width, y: (ev.clientY - r.top) * pad.height / r.height };
-  }
-
-  function stroke(a, b, pressure) {
-    ctx.strokeStyle = "#000";
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
-    ctx.lineWidth = PEN * (pressure > 0 && pressure !== 0.5 ? 0.6 + pressure * 0.8 : 1);
-    ctx.beginPath();
-    ctx.moveTo(a.x, a.y);
-    ctx.lineTo(b.x, b.y);
-    ctx.stroke();
-    dirty = true;
+    pen.dirty = false;
   }
 
   function schedule() {
@@ -66,32 +49,12 @@
     timer = setTimeout(read, DEBOUNCE_MS);
   }
 
-  pad.addEventListener("pointerdown", function (ev) {
-    ev.preventDefault();
-    pad.setPointerCapture(ev.pointerId);
-    drawing = true;
-    last = pos(ev);
-    stroke(last, last, ev.pressure);
-    clearTimeout(timer);  // read once the stroke ends, not in the middle of it
+  // Read once the stroke ends, not in the middle of it.
+  const pen = window.LenetPen.attach(pad, PEN, {
+    down: function () { clearTimeout(timer); },
+    end: schedule,
   });
-  pad.addEventListener("pointermove", function (ev) {
-    if (!drawing) return;
-    const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
-    for (const e of (events.length ? events : [ev])) {
-      const p = pos(e);
-      stroke(last, p, e.pressure);
-      last = p;
-    }
-  });
-  function end(ev) {
-    if (!drawing) return;
-    drawing = false;
-    if (pad.hasPointerCapture(ev.pointerId)) pad.releasePointerCapture(ev.pointerId);
-    schedule();
-  }
-  pad.addEventListener("pointerup", end);
-  pad.addEventListener("pointercancel", end);
-  patternEl.addEventListener("change", function () { if (dirty) schedule(); });
+  patternEl.addEventListener("change", function () { if (pen.dirty) schedule(); });
 
   document.getElementById("wide-clear").addEventListener("click", function () {
     seq++;  // drop answers still on their way
@@ -108,7 +71,7 @@
 
   // ------------------------------------------------------------------ reading
   function read() {
-    if (!dirty) return;
+    if (!pen.dirty) return;
     const mine = ++seq, pattern = patternEl.value;
     document.body.dataset.number = "reading";
     const answer = local ? readHere(pattern) : readOnServer(pattern);

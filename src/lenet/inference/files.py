@@ -1,0 +1,107 @@
+"""`lenet predict`'s and `lenet read`'s inputs and outputs on disk: files, folders and globs in
+(:func:`expand_inputs`), one result per file out (:func:`predict_files`), a bad file failing
+alone; the preprocessed digits saved as PNGs where asked (:func:`check_save_dir` first)."""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from lenet.inference.predict import Predictor, blank_if_no_ink
+from lenet.inference.preprocess import ImageError, preprocess_image
+from lenet.storage import atomic
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def expand_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, directories (their image files, recursively, sorted) and globs -> paths.
+
+    Returns (paths, problems) where problems are (argument, message) for arguments that match
+    nothing. Files named explicitly are kept whatever their extension (so a non-image gets its
+    own clear message); inside directories only image extensions are taken.
+    """
+    paths: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*")
+                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                problems.append((item, "directory holds no image files "
+                                       f"({', '.join(IMAGE_EXTENSIONS)})"))
+            paths.extend(found)
+        elif p.exists():
+            paths.append(p)
+        elif glob.has_magic(item):
+            found = sorted(Path(f) for f in glob.glob(item, recursive=True) if Path(f).is_file())
+            if not found:
+                problems.append((item, "pattern matches no files"))
+            paths.extend(found)
+        else:
+            problems.append((item, "no such file or directory"))
+    return paths, problems
+
+
+def check_save_dir(path: str | os.PathLike[str], flag: str = "--save-preprocessed") -> Path:
+    """Check, before any work, that PNGs can be written into the folder `path` (made later, with
+    its parents, if missing); raise :class:`~lenet.errors.OutputError` naming it otherwise."""
+    return atomic.ensure_writable_dir(path, fix=f"choose another folder with {flag}")
+
+
+def _save_name(path: Path, used: set[str]) -> str:
+    stem = path.stem or "image"
+    name, n = f"{stem}.png", 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.png"
+    used.add(name)
+    return name
+
+
+def png_bytes(digit: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(digit, dtype=np.uint8), mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
+                  save_dir: str | None = None) -> list[dict[str, Any]]:
+    """One result dict per input file: the prediction, or {"path", "error"}; never raises for
+    a bad image."""
+    if save_dir is not None:  # before the work, so that no result is lost to it
+        check_save_dir(save_dir)
+    paths, problems = expand_inputs(items)
+    results: list[dict[str, Any]] = [{"path": a, "error": m} for a, m in problems]
+    ok: list[tuple[int, Path, np.ndarray]] = []
+    for path in paths:
+        try:
+            digit = blank_if_no_ink(preprocess_image, path)
+        except ImageError as e:
+            results.append({"path": str(path), "error": str(e).removeprefix(f"{path}: ")})
+            continue
+        except Exception as e:  # a decoder failure nobody foresaw: this file fails, not the batch
+            results.append({"path": str(path),
+                            "error": f"cannot process this image ({type(e).__name__}: {e})"})
+            continue
+        results.append({"path": str(path)})
+        ok.append((len(results) - 1, path, digit))
+    used: set[str] = set()
+    for start in range(0, len(ok), 512):
+        chunk = ok[start:start + 512]
+        preds = predictor.predict_digits(np.stack([d for _, _, d in chunk]))
+        for (i, path, digit), pred in zip(chunk, preds, strict=True):
+            r = results[i]
+            r.update({**pred.to_dict(), "top_k": pred.top(top_k, predictor.classes)})
+            if save_dir is not None:
+                target = Path(save_dir) / _save_name(path, used)
+                atomic.write_bytes(target, png_bytes(digit))
+                r["preprocessed"] = str(target)
+    return results
