@@ -183,12 +183,12 @@ class RequestSpec:
 
 
 def png_bytes(arr: Any, mode: str = "L", size: int | None = None) -> bytes:
-    """A digit (uint8, H x W) as a PNG: :func:`lenet.inference.predict.png_bytes`, or, given another
+    """A digit (uint8, H x W) as a PNG: :func:`lenet.inference.files.png_bytes`, or, given another
     `mode` or a `size`, that image resized (bilinear) and converted, as a scan or a phone photo
     arrives."""
     from PIL import Image
 
-    from lenet.inference.predict import png_bytes as digit_png
+    from lenet.inference.files import png_bytes as digit_png
 
     png = digit_png(arr)
     if mode == "L" and not size:
