@@ -15,11 +15,13 @@ from lenet.models.sdnn import SDNN
 pytest.importorskip("onnxruntime")
 
 
-def test_the_reader_exports_with_a_dynamic_width(tmp_path: Path) -> None:
+@pytest.mark.parametrize("members", [1, 2])
+def test_the_reader_exports_with_a_dynamic_width(tmp_path: Path, members: int) -> None:
     torch.manual_seed(0)
-    model = SDNN().eval()
-    path = readers.publish(model, readers.reader_meta(0.5, {"margin": model.margin}), "r",
-                           tmp_path)
+    model = SDNN() if members == 1 else SDNN.ensemble([SDNN() for _ in range(members)])
+    model.eval()
+    meta = readers.reader_meta(0.5, {"margin": model.margin, "members": members})
+    path = readers.publish(model, meta, "r", tmp_path)
     onnx_path = export_onnx(path, tmp_path / "r.onnx")
     meta = read_metadata(onnx_path)
     assert meta["lenet.model"] == "sdnn" and '"none"' in meta["lenet.classes"]

@@ -75,3 +75,42 @@ def test_reader_files_are_checked(tmp_path: Path) -> None:
     bad.extra["reject"] = 7
     with pytest.raises(WeightsError, match="reject threshold 7"):
         readers.check_reader(dict(model.state_dict()), bad, "f")
+
+
+def test_an_ensemble_reader_is_stored_compactly_and_read_back(tmp_path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = SDNN.ensemble([SDNN(), SDNN()]).eval()
+    meta = readers.reader_meta(0.5, {"margin": 12, "members": 2})
+    path = readers.publish(model, meta, "pair", tmp_path, small=True)
+    single = readers.publish(SDNN(), readers.reader_meta(0.5, {"margin": 12}), "one", tmp_path)
+    assert path.stat().st_size < 0.6 * single.stat().st_size  # ~1 byte a weight, not 4
+    loaded, meta = readers.load_reader(path)
+    assert loaded.members == 2 and meta.extra["members"] == 2
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for name, value in model.state_dict().items():  # int8 with a scale per output channel
+        peak = value.abs().flatten(1).amax(1) if value.dim() > 1 else value.abs()
+        err = (loaded.state_dict()[name] - value).abs().flatten(1).amax(1) \
+            if value.dim() > 1 else (loaded.state_dict()[name] - value).abs()
+        assert (err <= peak / 254 * 1.01 + 1e-6).all(), name
+    x = torch.randn(1, 1, 28, 90)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=5e-2)
+    for wrong in (3, 0, "2", True):
+        bad = readers.reader_meta(0.5, {"margin": 12, "members": wrong})
+        with pytest.raises(WeightsError, match=r"members|tensors do not match"):
+            readers.check_reader(dict(model.state_dict()), bad, "f")
+
+
+def test_a_compact_file_without_its_scales_is_refused() -> None:
+    import torch
+
+    tensors = readers.compact(dict(SDNN().state_dict()))
+    del tensors["c5.weight" + readers.SCALE]
+    with pytest.raises(WeightsError, match=r"c5\.weight lacks its per-channel scale"):
+        readers._float(tensors, "f")
+    tensors = readers.compact(dict(SDNN().state_dict()))
+    tensors["c5.weight" + readers.SCALE] = torch.ones(3, dtype=torch.float16)
+    with pytest.raises(WeightsError, match="lacks its per-channel scale"):
+        readers._float(tensors, "f")

@@ -93,3 +93,30 @@ def test_inference_and_training_forward_agree() -> None:
         trained = model.train()(x)
         evaluated = model.eval()(x)
     assert torch.equal(trained, evaluated)
+
+
+def test_an_ensemble_averages_its_members_logits_in_one_pass() -> None:
+    torch.manual_seed(0)
+    members = [SDNN().eval() for _ in range(3)]
+    both = SDNN.ensemble(members).eval()
+    assert both.members == 3 and both.c3.groups == 3 and both.output.in_channels == 3 * 84
+    x = torch.randn(2, 1, 28, 75)
+    with torch.no_grad():
+        want = torch.stack([m(x) for m in members]).mean(0)
+        torch.testing.assert_close(both(x), want, rtol=0, atol=1e-5)
+        # Its probabilities are the members' geometric mean, renormalized.
+        geo = torch.stack([m(x).log_softmax(-1) for m in members]).mean(0).log_softmax(-1)
+        torch.testing.assert_close(both(x).log_softmax(-1), geo, rtol=0, atol=1e-5)
+    assert sum(p.numel() for p in both.parameters()) < 3 * sum(
+        p.numel() for p in members[0].parameters())  # one output layer, shared
+
+
+def test_an_ensemble_takes_single_sdnns_alike() -> None:
+    with pytest.raises(ValueError, match="single SDNNs"):
+        SDNN.ensemble([])
+    with pytest.raises(ValueError, match="single SDNNs"):
+        SDNN.ensemble([SDNN(), SDNN(margin=0)])
+    with pytest.raises(ValueError, match="single SDNNs"):
+        SDNN.ensemble([SDNN(members=2), SDNN()])
+    with pytest.raises(ValueError, match="members 0"):
+        SDNN(members=0)

@@ -89,3 +89,33 @@ def test_the_init_must_be_lenet5_digit_weights() -> None:
 
     with pytest.raises(ConfigError, match="reader init 'lenet5-tanh': expected bundled 'lenet5'"):
         reader.train_reader(reader.ReaderConfig(init="lenet5-tanh"))
+
+
+def test_the_init_may_be_a_run_or_weights_file(tmp_path: Path) -> None:
+    from lenet.models import create, weights
+
+    digits = create("lenet5")
+    path = tmp_path / "digits.safetensors"
+    weights.save(path, digits, weights.read("lenet5")[1])
+    model, _ = reader.init_digits(str(path))
+    for key, value in digits.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+    with pytest.raises(Exception, match="no-such"):
+        reader.init_digits(str(tmp_path / "no-such.safetensors"))
+
+
+@pytest.mark.slow
+def test_trained_readers_join_into_one_ensemble(published: Path, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    other = readers.publish(SDNN(), readers.reader_meta(0.5, {"margin": 12}), "other", tmp_path)
+    out = tmp_path / "joined"
+    assert reader.main(["--out", str(out), "--name", "pair", "--check", "40", "--join",
+                        str(published / "tiny.safetensors"), str(other)]) == 0
+    entry = json.loads((out / readers.MANIFEST).read_text())["pair"]
+    model, meta = readers.load_reader(out / entry["file"])
+    assert model.members == 2 and meta.extra["members"] == 2
+    assert entry["command"].endswith(f"--join {published / 'tiny.safetensors'} {other}")
+    assert entry["bytes"] < 1.2 * (published / "tiny.safetensors").stat().st_size  # float16
+    assert 0 <= meta.extra["reject"] <= 1 and "held_out_10-paper" in meta.extra["held_out"]
+    with pytest.raises(Exception, match="at least two"):
+        reader.main(["--join", str(other)])

@@ -33,8 +33,7 @@ from PIL import Image
 from lenet.bench.hardware import load_average
 from lenet.data.datasets import read_split
 from lenet.data.strings import sample_strings
-from lenet.inference.files import expand_inputs
-from lenet.inference.read.line import to_line
+from lenet.inference.files import read_files
 from lenet.inference.read.reader import Reader
 from lenet.runtime.cpu import cpu_name
 from lenet.runtime.threads import threads as use_threads
@@ -97,7 +96,7 @@ def _run(threads: int, repeats: int, method: str, count: int, weights: str | Non
         for name, fn in cases.items():
             rate, cpu_ms, out = _timed(fn, repeats)
             rows[name] = {"numbers_per_s": rate, "cpu_ms_per_number": cpu_ms,
-                          "accuracy": float(np.mean([r.text == t
+                          "accuracy": float(np.mean([_text(r) == t
                                                      for r, t in zip(out, texts, strict=True)]))}
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu": cpu_name(),
             "threads": threads, "method": method, "weights": weights, "numbers": count,
@@ -107,8 +106,12 @@ def _run(threads: int, repeats: int, method: str, count: int, weights: str | Non
 
 def _files(reader: Reader, folder: str) -> list[Any]:
     """What ``lenet read DIR`` does with a folder, in process: list, decode, normalize, read."""
-    paths, _ = expand_inputs([folder])
-    return reader.read_lines([to_line(p, str(p)) for p in paths])
+    return read_files(reader, [folder])
+
+
+def _text(result: Any) -> str:
+    """A Reading's text, or a file result's (``lenet read``'s dicts)."""
+    return result.get("text", "") if isinstance(result, dict) else result.text
 
 
 def main(argv: list[str] | None = None) -> int:

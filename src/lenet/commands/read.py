@@ -9,7 +9,6 @@ from typing import Any
 from lenet.commands import options
 
 METHODS = ("sdnn", "segment", "components")
-CHUNK = 1024  # files normalized, then read, at once: bounds the strips held in memory
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,6 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from lenet.errors import ConfigError
+    from lenet.inference.files import read_files
     from lenet.inference.read.decode import PatternError, decode
     from lenet.inference.read.reader import Reader
     from lenet.runtime.threads import use_free_cores
@@ -74,37 +74,6 @@ def _probe() -> Any:
     import numpy as np
 
     return np.log(np.full((1, 12), 1.0 / 12))
-
-
-def read_files(reader: Any, items: list[str], length: int | None, pattern: str | None
-               ) -> list[dict[str, Any]]:
-    """One result per file (``{"file", **reading}`` or ``{"file", "error"}``), in the order
-    given; a bad file is its own error, never the batch's."""
-    from lenet.inference.files import expand_inputs
-    from lenet.inference.preprocess import ImageError
-    from lenet.inference.read.line import to_line
-
-    paths, problems = expand_inputs(items)
-    results: list[dict[str, Any]] = [{"file": a, "error": m} for a, m in problems]
-    for start in range(0, len(paths), CHUNK):
-        lines, slots = [], []
-        for path in paths[start:start + CHUNK]:
-            try:
-                line = to_line(path, str(path))
-            except ImageError as e:
-                results.append({"file": str(path), "error": str(e).removeprefix(f"{path}: ")})
-                continue
-            except Exception as e:  # a decoder failure nobody foresaw: this file fails alone
-                results.append({"file": str(path),
-                                "error": f"cannot process this image ({type(e).__name__}: {e})"})
-                continue
-            results.append({"file": str(path)})
-            lines.append(line)
-            slots.append(len(results) - 1)
-        for i, reading in zip(slots, reader.read_lines(lines, length=length, pattern=pattern),
-                              strict=True):
-            results[i].update(reading.to_dict())
-    return results
 
 
 def format_line(r: dict[str, Any]) -> str:

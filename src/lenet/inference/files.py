@@ -1,14 +1,16 @@
 """`lenet predict`'s and `lenet read`'s inputs and outputs on disk: files, folders and globs in
-(:func:`expand_inputs`), one result per file out (:func:`predict_files`), a bad file failing
-alone; the preprocessed digits saved as PNGs where asked (:func:`check_save_dir` first)."""
+(:func:`expand_inputs`), one result per file out (:func:`predict_files`, :func:`read_files`), a
+bad file failing alone; the preprocessed digits saved as PNGs where asked
+(:func:`check_save_dir` first)."""
 
 from __future__ import annotations
 
 import glob
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -17,6 +19,11 @@ from lenet.inference.predict import Predictor, blank_if_no_ink
 from lenet.inference.preprocess import ImageError, preprocess_image
 from lenet.storage import atomic
 
+if TYPE_CHECKING:
+    from lenet.inference.read.line import Line
+    from lenet.inference.read.reader import Reader
+
+READ_CHUNK = 1024  # files normalized, then read, at once: bounds the strips held in memory
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -105,3 +112,46 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
                 atomic.write_bytes(target, png_bytes(digit))
                 r["preprocessed"] = str(target)
     return results
+
+
+def read_files(reader: Reader, items: list[str], length: int | None = None,
+               pattern: str | None = None) -> list[dict[str, Any]]:
+    """One result per file for ``lenet read`` (``{"file", **reading}``, or ``{"file", "error"}``
+    for a file that fails alone), in the order given; :data:`READ_CHUNK` files normalized, then
+    read, at a time.
+
+    (Not in two threads, one normalizing files while the other runs the network: normalizing
+    holds Python's lock, and the two threads' contention for it and for the two cores made
+    that slower than one after the other.)
+    """
+    paths, problems = expand_inputs(items)
+    results: list[dict[str, Any]] = [{"file": a, "error": m} for a, m in problems]
+    for start in range(0, len(paths), READ_CHUNK):
+        lines, slots = _lines(paths[start:start + READ_CHUNK], results)
+        for i, reading in zip(slots, reader.read_lines(lines, length=length, pattern=pattern),
+                              strict=True):
+            results[i].update(reading.to_dict())
+    return results
+
+
+def _lines(paths: Sequence[Path], results: list[dict[str, Any]]
+           ) -> tuple[list[Line], list[int]]:
+    """Each file's normalized line, and its slot in `results` (appended to it: ``{"file"}``,
+    or ``{"file", "error"}`` for a file that fails alone)."""
+    from lenet.inference.read.line import to_line  # noqa: PLC0415  (predict need not load it)
+
+    lines, slots = [], []
+    for path in paths:
+        try:
+            line = to_line(path, str(path))
+        except ImageError as e:
+            results.append({"file": str(path), "error": str(e).removeprefix(f"{path}: ")})
+            continue
+        except Exception as e:  # a decoder failure nobody foresaw: this file fails alone
+            results.append({"file": str(path),
+                            "error": f"cannot process this image ({type(e).__name__}: {e})"})
+            continue
+        results.append({"file": str(path)})
+        lines.append(line)
+        slots.append(len(results) - 1)
+    return lines, slots

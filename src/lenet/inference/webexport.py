@@ -209,7 +209,8 @@ def _apply(op: dict[str, Any], x: torch.Tensor, blob: bytes) -> torch.Tensor:
     kind, bias = op["op"], op.get("bias")
     b = None if bias is None else _tensor(blob, bias)
     if kind == "conv":
-        return F.conv2d(x, _tensor(blob, op["weight"]), b, op["stride"], op["padding"])
+        return F.conv2d(x, _tensor(blob, op["weight"]), b, op["stride"], op["padding"],
+                        groups=op.get("groups", 1))
     if kind in ("maxpool", "avgpool"):
         pool = F.max_pool2d if kind == "maxpool" else F.avg_pool2d
         return pool(x, op["kernel"], op["stride"])
@@ -253,7 +254,7 @@ def _plain_conv(module: nn.Conv2d, buffer: _Weights) -> dict[str, Any]:
     return {"op": "conv", "weight": buffer.add(module.weight),
             "bias": None if module.bias is None else buffer.add(module.bias), "table": None,
             "kernel": list(module.kernel_size), "stride": list(module.stride),
-            "padding": list(module.padding)}
+            "padding": list(module.padding), "groups": module.groups}
 
 
 def describe_reader(model: SDNN, meta: WeightsMeta, reading: dict[str, Any]

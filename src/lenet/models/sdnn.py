@@ -11,6 +11,9 @@ the ten digits, the decimal point and "none" (the paper's blank-space class, CTC
 :meth:`SDNN.from_classifier` is the paper's replication: the digit weights of a trained
 LeNet-5 copied into the convolutions. The strip is extended by ``margin`` background columns on
 each side (12 by default), so that a digit at the strip's edge is centred in some window.
+
+:meth:`SDNN.ensemble` joins several trained SDNNs into one (``members``): their convolutions
+side by side as groups, their logits averaged by one output layer, one forward pass.
 """
 
 from __future__ import annotations
@@ -46,15 +49,20 @@ class SDNN(LeNetModule):
     stride = STRIDE
 
     def __init__(self, num_classes: int = len(CLASSES), margin: int = 12,
-                 background: float = -1.0) -> None:
+                 background: float = -1.0, members: int = 1) -> None:
         super().__init__()
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise ValueError(f"members {members!r}: expected a whole number >= 1")
         self.margin = margin
         self.background = background
-        self.c1 = nn.Conv2d(1, 6, kernel_size=5, padding=2)
-        self.c3 = nn.Conv2d(6, 16, kernel_size=5)
-        self.c5 = nn.Conv2d(16, 120, kernel_size=5)
-        self.f6 = nn.Conv2d(120, 84, kernel_size=1)
-        self.output = nn.Conv2d(84, num_classes, kernel_size=1)
+        self.members = m = members
+        # `members` LeNet-5s side by side (grouped convolutions, each group one member's maps),
+        # their logits averaged by the shared output layer: see SDNN.ensemble.
+        self.c1 = nn.Conv2d(1, 6 * m, kernel_size=5, padding=2)
+        self.c3 = nn.Conv2d(6 * m, 16 * m, kernel_size=5, groups=m)
+        self.c5 = nn.Conv2d(16 * m, 120 * m, kernel_size=5, groups=m)
+        self.f6 = nn.Conv2d(120 * m, 84 * m, kernel_size=1, groups=m)
+        self.output = nn.Conv2d(84 * m, num_classes, kernel_size=1)
         # Channels-last weights and maps: ATen's CPU max-pool and convolutions run several
         # times faster on these few-channel, wide maps than in the default layout.
         for conv in (self.c1, self.c3, self.c5, self.f6, self.output):
@@ -125,6 +133,34 @@ class SDNN(LeNetModule):
             "output.bias": torch.cat([sd["output.bias"], extra_bias]),
         })
         return sdnn
+
+    @classmethod
+    def ensemble(cls, models: list[SDNN]) -> SDNN:
+        """One SDNN that runs trained single SDNNs side by side and averages their logits
+        (which is averaging their log-probabilities: the columns' geometric mean), in one
+        forward pass: their convolutions stacked as groups, their output layers scaled by
+        1/len(models) and joined.
+
+        >>> a, b, x = SDNN(margin=0), SDNN(margin=0), torch.randn(1, 1, 28, 60)
+        >>> both = SDNN.ensemble([a, b]).eval()
+        >>> torch.allclose(both(x), (a.eval()(x) + b.eval()(x)) / 2, atol=1e-5)
+        True
+        """
+        first = models[0] if models else None
+        if first is None or any(m.members != 1 or m.margin != first.margin
+                                or m.background != first.background
+                                or m.output.out_channels != first.output.out_channels
+                                for m in models):
+            raise ValueError("SDNN.ensemble takes single SDNNs (members=1) of one margin, "
+                             "background and class count")
+        out = cls(first.output.out_channels, first.margin, first.background, len(models))
+        states = [m.state_dict() for m in models]
+        state = {f"{layer}.{kind}": torch.cat([sd[f"{layer}.{kind}"] for sd in states])
+                 for layer in ("c1", "c3", "c5", "f6") for kind in ("weight", "bias")}
+        state["output.weight"] = torch.cat([sd["output.weight"] for sd in states], 1) / len(models)
+        state["output.bias"] = torch.stack([sd["output.bias"] for sd in states]).mean(0)
+        out.load_state_dict(state)
+        return out
 
 
 def max2x2(x: torch.Tensor, kernel_size: int = 2) -> torch.Tensor:

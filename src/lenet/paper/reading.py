@@ -105,6 +105,12 @@ def _cell(score: dict[str, Any] | None) -> str:
     return f"{100 * score['accuracy']:.1f} % ({100 * score['read']:.1f} %)"
 
 
+def _kept(score: dict[str, Any] | None) -> str:
+    if score is None or score.get("kept") is None:
+        return "–"
+    return f"{100 * score['kept']:.1f} % ({100 * score['kept_errors']:.1f} %)"
+
+
 def format_markdown(report: dict[str, Any]) -> str:
     """The table: a row per benchmark part, a column per method."""
     methods = report["methods"]
@@ -121,6 +127,15 @@ def format_markdown(report: dict[str, Any]) -> str:
         f"error (the rest rejected, most doubtful first; the threshold is set on the part "
         f"itself, for reporting only). Parts: length-spacing (gaps between the digits' ink "
         f"boxes: wide 2..8 px, paper -1..4, touching -4..0), MNIST test digits; {count}.\n")
+    own = [p for p in parts if p.startswith("5-")]
+    if own:
+        text += ("\nAt each reader's own reject threshold (chosen on *training* strings; none "
+                 "for the segmenting readers, which read everything): share read, and in "
+                 "brackets the share of those read that are wrong.\n\n"
+                 + "| part | " + " | ".join(names) + " |\n|---|" + "---:|" * len(methods)
+                 + "\n" + "\n".join(f"| {p} | " + " | ".join(_kept(m["parts"].get(p))
+                                                           for m in methods) + " |"
+                                     for p in own) + "\n")
     if report.get("notes"):
         text += "\n" + "\n".join(f"- {n}" for n in report["notes"]) + "\n"
     return text

@@ -1,6 +1,7 @@
 """Training the SDNN reader (the 1998 paper, Sec. VI-VII), from MNIST *training* digits only.
 
-1. Replication: bundled digit weights (``lenet5-real``) become the SDNN's convolutions
+1. Replication: digit weights (``--init``: a bundled name such as ``lenet5-real``, or a run
+   directory or weights file) become the SDNN's convolutions
    (:meth:`~lenet.models.sdnn.SDNN.from_classifier`).
 2. Flanked windows (Sec. VII-B): a centre digit with two neighbours, gaps -1..4 px, blank-centre
    samples, 10 % salt-and-pepper; cross-entropy on the window's centre column.
@@ -12,14 +13,16 @@
    is rejected, chosen on 5-digit strings from the last `held_out` training digits (never seen
    while training) so that at most 1 % of the strings read are wrong.
 
-The last `held_out` training digits are kept apart for that choice and for the report; the
-reader never trains on them, but the digit weights it starts from were trained on all 60,000
-training digits, these included, so the held-out figures run a little optimistic (MNIST's test
-writers are others: BENCHMARKS.md has the frozen benchmark's numbers). Seeded: one thread on
-one CPU kind gives the same weights each run.
+``--join A B``: trained readers joined into one ensemble (:meth:`SDNN.ensemble`: their logits
+averaged, one forward pass), its threshold chosen anew on the held-out strings. The bundled
+reader is two such members (``make reader``), each started from ``lenet5-real`` digit weights
+trained on every training digit but the held-out ones (``lenet train --config lenet5-real
+--train-subset 55000``), so that nothing it holds saw them and its held-out figures and
+threshold are honest (a reader started from the bundled ``lenet5-real``, which saw all 60,000,
+reads them optimistically). Seeded: one thread on one CPU kind gives the same weights each run.
 
-``python -m lenet.training.reader --out DIR`` (``make reader``) writes ``DIR/lenet5-sdnn.
-safetensors`` and its entry in ``DIR/readers.json`` (default DIR: the bundled weights).
+``python -m lenet.training.reader --out DIR`` writes ``DIR/lenet5-sdnn.safetensors`` and its
+entry in ``DIR/readers.json`` (default DIR: the bundled weights).
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from lenet.data.geometry import salt_pepper
 from lenet.errors import ConfigError, exit_status
 from lenet.models import load_pretrained, readers
 from lenet.models.lenet5 import LeNet5
+from lenet.models.metadata import WeightsMeta
 from lenet.models.sdnn import ALPHABET, BLANK, PREPROCESSING, SDNN
+from lenet.models.weights import is_bundled, load_model
 
 # The mix of spacings of the global stage, as (gap range, weight): the benchmark's three, and
 # one that spans them all.
@@ -61,10 +66,10 @@ class ReaderConfig:
     """
 
     seed: int = 0
-    init: str = "lenet5-real"  # bundled digit weights to replicate (H2's, made for real input)
+    init: str = "lenet5-real"  # digit weights to replicate: bundled name, file or run dir
     windows: int = 60_000  # stage 2: flanked windows
     window_lr: float = 5e-4
-    steps: int = 24_000  # stage 3: CTC steps of `batch` strings (~10 minutes of one core)
+    steps: int = 60_000  # stage 3: CTC steps of `batch` strings (~25 minutes of one core)
     batch: int = 32
     lr: float = 6e-3  # Adam, cosine to 0; chosen on held-out training strings (1e-3 to 1e-2)
     max_length: int = 10
@@ -90,7 +95,7 @@ def train_reader(cfg: ReaderConfig, log: Callable[[str], None] = print
     """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    digits, meta = load_pretrained(cfg.init)  # bundled digit weights, by manifest name
+    digits, meta = init_digits(cfg.init)
     try:
         if not isinstance(digits, LeNet5) or meta.preprocessing != PREPROCESSING:
             raise ValueError("not lenet5")
@@ -112,9 +117,50 @@ def train_reader(cfg: ReaderConfig, log: Callable[[str], None] = print
     t0 = time.perf_counter()
     report["ctc_loss"] = train_ctc(model, train_x, train_y, cfg, rng, log)
     report["ctc_seconds"] = round(time.perf_counter() - t0, 1)
+    report.update(held_out_report(model, images[split:], labels[split:], cfg, log))
+    return model, float(report["reject"]), report
+
+
+def join_readers(paths: Sequence[str | Path], cfg: ReaderConfig,
+                 log: Callable[[str], None] = print) -> tuple[SDNN, float, dict[str, Any]]:
+    """Trained single readers (weights files or bundled names) joined into one ensemble
+    (:meth:`SDNN.ensemble`), with its reject threshold and held-out report as
+    :func:`train_reader` gives them. Honest only where no member's digit weights saw the
+    held-out digits (train them with ``--train-subset`` of all but the last `cfg.held_out`).
+
+    >>> a, b = SDNN(), SDNN()
+    >>> join_readers([], ReaderConfig())
+    Traceback (most recent call last):
+    lenet.errors.ConfigError: --join: give at least two trained readers to join
+    """
+    if len(paths) < 2:
+        raise ConfigError("--join: give at least two trained readers to join")
+    if len(paths) > readers.MAX_MEMBERS:
+        raise ConfigError(f"--join: at most {readers.MAX_MEMBERS} readers")
+    members = [readers.load_reader(p)[0] for p in paths]
+    if any(m.members != 1 for m in members):
+        raise ConfigError("--join: each reader must be a single SDNN, not an ensemble")
+    model = SDNN.ensemble(members)
+    images, labels = read_split("mnist", "train")
+    split = len(images) - cfg.held_out
+    report = held_out_report(model, images[split:], labels[split:], cfg, log)
+    return model, float(report["reject"]), report
+
+
+def held_out_report(model: SDNN, images: np.ndarray, labels: np.ndarray, cfg: ReaderConfig,
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The reader read on strings of the held-out training digits: each part's exact share,
+    and the reject threshold for TARGET_ERROR on 5-digit strings with what it reads there.
+
+    >>> d = np.zeros((10, 28, 28), np.uint8); d[:, 6:22, 10:18] = 255
+    >>> r = held_out_report(SDNN(), d, np.arange(10), ReaderConfig(check=4), log=print)
+    held out (training digits): ...
+    >>> 0 <= r["reject"] <= 1
+    True
+    """
     model.eval()
-    check = held_out_parts(images[split:], labels[split:], cfg.check, cfg.seed)
-    for part, s in check.items():
+    report: dict[str, Any] = {}
+    for part, s in held_out_parts(images, labels, cfg.check, cfg.seed).items():
         texts, conf = read_strips(model, s.images)
         right = np.array([a == b for a, b in zip(texts, s.texts, strict=True)])
         report[f"held_out_{part}"] = round(float(right.mean()), 4)
@@ -127,7 +173,16 @@ def train_reader(cfg: ReaderConfig, log: Callable[[str], None] = print
                                                             / max(read.sum(), 1)), 4)
     log("held out (training digits): " + ", ".join(f"{k[9:]} {v}" for k, v in report.items()
                                                     if k.startswith("held_out_")))
-    return model, float(report["reject"]), report
+    return report
+
+
+def init_digits(init: str) -> tuple[torch.nn.Module, WeightsMeta]:
+    """The digit weights a reader starts from: bundled weights by name, or a weights file or
+    run directory (digit weights trained without the held-out digits give honest held-out
+    figures and threshold)."""
+    if is_bundled(init):
+        return load_pretrained(init)
+    return load_model(init)
 
 
 def held_out_parts(images: np.ndarray, labels: np.ndarray, count: int, seed: int
@@ -328,20 +383,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="folder to publish into (default: the bundled weights)")
     parser.add_argument("--name", default=readers.DEFAULT_READER)
+    parser.add_argument("--join", nargs="+", type=Path, default=None, metavar="WEIGHTS",
+                        help="train nothing: join these trained readers into one ensemble "
+                        "(their logits averaged, stored as int8) and choose its reject "
+                        "threshold on the held-out strings")
     defaults = ReaderConfig()
     for key, value in asdict(defaults).items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     cfg = replace(defaults, **{k: getattr(args, k) for k in asdict(defaults)})
-    model, reject, report = train_reader(cfg)
-    meta = readers.reader_meta(reject, {"margin": model.margin, "config": asdict(cfg),
-                                        "held_out": report})
+    if args.join:
+        model, reject, report = join_readers(args.join, cfg)
+        trained: dict[str, Any] = {"joined": [str(p) for p in args.join]}
+    else:
+        model, reject, report = train_reader(cfg)
+        trained = {"config": asdict(cfg)}
+    meta = readers.reader_meta(reject, {"margin": model.margin, "members": model.members,
+                                        **trained, "held_out": report})
     command = "OMP_NUM_THREADS=1 python -m lenet.training.reader" + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items()
-        if v != getattr(defaults, k))
+        if v != getattr(defaults, k)) + (" --join " + " ".join(map(str, args.join))
+                                         if args.join else "")
     path = readers.publish(model, meta, args.name, args.out,
-                           {"command": command, "config": asdict(cfg), "reject": reject,
-                            "held_out": report, "torch_version": torch.__version__})
+                           {"command": command, **trained, "reject": reject,
+                            "held_out": report, "torch_version": torch.__version__},
+                           small=model.members > 1)
     print(f"published {args.name}: reject {reject:.4f}, {path}")
     return 0
 

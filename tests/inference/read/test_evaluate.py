@@ -73,7 +73,24 @@ def test_batches_give_the_same_scores():
 def test_score_to_dict_is_plain():
     d = Score("p", 4, 3, 0.5, 0.7, 1.5).to_dict()
     assert d == {"part": "p", "strings": 4, "correct": 3, "read": 0.5, "threshold": 0.7,
-                 "seconds": 1.5, "max_error": 0.01, "accuracy": 0.75}
+                 "seconds": 1.5, "max_error": 0.01, "accuracy": 0.75, "kept": None,
+                 "kept_errors": None}
+
+
+def test_a_readers_own_rejections_are_scored() -> None:
+    Read = SimpleNamespace
+    part = Strings([np.zeros((28, 9), np.uint8)] * 4, ["1", "2", "3", "4"],
+                   [np.zeros((1, 2))] * 4)
+    answers = iter([("1", False), ("9", False), ("3", True), ("8", True)])
+
+    def reader(image):
+        text, rejected = next(answers)
+        return Read(text=text, confidence=0.5, rejected=rejected)
+
+    score = evaluate(reader, {"p": part})["p"]
+    assert (score.kept, score.kept_errors) == (0.5, 0.5)  # 2 of 4 kept, 1 of them wrong
+    plain = evaluate(lambda image: Read(text="1", confidence=0.5), {"p": part})["p"]
+    assert plain.kept is None and plain.kept_errors is None
 
 
 def test_docstring_examples_run():

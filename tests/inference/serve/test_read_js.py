@@ -35,9 +35,9 @@ CALL = """inp => {
   const lines = inp.lines.map(g => { const l = LenetMnist.line(Float64Array.from(g.data), g.w, g.h);
     return {width: l.width, strip: Array.from(l.strip), scale: l.scale, offset: l.offset}; });
   const decoded = inp.logprobs.map(lp => inp.options.map(([n, p]) => LenetRead.decode(lp, n, p)));
-  const net = inp.reader && LenetForward.load(inp.reader);
-  const scores = inp.strips.map(s => LenetForward.lineScores(net, Uint8Array.from(s.data), s.w)
-    .scores.map(row => Array.from(row)));
+  const scores = inp.readers.map(r => { const net = LenetForward.load(r);
+    return inp.strips.map(s => LenetForward.lineScores(net, Uint8Array.from(s.data), s.w)
+      .scores.map(row => Array.from(row))); });
   return {lines: lines, decoded: decoded, scores: scores}; }"""
 OPTIONS = [(None, None), (5, None), (0, None), (None, "zip"), (None, "amount"), (3, "d+"),
            (None, "1d{2,}"), (None, "d?.d*"), (4, "d{2,5}")]
@@ -105,15 +105,18 @@ def test_line_and_decode_ports_match_python(run_js: Runner, mnist_test) -> None:
     rng = np.random.default_rng(30)
     drawings, logprobs = _drawings(mnist_test, rng), _logprobs(rng)
     torch.manual_seed(0)
-    sdnn = SDNN().eval()  # random weights: every weight matters, none is zero
+    # Random weights (every weight matters, none is zero): one SDNN, and an ensemble of two
+    # (grouped convolutions).
+    sdnns = [SDNN().eval(), SDNN.ensemble([SDNN(), SDNN()]).eval()]
     meta = reader_meta(0.5, {})
-    doc, blob = describe_reader(sdnn, meta, {"reject": 0.5, "margin": sdnn.margin})
-    reader = json.loads(model_script(doc, blob).split(" = ", 1)[1].rstrip(";\n"))
+    described = [describe_reader(m, meta, {"reject": 0.5, "margin": m.margin}) for m in sdnns]
+    readers = [json.loads(model_script(doc, blob).split(" = ", 1)[1].rstrip(";\n"))
+               for doc, blob in described]
     strips = [(rng.random((28, w)) * 255).round().astype(np.uint8) for w in (28, 57, 100)]
     got = run_js({"lines": [{"data": g.ravel().tolist(), "w": g.shape[1], "h": g.shape[0]}
                             for g in drawings],
                   "logprobs": [lp.tolist() for lp in logprobs], "options": OPTIONS,
-                  "reader": reader,
+                  "readers": readers,
                   "strips": [{"data": s.ravel().tolist(), "w": s.shape[1]} for s in strips]})
     for gray, js in zip(drawings, got["lines"], strict=True):
         want = normalize(gray)
@@ -133,9 +136,10 @@ def test_line_and_decode_ports_match_python(run_js: Runner, mnist_test) -> None:
             assert js["confidence"] == pytest.approx(want.confidence, abs=1e-9)
             assert js["probabilities"] == pytest.approx(want.probabilities, abs=1e-12)
     assert len(texts) > 10  # the cases read many different strings, not all ""
-    for strip, js in zip(strips, got["scores"], strict=True):
-        x = meta.preprocessing(torch.from_numpy(strip[None]))
-        with torch.inference_mode():
-            want = sdnn(x)[0].numpy()
-        assert np.abs(np.array(js) - want).max() <= 1e-4
-        assert np.allclose(run_line_description(doc, blob, x)[0].numpy(), want, atol=1e-5)
+    for sdnn, (doc, blob), scores in zip(sdnns, described, got["scores"], strict=True):
+        for strip, js in zip(strips, scores, strict=True):
+            x = meta.preprocessing(torch.from_numpy(strip[None]))
+            with torch.inference_mode():
+                want = sdnn(x)[0].numpy()
+            assert np.abs(np.array(js) - want).max() <= 1e-4
+            assert np.allclose(run_line_description(doc, blob, x)[0].numpy(), want, atol=1e-5)

@@ -118,17 +118,16 @@ def _runs(lp: np.ndarray, path: np.ndarray
           ) -> tuple[list[int], list[tuple[int, int]], list[float]]:
     """The characters `path` spells, each one's columns [t0, t1) and probability (its best
     column's)."""
-    change = np.flatnonzero(np.diff(path, prepend=-1))  # where each run of one class starts
-    ends = np.append(change[1:], len(path))
-    labels, spans, probs = [], [], []
-    for t0, t1 in zip(change.tolist(), ends.tolist(), strict=True):
-        c = int(path[t0])
-        if c == BLANK:
-            continue
-        labels.append(c)
-        spans.append((t0, t1))
-        probs.append(float(np.exp(lp[t0:t1, c].max())))
-    return labels, spans, probs
+    # Vectorized: lenet read pays this once per number, and its speed rests on such costs.
+    new_run = np.ones(len(path), dtype=bool)
+    np.not_equal(path[1:], path[:-1], out=new_run[1:])
+    starts = np.flatnonzero(new_run)  # where each run of one class starts
+    ends = np.append(starts[1:], len(path))
+    best = np.maximum.reduceat(lp[np.arange(len(path)), path], starts)  # each run's best column
+    keep = path[starts] != BLANK
+    labels = path[starts][keep].tolist()
+    spans = list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True))
+    return labels, spans, np.exp(best[keep]).tolist()
 
 
 def _result(lp: np.ndarray, path: np.ndarray, log_z: float) -> Decoded:

@@ -48,6 +48,8 @@ class Score:
     threshold: float | None
     seconds: float
     max_error: float = MAX_ERROR
+    kept: float | None = None  # share the reader's own threshold accepts (None: no threshold)
+    kept_errors: float | None = None  # share of those accepted that are wrong
 
     @property
     def accuracy(self) -> float:
@@ -114,5 +116,11 @@ def evaluate(reader: Callable[[Any], Any], parts: Mapping[str, Strings], *,
         correct = np.array([r.text == t for r, t in zip(readings, texts, strict=True)], bool)
         confidence = np.array([float(r.confidence) for r in readings])
         share, threshold = read_at_error(confidence, correct, max_error)
-        out[name] = Score(name, n, int(correct.sum()), share, threshold, seconds, max_error)
+        kept = kept_errors = None
+        if readings and all(getattr(r, "rejected", None) is not None for r in readings):
+            accepted = ~np.array([bool(r.rejected) for r in readings])
+            kept = float(accepted.mean())
+            kept_errors = float((accepted & ~correct).sum() / max(int(accepted.sum()), 1))
+        out[name] = Score(name, n, int(correct.sum()), share, threshold, seconds, max_error,
+                          kept, kept_errors)
     return out

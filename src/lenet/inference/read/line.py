@@ -43,6 +43,7 @@ from lenet.inference.preprocess import (
     ImageError,
     NoInkError,
     decode_gray,
+    median,
     read_gray,
     scale_ink,
     white_ink,
@@ -147,18 +148,19 @@ def _level(scaled: np.ndarray) -> np.ndarray:
     ink = scaled[scaled >= INK_FLOOR]
     if ink.size == 0:
         return scaled
-    gain = min(MAX_GAIN, max(1.0, INK_LEVEL / float(np.median(ink))))
+    gain = min(MAX_GAIN, max(1.0, INK_LEVEL / median(ink)))
     return np.minimum(scaled * gain, 255.0) if gain > 1.0 else scaled
 
 
 def _solid(mask: np.ndarray) -> np.ndarray:
     """`mask` without isolated pixels (fewer than 2 of their 8 neighbours set): sensor noise
     and salt-and-pepper specks must not make a line taller or add a line."""
-    padded = np.pad(mask, 1).astype(np.uint8)
     h, w = mask.shape
-    neighbours = sum(padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-                     for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
-    return mask & (neighbours >= 2)
+    padded = np.zeros((h + 2, w + 2), np.uint8)  # np.pad costs ten times more here
+    padded[1:-1, 1:-1] = mask
+    rows = padded[:-2] + padded[1:-1] + padded[2:]  # each pixel's 3x3 sum, in two passes
+    box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    return mask & (box >= 3)  # a set pixel and at least 2 of its neighbours
 
 
 def _bands(rows: np.ndarray) -> list[tuple[int, int]]:
@@ -255,7 +257,7 @@ def pixels_line(pixels: np.ndarray, name: str = "input") -> Line:
     if c == 1 and h == HEIGHT:
         strip = pixels[..., 0]
         border = np.concatenate([strip[0], strip[-1], strip[:, 0], strip[:, -1]])
-        if float(np.median(border)) <= 127.5:
+        if median(border) <= 127.5:
             if w > MAX_WIDTH:
                 raise LineError(f"{name}: a strip {w} px long; at most {MAX_WIDTH} px are "
                                 f"read (about {MAX_WIDTH // 25} digits): crop or split it")

@@ -30,10 +30,19 @@
     const kh = op.kernel[0], kw = op.kernel[1], sy = op.stride[0], sx = op.stride[1];
     const py = op.padding[0], px = op.padding[1];
     const wt = tensor(net, op.weight), bias = op.bias ? tensor(net, op.bias) : null;
-    const y = new Float64Array(cout * oh * ow), all = [];
-    for (let i = 0; i < cin; i++) all.push(i);
+    // Grouped (an ensemble reader's members side by side): output map o reads only its
+    // group's input maps, and its weights hold cin / groups of them.
+    const groups = op.groups || 1, cpg = cin / groups, opg = cout / groups;
+    const wcin = op.table ? cin : cpg;
+    const y = new Float64Array(cout * oh * ow), byGroup = [];
+    for (let g = 0; g < groups; g++) {
+      const maps = [];
+      for (let i = g * cpg; i < (g + 1) * cpg; i++) maps.push(i);
+      byGroup.push(maps);
+    }
     for (let o = 0; o < cout; o++) {
-      const maps = op.table ? op.table[o] : all;  // the sparse C3 skips maps Table I leaves out
+      const g = Math.floor(o / opg), base = op.table ? 0 : g * cpg;
+      const maps = op.table ? op.table[o] : byGroup[g];  // the sparse C3 skips maps Table I leaves out
       for (let oy = 0; oy < oh; oy++) {
         for (let ox = 0; ox < ow; ox++) {
           let s = bias ? bias[o] : 0;
@@ -41,7 +50,7 @@
             for (let ky = 0; ky < kh; ky++) {
               const iy = oy * sy - py + ky;
               if (iy < 0 || iy >= h) continue;
-              const row = (i * h + iy) * w, krow = ((o * cin + i) * kh + ky) * kw;
+              const row = (i * h + iy) * w, krow = ((o * wcin + i - base) * kh + ky) * kw;
               for (let kx = 0; kx < kw; kx++) {
                 const ix = ox * sx - px + kx;
                 if (ix >= 0 && ix < w) s += x[row + ix] * wt[krow + kx];

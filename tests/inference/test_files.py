@@ -1,0 +1,38 @@
+"""`lenet read`'s files (:func:`lenet.inference.files.read_files`): one result per file in the
+order given, a bad file failing alone, and the same answers whatever the chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lenet.data.strings import sample_strings
+from lenet.inference import files
+from lenet.inference.read.reader import Reader
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader()
+
+
+def test_chunks_are_read_in_order_and_bad_files_fail_alone(
+        tmp_path: Path, mnist_test, reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = sample_strings(*mnist_test, 10, 3, "paper", np.random.default_rng(0))
+    for i, strip in enumerate(s.images):
+        Image.fromarray(255 - strip).save(tmp_path / f"{i:02d}.png")
+    (tmp_path / "05b.png").write_bytes(b"not an image")
+    one = files.read_files(reader, [str(tmp_path)])  # one chunk
+    monkeypatch.setattr(files, "READ_CHUNK", 4)  # 11 files: three chunks
+    two = files.read_files(reader, [str(tmp_path), str(tmp_path / "missing.png")])
+    assert [r["file"] for r in two[1:]] == [r["file"] for r in one]
+    assert two[0] == {"file": str(tmp_path / "missing.png"), "error": "no such file or directory"}
+    assert two[1:] == one
+    bad = [r for r in one if "error" in r]
+    assert len(bad) == 1 and bad[0]["file"].endswith("05b.png")
+    texts = [r["text"] for r in one if "error" not in r]
+    assert len(texts) == 10
+    assert np.mean([a == b for a, b in zip(texts, s.texts, strict=True)]) >= 0.8
