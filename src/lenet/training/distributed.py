@@ -73,6 +73,10 @@ class Distributed:
         return DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Leave the process group; after a finished run, every rank at once: a rank that
+        tears gloo down while another still talks to it can abort at exit (signal 6)."""
         if self.world > 1 and dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()

@@ -72,6 +72,7 @@ def fit(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None,
     # of float sums, so it is saved with the config and a resume keeps it. The count from
     # before is restored at the end (per-pattern training uses one).
     wanted = (cfg.threads or default_threads()) if device.type == "cpu" else None
+    finished = False
     try:
         with threads(wanted) as count:
             if device.type == "cpu":
@@ -89,9 +90,11 @@ def fit(cfg: TrainConfig, log: Log | None = None, progress: bool | None = None,
                         if _patience_spent(run):
                             break
                         test = _run_epoch(loop, epoch, stop)
-                return _finish(loop, test, t_start)
+                result = _finish(loop, test, t_start)
+                finished = True
+                return result
     finally:
-        dist.close()
+        dist.close(finished)
 
 
 @dataclass
