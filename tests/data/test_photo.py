@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from lenet.data.photo import STYLES, render
-from lenet.inference.preprocess import mnist_preprocess, to_grayscale
+from lenet.inference.decoding import to_grayscale
+from lenet.inference.preprocess import mnist_preprocess
 
 
 def _digit() -> np.ndarray:

@@ -89,9 +89,9 @@ def test_blank_images_are_no_digit_and_non_images_still_errors(reader, tmp_path)
 
     from PIL import Image
 
+    from lenet.inference.decoding import NotAnImageError
     from lenet.inference.files import predict_files
     from lenet.inference.predict import InputTypeError, Prediction
-    from lenet.inference.preprocess import NotAnImageError
 
     buf = io.BytesIO()
     Image.new("RGB", (60, 80), (240, 235, 230)).save(buf, format="PNG")  # paper, no ink

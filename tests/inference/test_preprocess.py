@@ -13,21 +13,23 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from lenet.inference.preprocess import (
+from lenet.inference.decoding import (
     MAX_DECODED_PIXELS,
     MAX_PIXELS,
     WORK_PIXELS,
     ImageError,
     ImageTooLargeError,
-    NoInkError,
     NotAnImageError,
     UnsupportedImageError,
+    open_image,
+    to_grayscale,
+)
+from lenet.inference.preprocess import (
+    NoInkError,
     mnist_preprocess,
     mnist_trace,
-    open_image,
     preprocess_image,
     preprocess_pixels,
-    to_grayscale,
 )
 
 

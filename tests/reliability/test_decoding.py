@@ -17,16 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from lenet.inference.preprocess import (
+from lenet.inference.decoding import (
     FORMATS,
     ImageTooLargeError,
-    NoInkError,
     NotAnImageError,
     decode_cost,
     open_image,
-    preprocess_image,
 )
-from lenet.inference.preprocess import ImageError as P_ImageError
+from lenet.inference.decoding import ImageError as P_ImageError
+from lenet.inference.preprocess import NoInkError, preprocess_image
 from tests.reliability import bombs
 
 WAIT = 60  # seconds: the bound on a child process
@@ -94,15 +93,16 @@ def test_only_the_first_frame_is_decoded():
 
 _MEASURE = """
 import resource, sys
+import lenet.inference.decoding as D
 import lenet.inference.preprocess as P
 for path in sys.argv[1:]:
     data = open(path, "rb").read()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
-        estimate = P.decode_cost(data, path).bytes >> 20
+        estimate = D.decode_cost(data, path).bytes >> 20
         P.preprocess_image(data, path)
         result = "digit"
-    except P.ImageError as e:
+    except D.ImageError as e:
         estimate, result = 0, type(e).__name__
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10
     print(path, grown, estimate, result)

@@ -18,13 +18,13 @@ from PIL import Image
 
 from lenet import cli
 from lenet.errors import WeightsError
-from lenet.inference.preprocess import (
+from lenet.inference.decoding import (
     MAX_DECODED_PIXELS,
     WORK_PIXELS,
     ImageTooLargeError,
     NotAnImageError,
-    preprocess_image,
 )
+from lenet.inference.preprocess import preprocess_image
 from lenet.models import create, get_spec, weights
 from tests.reliability.helpers import bounded
 
@@ -105,7 +105,7 @@ def test_large_images_that_are_accepted_stay_within_the_memory_bound(tmp_path) -
 
 
 def test_large_images_are_shrunk_before_float_work() -> None:
-    from lenet.inference.preprocess import open_image
+    from lenet.inference.decoding import open_image
 
     arr = np.full((1500, 2000), 255, np.uint8)  # 3 MP: over WORK_PIXELS
     arr[200:1300, 900:1100] = 0

@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw, ImageFont
 
 from lenet.data.strings import sample_strings
-from lenet.inference.preprocess import ImageError, ImageTooLargeError
+from lenet.inference.decoding import ImageError, ImageTooLargeError
 from lenet.inference.read.line import MARGIN, MAX_WIDTH, LineError, to_line
 from lenet.inference.read.reader import Reader, Reading
 from lenet.models import create
@@ -117,7 +117,7 @@ def test_junk_and_bombs_are_clear_errors(reader) -> None:
 _MEASURE = """
 import resource, sys
 from lenet.inference.read.line import to_line
-from lenet.inference.preprocess import ImageError
+from lenet.inference.decoding import ImageError
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
@@ -133,7 +133,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10, resul
 def test_a_24_megapixel_page_photo_costs_bounded_memory(tmp_path: Path) -> None:
     """A phone photo of a page (6000 x 4000 JPEG): decoded at reduced size, refused as
     several lines, in a fresh process whose peak memory grows by well under the decode budget
-    (preprocess.decode_cost's estimate for 2 MP of work: about 100 MB)."""
+    (decoding.decode_cost's estimate for 2 MP of work: about 100 MB)."""
     path = tmp_path / "page.jpg"
     _page(4000, 6000, 20).convert("RGB").save(path, "JPEG", quality=80)
     proc = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], capture_output=True,

@@ -8,21 +8,22 @@ from __future__ import annotations
 import glob
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
+from lenet.inference.decoding import ImageError
 from lenet.inference.predict import Predictor, blank_if_no_ink
-from lenet.inference.preprocess import ImageError, preprocess_image
+from lenet.inference.preprocess import preprocess_image
 from lenet.storage import atomic
 
 if TYPE_CHECKING:
-    from lenet.inference.read.line import Line
     from lenet.inference.read.reader import Reader
 
+T = TypeVar("T")
 READ_CHUNK = 1024  # files normalized, then read, at once: bounds the strips held in memory
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -87,19 +88,7 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
         check_save_dir(save_dir)
     paths, problems = expand_inputs(items)
     results: list[dict[str, Any]] = [{"path": a, "error": m} for a, m in problems]
-    ok: list[tuple[int, Path, np.ndarray]] = []
-    for path in paths:
-        try:
-            digit = blank_if_no_ink(preprocess_image, path)
-        except ImageError as e:
-            results.append({"path": str(path), "error": str(e).removeprefix(f"{path}: ")})
-            continue
-        except Exception as e:  # a decoder failure nobody foresaw: this file fails, not the batch
-            results.append({"path": str(path),
-                            "error": f"cannot process this image ({type(e).__name__}: {e})"})
-            continue
-        results.append({"path": str(path)})
-        ok.append((len(results) - 1, path, digit))
+    ok = _each_file(paths, results, "path", lambda path: blank_if_no_ink(preprocess_image, path))
     used: set[str] = set()
     for start in range(0, len(ok), 512):
         chunk = ok[start:start + 512]
@@ -126,32 +115,34 @@ def read_files(reader: Reader, items: list[str], length: int | None = None,
     """
     paths, problems = expand_inputs(items)
     results: list[dict[str, Any]] = [{"file": a, "error": m} for a, m in problems]
+    from lenet.inference.read.line import to_line  # noqa: PLC0415  (predict need not load it)
+
     for start in range(0, len(paths), READ_CHUNK):
-        lines, slots = _lines(paths[start:start + READ_CHUNK], results)
-        for i, reading in zip(slots, reader.read_lines(lines, length=length, pattern=pattern),
-                              strict=True):
+        done = _each_file(paths[start:start + READ_CHUNK], results, "file",
+                          lambda path: to_line(path, str(path)))
+        readings = reader.read_lines([line for _, _, line in done], length=length,
+                                     pattern=pattern)
+        for (i, _, _), reading in zip(done, readings, strict=True):
             results[i].update(reading.to_dict())
     return results
 
 
-def _lines(paths: Sequence[Path], results: list[dict[str, Any]]
-           ) -> tuple[list[Line], list[int]]:
-    """Each file's normalized line, and its slot in `results` (appended to it: ``{"file"}``,
-    or ``{"file", "error"}`` for a file that fails alone)."""
-    from lenet.inference.read.line import to_line  # noqa: PLC0415  (predict need not load it)
-
-    lines, slots = [], []
+def _each_file(paths: Sequence[Path], results: list[dict[str, Any]], key: str,
+               make: Callable[[Path], T]) -> list[tuple[int, Path, T]]:
+    """`make` of each file, with the slot of its result in `results` (appended to it:
+    ``{key: path}``, or ``{key: path, "error": ...}`` for a file that fails alone, never the
+    batch)."""
+    done: list[tuple[int, Path, T]] = []
     for path in paths:
         try:
-            line = to_line(path, str(path))
+            value = make(path)
         except ImageError as e:
-            results.append({"file": str(path), "error": str(e).removeprefix(f"{path}: ")})
+            results.append({key: str(path), "error": str(e).removeprefix(f"{path}: ")})
             continue
         except Exception as e:  # a decoder failure nobody foresaw: this file fails alone
-            results.append({"file": str(path),
+            results.append({key: str(path),
                             "error": f"cannot process this image ({type(e).__name__}: {e})"})
             continue
-        results.append({"file": str(path)})
-        lines.append(line)
-        slots.append(len(results) - 1)
-    return lines, slots
+        results.append({key: str(path)})
+        done.append((len(results) - 1, path, value))
+    return done

@@ -30,15 +30,10 @@ from torch import nn
 
 from lenet.data.transforms import PIXELS, SIDE, Preprocessing, from_array, gray_levels
 from lenet.errors import LenetError
-from lenet.inference import preprocess
+from lenet.inference import decoding, preprocess
+from lenet.inference.decoding import MAX_DECODED_PIXELS, ImageError
 from lenet.inference.export import ExportError, make_session, read_metadata, to_onnx
-from lenet.inference.preprocess import (
-    MAX_DECODED_PIXELS,
-    MIN_CONTRAST,
-    ImageError,
-    NoInkError,
-    preprocess_image,
-)
+from lenet.inference.preprocess import MIN_CONTRAST, NoInkError, preprocess_image
 from lenet.models import weights
 from lenet.models.hub import DEFAULT_WEIGHTS
 
@@ -190,7 +185,7 @@ class Predictor:
         Pixels are uint8 in 0..255 (other integer dtypes with those values too) or float in
         [0, 1], float64 included (``ToTensor()``'s output); NaN, infinity, values outside the
         range (a tensor normalized with other statistics) and over
-        :data:`~lenet.inference.preprocess.MAX_DECODED_PIXELS` pixels an image are refused
+        :data:`~lenet.inference.decoding.MAX_DECODED_PIXELS` pixels an image are refused
         before any work, with an :class:`InputError` (a ValueError) naming what is taken.
 
         An array or tensor of exactly 28x28 is an MNIST digit, white ink on a black background,
@@ -404,7 +399,7 @@ def _array_digits(pixels: np.ndarray, label: str) -> np.ndarray:
                          for i, p in enumerate(pixels)]) if n else np.zeros((0, SIDE, SIDE),
                                                                             np.uint8)
     digits = pixels[..., 0] if c == 1 else np.stack(
-        [np.rint(preprocess.to_grayscale(Image.fromarray(p, mode), label)).astype(np.uint8)
+        [np.rint(decoding.to_grayscale(Image.fromarray(p, mode), label)).astype(np.uint8)
          for p in pixels]).reshape(n, SIDE, SIDE)
     border = np.concatenate([digits[:, 0], digits[:, -1], digits[:, 1:-1, 0],
                              digits[:, 1:-1, -1]], axis=1)

@@ -19,8 +19,9 @@ from PIL import Image
 
 from lenet.data.suites import Part, real_suite
 from lenet.errors import WeightsError
+from lenet.inference.decoding import ImageError
 from lenet.inference.predict import Predictor
-from lenet.inference.preprocess import ImageError, preprocess_opened
+from lenet.inference.preprocess import preprocess_opened
 
 NOTHING = -1  # the "prediction" for a picture the preprocessing found no digit in
 

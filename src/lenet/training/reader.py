@@ -15,7 +15,7 @@
 
 ``--join A B``: trained readers joined into one ensemble (:meth:`SDNN.ensemble`: their logits
 averaged, one forward pass), its threshold chosen anew on the held-out strings. The bundled
-reader is two such members (``make reader``), each started from ``lenet5-real`` digit weights
+reader is four such members (``make reader``), each started from ``lenet5-real`` digit weights
 trained on every training digit but the held-out ones (``lenet train --config lenet5-real
 --train-subset 55000``), so that nothing it holds saw them and its held-out figures and
 threshold are honest (a reader started from the bundled ``lenet5-real``, which saw all 60,000,
@@ -128,7 +128,6 @@ def join_readers(paths: Sequence[str | Path], cfg: ReaderConfig,
     :func:`train_reader` gives them. Honest only where no member's digit weights saw the
     held-out digits (train them with ``--train-subset`` of all but the last `cfg.held_out`).
 
-    >>> a, b = SDNN(), SDNN()
     >>> join_readers([], ReaderConfig())
     Traceback (most recent call last):
     lenet.errors.ConfigError: --join: give at least two trained readers to join

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from lenet.data.strings import sample_strings
+from lenet.inference.decoding import ImageError, NotAnImageError
 from lenet.inference.predict import InputError
-from lenet.inference.preprocess import ImageError, NotAnImageError
 from lenet.inference.read.line import (
     HEIGHT,
     INK_HEIGHT,

@@ -696,7 +696,7 @@ def test_activations_need_torch_weights(predictor):
 def test_images_over_the_memory_budget_take_turns_and_one_over_it_alone_is_413(predictor):
     """Decodes are budgeted by the memory their headers say they will take (decode_cost):
     two that together exceed max_decode_bytes take turns; one alone over it is 413."""
-    from lenet.inference.preprocess import decode_cost
+    from lenet.inference.decoding import decode_cost
 
     digit = np.zeros((300, 300), np.uint8)
     digit[60:240, 130:170] = 255

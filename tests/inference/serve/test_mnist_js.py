@@ -8,9 +8,7 @@ from a generator of its own."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import torch
 
 from lenet.data import geometry
 from lenet.inference.serve.digits import Transform, apply
-from tests.chromium import CHROMIUM, chromium
+from tests.chromium import CHROMIUM, in_node, in_page
 
 MNIST_JS = Path(__file__).parents[3] / "src/lenet/inference/serve/static/mnist.js"
 DISTORT = ("cases => cases.map(c => Array.from(LenetMnist.distort(Uint8Array.from(c.digit), "
@@ -40,32 +38,18 @@ FIELDS: list[dict[str, float]] = [
 Runner = Callable[[list[dict[str, Any]]], list[list[int]]]
 
 
-def _in_node(cases: list[dict[str, Any]]) -> list[list[int]]:
-    script = ("globalThis.window = globalThis; require(process.argv[1]);"
-              "let s = ''; process.stdin.on('data', d => s += d).on('end', () =>"
-              f"  process.stdout.write(JSON.stringify(({DISTORT})(JSON.parse(s)))));")
-    node = shutil.which("node") or "node"
-    proc = subprocess.run([node, "-e", script, str(MNIST_JS)], input=json.dumps(cases),
-                          capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(proc.stdout)
-
-
 @pytest.fixture(scope="module", params=["chromium", "node"])
 def run_js(request: pytest.FixtureRequest) -> Iterator[Runner]:
     """Runs mnist.js's distort on a list of {"digit": 784 ints, "fields": {...}}."""
     if request.param == "node":
         if shutil.which("node") is None:
             pytest.skip("node is not installed")
-        yield _in_node
+        yield in_node([MNIST_JS], DISTORT)
         return
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with chromium() as browser:
-        page = browser.new_page()
-        page.set_content("<!doctype html><title>mnist.js</title>")
-        page.add_script_tag(path=str(MNIST_JS))
-        yield lambda cases: page.evaluate(DISTORT, cases)
-        page.close()
+    with in_page([MNIST_JS], DISTORT, "mnist.js") as run:
+        yield run
 
 
 def _geometry(digit: np.ndarray, fields: dict[str, float]) -> np.ndarray:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from lenet.inference.read.line import normalize
 from lenet.inference.webexport import describe_reader, model_script, run_line_description
 from lenet.models.readers import reader_meta
 from lenet.models.sdnn import SDNN
-from tests.chromium import CHROMIUM, chromium
+from tests.chromium import CHROMIUM, in_node, in_page
 
 STATIC = Path(__file__).parents[3] / "src/lenet/inference/serve/static"
 SCRIPTS = [STATIC / name for name in ("forward.js", "mnist.js", "read.js")]
@@ -45,30 +44,15 @@ OPTIONS = [(None, None), (5, None), (0, None), (None, "zip"), (None, "amount"), 
 Runner = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def _in_node(inp: dict[str, Any]) -> dict[str, Any]:
-    script = ("globalThis.window = globalThis; for (const f of process.argv.slice(1)) "
-              "require(f); let s = ''; process.stdin.on('data', d => s += d).on('end', () => "
-              f"process.stdout.write(JSON.stringify(({CALL})(JSON.parse(s)))));")
-    proc = subprocess.run([shutil.which("node") or "node", "-e", script,
-                           *map(str, SCRIPTS)], input=json.dumps(inp), capture_output=True,
-                          text=True, timeout=120, check=True)
-    return json.loads(proc.stdout)
-
-
 @pytest.fixture(scope="module")
 def run_js() -> Iterator[Runner]:
     if shutil.which("node") is not None:
-        yield _in_node
+        yield in_node(SCRIPTS, CALL)
         return
     if not Path(CHROMIUM).exists():
         pytest.skip(f"neither node nor {CHROMIUM} is installed")
-    with chromium() as browser:
-        page = browser.new_page()
-        page.set_content("<!doctype html><title>read.js</title>")
-        for script in SCRIPTS:
-            page.add_script_tag(path=str(script))
-        yield lambda inp: page.evaluate(CALL, inp)
-        page.close()
+    with in_page(SCRIPTS, CALL, "read.js") as run:
+        yield run
 
 
 def _drawings(mnist_test, rng: np.random.Generator) -> list[np.ndarray]:

@@ -34,17 +34,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lenet.inference.decoding import ImageError, decode_gray, read_gray
 from lenet.inference.predict import InputError, array_pixels
 from lenet.inference.preprocess import (
     BOX,
     CENTRE,
     INK_THRESHOLD,
     SIDE,
-    ImageError,
     NoInkError,
-    decode_gray,
     median,
-    read_gray,
     scale_ink,
     white_ink,
 )
@@ -220,7 +218,7 @@ def to_line(x: Any, name: str = "input") -> Line:
 
     An array or tensor 28 px high, gray, white ink on black, is a normalized strip already
     (as :func:`lenet.data.strings.compose` makes them) and is taken as it is; any other is a
-    picture. Every refusal is an :class:`~lenet.inference.preprocess.ImageError` naming it.
+    picture. Every refusal is an :class:`~lenet.inference.decoding.ImageError` naming it.
 
     >>> strip = np.zeros((28, 60), np.uint8); strip[4:24, 20:23] = 255
     >>> to_line(strip).strip is strip or bool((to_line(strip).strip == strip).all())

@@ -154,7 +154,7 @@ class Reader:
         number of characters to read (a zip code: 5); `pattern`: ``"zip"``, ``"amount"`` (digits,
         a point, two digits) or a template (``d`` any digit, a literal digit or ``.``, each
         optionally followed by ``{m}``, ``{m,n}``, ``+``, ``*`` or ``?``). A bad image is an
-        :class:`~lenet.inference.preprocess.ImageError` naming it (a ValueError for arrays).
+        :class:`~lenet.inference.decoding.ImageError` naming it (a ValueError for arrays).
         """
         lines, single = self.lines(images)
         readings = self.read_lines(lines, length=length, pattern=pattern)

@@ -29,8 +29,8 @@ work, in a worker thread), :mod:`~lenet.inference.serve.security` (headers and t
 
 Limits: a body over 2 MB, an image over ``max_pixels``, or one whose decoding would hold over
 ``max_decode_bytes`` (both read from its header, before anything is decoded; see
-:func:`lenet.inference.preprocess.decode_cost`) is 413, a format lenet does not take (ICO, PSD:
-:data:`lenet.inference.preprocess.FORMATS` lists those it does), a non-image or an image mode
+:func:`lenet.inference.decoding.decode_cost`) is 413, a format lenet does not take (ICO, PSD:
+:data:`lenet.inference.decoding.FORMATS` lists those it does), a non-image or an image mode
 with no grayscale (LAB) 415, malformed JSON or a wrong pixel count 422, and every error has a
 JSON body ``{"detail": ...}``.
 
@@ -71,8 +71,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from lenet.inference.decoding import MAX_PIXELS
 from lenet.inference.predict import Predictor
-from lenet.inference.preprocess import MAX_PIXELS
 from lenet.inference.serve.answers import DECIMALS, MAX_LAYER_VALUES, infer, infer_layers
 from lenet.inference.serve.digits import LIMITS as TRANSFORM_LIMITS
 from lenet.inference.serve.inputs import read_input

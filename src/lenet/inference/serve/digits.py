@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 
 from lenet.data import geometry
-from lenet.inference.preprocess import mnist_trace, open_image, to_grayscale
+from lenet.inference.decoding import open_image, to_grayscale
+from lenet.inference.preprocess import mnist_trace
 
 THUMB = 56  # longest side of a preprocessing-step picture, in pixels
 

@@ -11,13 +11,13 @@ from typing import Any
 
 from fastapi import Request
 
-from lenet.inference.preprocess import (
+from lenet.inference.decoding import (
     ImageError,
     ImageTooLargeError,
-    NoInkError,
     NotAnImageError,
     UnsupportedImageError,
 )
+from lenet.inference.preprocess import NoInkError
 from lenet.inference.serve.limits import ApiError, busy, read_body
 
 log = logging.getLogger("lenet.inference.serve")

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from lenet.inference.preprocess import ImageError, ImageTooLargeError, decode_cost
+from lenet.inference.decoding import ImageError, ImageTooLargeError, decode_cost
 
 MAX_BODY = 2 * 1024 * 1024
 # Bytes that the decodes running at once may hold together (by decode_cost's estimate, from the
@@ -49,7 +49,7 @@ class Gate:
     At most `queue` requests are admitted at once (reading their body, waiting or running);
     more are 503 at once, so the bodies held in memory stay under `queue` x the body limit. Of
     those, at most `slots` run at once, and their images hold at most `pixels` pixels and
-    `memory` bytes (by :func:`~lenet.inference.preprocess.decode_cost`) together, so that a few
+    `memory` bytes (by :func:`~lenet.inference.decoding.decode_cost`) together, so that a few
     huge images are decoded one after another while small ones run side by side.
     Turns are first come, first served; one not given within `timeout` seconds is 503.
     Only ever used from the event loop's thread, so plain counters need no lock.
