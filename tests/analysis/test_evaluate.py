@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from lenet.analysis.evaluate import (
+    error_bound,
     evaluate_detailed,
     evaluate_loaded,
     evaluate_tensors,
     evaluate_weights,
     evaluate_with_scores,
     load,
+    read_at_error,
     run_test_subset,
 )
 from lenet.models import create, get_spec, weights
@@ -188,3 +191,45 @@ def test_paper_figures_of_saved_weights(run: Path) -> None:
     assert 0 < fig["seconds_per_digit"] < 1
     model = create("lenet5")
     assert 0 < seconds_per_digit(model, torch.zeros(5, 1, 28, 28), batch_size=2) < 1
+
+
+def test_read_at_error_accepts_the_most_confident_while_errors_stay_under_the_limit():
+    rng = np.random.default_rng(0)
+    conf = rng.random(1000)
+    correct = np.ones(1000, bool)
+    correct[np.argsort(conf)[:100]] = False  # the 100 least confident are wrong
+    share, threshold = read_at_error(conf, correct)
+    # 900 right; 1 % of the accepted may be wrong: 909 accepted, 9 of them wrong
+    assert share == pytest.approx(0.909) and threshold == pytest.approx(np.sort(conf)[91])
+    assert read_at_error(conf, np.ones(1000, bool)) == (1.0, conf.min())
+    assert read_at_error(conf, np.zeros(1000, bool)) == (0.0, None)
+    assert read_at_error(np.array([]), np.array([], bool)) == (0.0, None)
+
+
+def test_readings_of_equal_confidence_are_accepted_or_rejected_together():
+    conf = np.array([0.9, 0.5, 0.5, 0.5])
+    assert read_at_error(conf, np.array([True, True, False, True])) == (0.25, 0.9)
+    assert read_at_error(conf, np.array([True, True, False, True]), max_error=0.25) == (1.0, 0.5)
+    with pytest.raises(ValueError, match="differ"):
+        read_at_error(conf, np.array([True]))
+
+
+def test_with_z_the_error_rates_upper_bound_is_kept_to_the_limit():
+    rng = np.random.default_rng(0)
+    conf = rng.random(1000)
+    correct = np.ones(1000, bool)
+    correct[np.argsort(conf)[:100]] = False
+    share, threshold = read_at_error(conf, correct, z=1.645)
+    accepted = conf >= threshold
+    wrong = int((accepted & ~correct).sum())
+    assert share < 0.909 and error_bound(wrong, int(accepted.sum())) <= 0.01
+    # One more reading (the next less confident) would break the bound.
+    more = conf >= np.sort(conf[conf < threshold])[-1]
+    assert error_bound(int((more & ~correct).sum()), int(more.sum())) > 0.01
+
+
+def test_the_error_bound_lies_above_the_rate_seen_and_closes_on_it_with_more_readings():
+    n = np.array([100, 1_000, 100_000])
+    bound = error_bound(n // 100, n)
+    assert (bound > 0.01).all() and (np.diff(bound) < 0).all() and bound[-1] < 0.0106
+    assert error_bound(np.array([0]), np.array([10]))[0] > 0.1  # ten right prove little

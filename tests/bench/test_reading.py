@@ -17,7 +17,9 @@ def test_the_reading_bench_runs_and_reports_each_input(tmp_path, capsys, mnist_r
     assert reading.main(["--count", "12", "--repeats", "1", "--threads", "1",
                          "--weights", str(weights)]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result["rows"]) == {"arrays", "png_bytes", "png_files"}
+    assert set(result["rows"]) == {f"{kind}{shared}" for kind in ("arrays", "png_bytes",
+                                                                  "png_files")
+                                   for shared in ("", "_workers")}
     for row in result["rows"].values():
         assert row["numbers_per_s"] > 0 and row["cpu_ms_per_number"] > 0
         assert 0 <= row["accuracy"] <= 1

@@ -97,6 +97,7 @@ def test_bad_files_are_one_line_each_and_exit_1(folder, tmp_path, capsys) -> Non
     (["--pattern", "d{"], "--pattern 'd{'"),
     (["--length", "0"], "--length 0"),
     (["--reject", "1.5"], "--reject 1.5"),
+    (["--workers", "0"], "--workers 0"),
     (["--weights", "no-such-reader"], "no-such-reader"),
 ])
 def test_bad_options_exit_2_in_one_line(folder, args, message, capsys) -> None:
@@ -105,3 +106,14 @@ def test_bad_options_exit_2_in_one_line(folder, args, message, capsys) -> None:
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
     assert len([x for x in err.splitlines() if x.startswith("lenet: error")]) == 1
+
+
+def test_workers_print_what_one_process_prints(folder, monkeypatch, capsys) -> None:
+    from lenet.inference.read import reader
+
+    out, _ = folder
+    assert cli.main(["read", str(out), "--workers", "1"]) == 0
+    alone = capsys.readouterr().out
+    monkeypatch.setattr(reader, "PER_WORKER", 2)  # 7 files: three workers' shares
+    assert cli.main(["read", str(out), "--workers", "3"]) == 0
+    assert capsys.readouterr().out == alone

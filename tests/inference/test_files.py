@@ -11,7 +11,9 @@ from PIL import Image
 
 from lenet.data.strings import sample_strings
 from lenet.inference import files
+from lenet.inference.read import reader as reader_module
 from lenet.inference.read.reader import Reader
+from lenet.runtime import workers
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +38,21 @@ def test_chunks_are_read_in_order_and_bad_files_fail_alone(
     texts = [r["text"] for r in one if "error" not in r]
     assert len(texts) == 10
     assert np.mean([a == b for a, b in zip(texts, s.texts, strict=True)]) >= 0.8
+
+
+@pytest.mark.skipif(not workers.can_fork(), reason="this system does not fork")
+def test_workers_read_the_same_in_the_same_order(
+        tmp_path: Path, mnist_test, reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = sample_strings(*mnist_test, 9, 4, "paper", np.random.default_rng(1))
+    for i, strip in enumerate(s.images):
+        Image.fromarray(255 - strip).save(tmp_path / f"{i:02d}.png")
+    (tmp_path / "03b.png").write_bytes(b"\x89PNG junk")
+    here = files.read_files(reader, [str(tmp_path)])
+    monkeypatch.setattr(reader_module, "PER_WORKER", 3)  # 10 files: three workers' shares
+    shared = files.read_files(reader, [str(tmp_path)], workers=3)
+    assert [r["file"] for r in shared] == [r["file"] for r in here]
+    assert [r.get("text") for r in shared] == [r.get("text") for r in here]
+    assert [r.get("error") for r in shared] == [r.get("error") for r in here]
+    assert sum("error" in r for r in shared) == 1
+    for a, b in zip(shared, here, strict=True):  # one thread a worker: the sums' order may
+        assert a.get("confidence") == pytest.approx(b.get("confidence"), abs=1e-5)  # differ

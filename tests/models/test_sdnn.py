@@ -85,14 +85,15 @@ def test_prepare_normalizes_and_pads_with_background() -> None:
 
 
 def test_inference_and_training_forward_agree() -> None:
-    # Evaluation pools by strided slices (faster), training by F.max_pool2d: the same values.
+    # Evaluation pools by strided slices and runs C1 over stacked rows (faster), training by
+    # F.max_pool2d and the plain convolution: the same values, to float rounding.
     torch.manual_seed(0)
     model = SDNN()
     x = torch.randn(3, 1, 28, 77)
     with torch.no_grad():
         trained = model.train()(x)
         evaluated = model.eval()(x)
-    assert torch.equal(trained, evaluated)
+    assert torch.allclose(trained, evaluated, atol=1e-5)
 
 
 def test_an_ensemble_averages_its_members_logits_in_one_pass() -> None:

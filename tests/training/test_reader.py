@@ -15,8 +15,8 @@ from lenet.models import readers
 from lenet.models.sdnn import SDNN
 from lenet.training import reader
 
-TINY = dict(windows=256, steps=12, batch=8, check=40, train_digits=2000, max_length=4,
-            p_distort=0.5)
+TINY = dict(windows=256, steps=12, batch=8, check=40, reject_strings=200, train_digits=2000,
+            max_length=4, p_distort=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -70,18 +70,33 @@ def test_choose_reject_keeps_errors_at_the_target_share_of_those_read() -> None:
     rng = np.random.default_rng(0)
     conf = rng.random(1000)
     right = rng.random(1000) < 0.5 + conf / 2  # surer strings are right more often
-    t = reader.choose_reject(conf, right, 0.01)
+    t = reader.choose_reject(conf, right, 0.01, z=0)
     read = conf >= t
     assert (read & ~right).sum() <= 0.01 * read.sum() and read.mean() > 0.05
     # No lower threshold keeps to the target.
     for lower in np.sort(conf[conf < t]):
         more = conf >= lower
         assert (more & ~right).sum() > 0.01 * more.sum()
-    assert reader.choose_reject(np.array([0.9]), np.array([False]), 0.01) == 1.0
-    assert reader.choose_reject(np.array([0.9, 0.8]), np.array([True, True])) == 0.4
+    assert reader.choose_reject(np.array([0.9]), np.array([False]), 0.01, z=0) == 1.0
+    assert reader.choose_reject(np.array([0.9, 0.8]), np.array([True, True]), z=0) == 0.4
     # Ties are read or rejected together.
     assert reader.choose_reject(np.array([0.9, 0.5, 0.5]), np.array([True, True, False]),
-                                0.3) == 0.7
+                                0.3, z=0) == 0.7
+
+
+def test_by_default_the_threshold_keeps_the_error_rates_upper_bound_to_the_target() -> None:
+    # 20,000 strings, 2 % wrong at random below confidence 0.5 and 0.5 % above: the rate seen
+    # allows the threshold lower than the bound does, which must leave a margin under 1 %.
+    rng = np.random.default_rng(1)
+    conf = rng.random(20_000)
+    right = rng.random(20_000) >= np.where(conf < 0.5, 0.02, 0.005)
+    seen, bound = reader.choose_reject(conf, right, 0.01, z=0), reader.choose_reject(conf, right)
+    assert bound > seen
+    read = conf >= bound
+    errors = (read & ~right).sum() / read.sum()
+    assert errors < 0.0095 and read.mean() > 0.3
+    # Two right strings bound nothing to 1 %: everything is rejected.
+    assert reader.choose_reject(np.array([0.9, 0.8]), np.array([True, True])) == 1.0
 
 
 def test_the_init_must_be_lenet5_digit_weights() -> None:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -263,6 +264,57 @@ def rejection_at(scores: torch.Tensor, labels: torch.Tensor,
     # A relative tolerance, so that 1 error in 200 digits meets 0.5 % despite rounding.
     ok = torch.nonzero(curve.error <= target_error * (1 + 1e-12)).flatten()
     return float(curve.rejected[ok[0]]) if len(ok) else None
+
+
+# --------------------------------------------------------------------------- strings read
+CONFIDENT = 1.645  # one-sided 95 %: the z of the bound that choosing a threshold keeps to
+
+
+def error_bound(wrong: np.ndarray, accepted: np.ndarray, z: float = CONFIDENT) -> np.ndarray:
+    """The Wilson score upper bound on the error rate of `accepted` readings of which `wrong`
+    are wrong (elementwise; `z` standard deviations, one-sided): where the true rate may lie
+    for all the sample says, as a threshold chosen on a sample must allow for.
+
+    >>> [round(float(b), 4) for b in error_bound(np.array([0, 10]), np.array([100, 1000]))]
+    [0.0263, 0.0167]
+    """
+    n = np.asarray(accepted, np.float64)
+    p = np.asarray(wrong, np.float64) / n
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (p + z * z / (2 * n) + spread) / (1 + z * z / n)
+
+
+def read_at_error(confidence: np.ndarray, correct: np.ndarray, max_error: float = 0.01,
+                  z: float = 0.0) -> tuple[float, float | None]:
+    """The largest share of readings accepted, most confident first, with at most `max_error`
+    of them wrong, and the confidence threshold (accept >= it) that accepts them (None when
+    none does). Readings of equal confidence are accepted or rejected together.
+
+    With `z` > 0 the bound (:func:`error_bound`) of the error rate, not the rate seen, must be
+    at most `max_error`: how a threshold is chosen on held-out strings so that strings it has
+    not seen keep to the target too (the rate seen at a threshold chosen on them is the low
+    side of its noise). With `z` = 0 it is the paper's measure of a part (Sec. X).
+
+    >>> read_at_error(np.array([0.9, 0.8, 0.7, 0.6]), np.array([True, True, False, True]))
+    (0.5, 0.8)
+    """
+    confidence = np.asarray(confidence, np.float64)
+    correct = np.asarray(correct, bool)
+    if confidence.shape != correct.shape:
+        raise ValueError(f"confidence {confidence.shape} and correct {correct.shape} differ")
+    if confidence.size == 0:
+        return 0.0, None
+    order = np.argsort(-confidence, kind="stable")
+    conf, wrong = confidence[order], np.cumsum(~correct[order])
+    accepted = np.arange(1, len(conf) + 1)
+    # Only where the next reading is less confident can the threshold fall.
+    last = np.r_[conf[1:] < conf[:-1], True]
+    error = error_bound(wrong, accepted, z) if z > 0 else wrong / accepted
+    ok = last & (error <= max_error * (1 + 1e-12))
+    if not ok.any():
+        return 0.0, None
+    k = int(np.flatnonzero(ok)[-1])
+    return float(accepted[k] / len(conf)), float(conf[k])
 
 
 # --------------------------------------------------------------------------- speed

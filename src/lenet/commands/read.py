@@ -42,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--reject", type=float, default=None, metavar="X",
                    help="reject readings whose confidence is under X, 0..1 (default: the "
                         "reader weights' own threshold, chosen for 1%% string errors)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes reading the files, each a share of them (default: one per "
+                        "free core, 1 under OMP_NUM_THREADS; a process needs 256 files to be "
+                        "worth starting)")
     p.set_defaults(handler=run)
     return p
 
@@ -57,16 +61,21 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--length {args.length}: expected a whole number >= 1")
     if args.reject is not None and not 0.0 <= args.reject <= 1.0:
         raise ConfigError(f"--reject {args.reject}: expected a confidence in 0..1")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: expected a whole number >= 1")
     try:  # the pattern checked before any work: one line, not an error per file
         decode(_probe(), args.length, args.pattern)
     except PatternError as e:
         raise ConfigError(f"--pattern {args.pattern!r}: {e}") from None
-    use_free_cores()
+    # One worker per free core (each with one thread), unless told: OMP_NUM_THREADS too says
+    # how much of the machine to use.
+    free = use_free_cores()
+    workers = args.workers or free or 1
     kwargs: dict[str, Any] = {"method": args.method, "reject": args.reject}
     if args.weights is not None:
         kwargs["weights" if args.method == "sdnn" else "digits"] = args.weights
     reader = Reader(**kwargs)
-    results = read_files(reader, args.inputs, args.length, args.pattern)
+    results = read_files(reader, args.inputs, args.length, args.pattern, workers)
     return options.print_file_results(results, args.json, format_line, "file")
 
 

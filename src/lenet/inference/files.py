@@ -18,6 +18,7 @@ from PIL import Image
 from lenet.inference.decoding import ImageError
 from lenet.inference.predict import Predictor, blank_if_no_ink
 from lenet.inference.preprocess import preprocess_image
+from lenet.runtime.workers import fork_map, shards
 from lenet.storage import atomic
 
 if TYPE_CHECKING:
@@ -104,19 +105,33 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
 
 
 def read_files(reader: Reader, items: list[str], length: int | None = None,
-               pattern: str | None = None) -> list[dict[str, Any]]:
+               pattern: str | None = None, workers: int = 1) -> list[dict[str, Any]]:
     """One result per file for ``lenet read`` (``{"file", **reading}``, or ``{"file", "error"}``
-    for a file that fails alone), in the order given; :data:`READ_CHUNK` files normalized, then
-    read, at a time.
+    for a file that fails alone), in the order given.
 
-    (Not in two threads, one normalizing files while the other runs the network: normalizing
-    holds Python's lock, and the two threads' contention for it and for the two cores made
-    that slower than one after the other.)
+    `workers` > 1: the files are shared among that many processes, this one and forked
+    copies of it (at least :data:`~lenet.inference.read.reader.PER_WORKER` files each:
+    :func:`lenet.runtime.workers.fork_map`), each reading its share on a core of its own. Not
+    threads: normalizing a file holds Python's lock, and two threads, one normalizing while
+    the other ran the network, were slower than one after the other.
     """
+    from lenet.inference.read.reader import PER_WORKER  # noqa: PLC0415  (as to_line below)
+
     paths, problems = expand_inputs(items)
     results: list[dict[str, Any]] = [{"file": a, "error": m} for a, m in problems]
+    parts = shards(paths, workers if reader.device.type == "cpu" else 1, PER_WORKER)
+    for part in fork_map(lambda part: _read_paths(reader, part, length, pattern), parts):
+        results.extend(part)
+    return results
+
+
+def _read_paths(reader: Reader, paths: Sequence[Path], length: int | None,
+                pattern: str | None) -> list[dict[str, Any]]:
+    """:func:`read_files` of paths, in this process: :data:`READ_CHUNK` files normalized, then
+    read, at a time."""
     from lenet.inference.read.line import to_line  # noqa: PLC0415  (predict need not load it)
 
+    results: list[dict[str, Any]] = []
     for start in range(0, len(paths), READ_CHUNK):
         done = _each_file(paths[start:start + READ_CHUNK], results, "file",
                           lambda path: to_line(path, str(path)))

@@ -78,7 +78,7 @@ class SDNN(LeNetModule):
         # Pool, then ReLU: the same values as LeNet-5's ReLU-then-pool (max commutes with a
         # monotone function) on a map 4 times smaller.
         pool = F.max_pool2d if self.training else max2x2
-        x = F.relu(pool(self.c1(x), 2))
+        x = F.relu(pool(self.c1(x) if self.training else c1_rows(self.c1, x), 2))
         x = F.relu(pool(self.c3(x), 2))
         x = F.relu(self.c5(x))
         x = F.relu(self.f6(x))
@@ -161,6 +161,27 @@ class SDNN(LeNetModule):
         state["output.bias"] = torch.stack([sd["output.bias"] for sd in states]).mean(0)
         out.load_state_dict(state)
         return out
+
+
+def c1_rows(c1: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``c1(x)`` (one input channel, 5x5, padded by 2), the same sums to float rounding, as a
+    1x5 convolution over the five input rows each output row sees, stacked as channels: CPU's
+    oneDNN runs a one-channel 5x5 convolution at a fraction of its speed with five, and C1 was
+    half the reader's time (BENCHMARKS.md, issue 30). A plain convolution while exporting to
+    ONNX, whose graph stays the layer it is.
+
+    >>> c1 = nn.Conv2d(1, 6, 5, padding=2); x = torch.randn(2, 1, 28, 40)
+    >>> torch.allclose(c1_rows(c1, x), c1(x), atol=1e-5)
+    True
+    """
+    if torch.onnx.is_in_onnx_export():
+        return c1(x)
+    height = x.shape[-2]
+    padded = F.pad(x[:, 0], (2, 2, 2, 2))
+    # (B, H, W + 4, 5) in memory: channels last, as the other layers run.
+    rows = torch.stack([padded[:, i:i + height] for i in range(5)], -1).permute(0, 3, 1, 2)
+    weight = c1.weight.reshape(-1, 5, 1, 5).contiguous(memory_format=torch.channels_last)
+    return F.conv2d(rows, weight, c1.bias)
 
 
 def max2x2(x: torch.Tensor, kernel_size: int = 2) -> torch.Tensor:

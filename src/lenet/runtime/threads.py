@@ -70,12 +70,13 @@ def default_threads() -> int | None:
     return free_cores()
 
 
-def use_free_cores() -> None:
+def use_free_cores() -> int | None:
     """A command's start: intra-op threads for the cores free now (see :func:`free_cores`),
-    unless ``OMP_NUM_THREADS`` set them."""
+    unless ``OMP_NUM_THREADS`` set them; returns the count set (None: left to the variable)."""
     count = default_threads()
     if count is not None:
         torch.set_num_threads(count)
+    return count
 
 
 @contextlib.contextmanager

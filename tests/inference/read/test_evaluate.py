@@ -8,28 +8,7 @@ import numpy as np
 import pytest
 
 from lenet.data.strings import Strings
-from lenet.inference.read.evaluate import Score, evaluate, read_at_error
-
-
-def test_read_at_error_accepts_the_most_confident_while_errors_stay_under_the_limit():
-    rng = np.random.default_rng(0)
-    conf = rng.random(1000)
-    correct = np.ones(1000, bool)
-    correct[np.argsort(conf)[:100]] = False  # the 100 least confident are wrong
-    share, threshold = read_at_error(conf, correct)
-    # 900 right; 1 % of the accepted may be wrong: 909 accepted, 9 of them wrong
-    assert share == pytest.approx(0.909) and threshold == pytest.approx(np.sort(conf)[91])
-    assert read_at_error(conf, np.ones(1000, bool)) == (1.0, conf.min())
-    assert read_at_error(conf, np.zeros(1000, bool)) == (0.0, None)
-    assert read_at_error(np.array([]), np.array([], bool)) == (0.0, None)
-
-
-def test_ties_are_accepted_or_rejected_together():
-    conf = np.array([0.9, 0.5, 0.5, 0.5])
-    assert read_at_error(conf, np.array([True, True, False, True])) == (0.25, 0.9)
-    assert read_at_error(conf, np.array([True, True, False, True]), max_error=0.25) == (1.0, 0.5)
-    with pytest.raises(ValueError, match="differ"):
-        read_at_error(conf, np.array([True]))
+from lenet.inference.read.evaluate import Score, evaluate
 
 
 def _part(texts):

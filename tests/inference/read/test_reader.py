@@ -15,11 +15,13 @@ from PIL import Image
 
 from lenet.data.strings import sample_strings
 from lenet.errors import WeightsError
+from lenet.inference.decoding import ImageError
 from lenet.inference.read import reader as reader_module
 from lenet.inference.read.reader import BATCH, Reader, Reading, read
 from lenet.models import create
 from lenet.models.readers import manifest
 from lenet.models.sdnn import SDNN
+from lenet.runtime import workers
 
 needs_bundled_reader = pytest.mark.skipif(not manifest(), reason="no bundled reader weights yet")
 
@@ -61,6 +63,23 @@ def test_a_batch_reads_as_each_image_alone(sdnn, strings) -> None:
     for image, got in zip(images, together, strict=True):
         _same(got, reader(image))
     assert together[-1].text == "" and together[-1].confidence == 1.0
+
+
+@pytest.mark.skipif(not workers.can_fork(), reason="this system does not fork")
+def test_workers_read_a_list_as_this_process_does(sdnn, strings, monkeypatch) -> None:
+    images = [_png(s) for s in strings.images[:9]] + [b"junk", *strings.images[9:12]]
+    monkeypatch.setattr(reader_module, "PER_WORKER", 4)  # 13 images: three workers' shares
+    here, shared = Reader(sdnn), Reader(sdnn, workers=3)
+    for a, b in zip(shared(images[:9]), here(images[:9]), strict=True):
+        _same(a, b)
+    # An image's error names it by its place in the whole list, from whichever worker.
+    with pytest.raises(ImageError, match="item 9"):
+        shared(images)
+    with pytest.raises(ValueError, match="length -1"):
+        shared(images, length=-1)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="workers"):
+            Reader(sdnn, workers=bad)
 
 
 def test_buckets_cover_every_item_once_in_width_order() -> None:

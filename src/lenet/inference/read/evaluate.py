@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lenet.analysis.evaluate import read_at_error
 from lenet.data.strings import Strings
 
 MAX_ERROR = 0.01  # the string error rate at which the share read is reported
@@ -63,33 +64,6 @@ class Score:
         0.9
         """
         return {**asdict(self), "accuracy": self.accuracy}
-
-
-def read_at_error(confidence: np.ndarray, correct: np.ndarray, max_error: float = MAX_ERROR
-                  ) -> tuple[float, float | None]:
-    """The largest share of readings accepted, most confident first, with at most `max_error`
-    of them wrong, and the confidence threshold (accept >= it) that accepts them. Readings
-    of equal confidence are accepted or rejected together.
-
-    >>> read_at_error(np.array([0.9, 0.8, 0.7, 0.6]), np.array([True, True, False, True]))
-    (0.5, 0.8)
-    """
-    confidence = np.asarray(confidence, np.float64)
-    correct = np.asarray(correct, bool)
-    if confidence.shape != correct.shape:
-        raise ValueError(f"confidence {confidence.shape} and correct {correct.shape} differ")
-    if confidence.size == 0:
-        return 0.0, None
-    order = np.argsort(-confidence, kind="stable")
-    conf, wrong = confidence[order], np.cumsum(~correct[order])
-    accepted = np.arange(1, len(conf) + 1)
-    # Only where the next reading is less confident can the threshold fall.
-    last = np.r_[conf[1:] < conf[:-1], True]
-    ok = last & (wrong <= max_error * accepted)
-    if not ok.any():
-        return 0.0, None
-    k = int(np.flatnonzero(ok)[-1])
-    return float(accepted[k] / len(conf)), float(conf[k])
 
 
 def evaluate(reader: Callable[[Any], Any], parts: Mapping[str, Strings], *,

@@ -42,6 +42,7 @@ from lenet.models import hub
 from lenet.models import weights as weights_module
 from lenet.models.readers import DEFAULT_READER, is_reader_name, load_reader
 from lenet.models.sdnn import PREPROCESSING, SDNN
+from lenet.runtime.workers import fork_map, shards
 
 METHODS = ("sdnn", "segment", "components")
 # Strips through the SDNN at once: a width bucket is cut into batches of at most this many
@@ -49,6 +50,9 @@ METHODS = ("sdnn", "segment", "components")
 # pixel) within the CPU's cache: 32 strips of 128 px run twice as fast a strip as 256 at once.
 BATCH = 64
 BATCH_PIXELS = 28 * 4096
+# Images a worker process must get for a list to be shared among several (Reader's `workers`,
+# `lenet read`'s files): one starts in tens of milliseconds and reads about a thousand a second.
+PER_WORKER = 256
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,12 @@ class Reader:
     ``method="sdnn"``, or an :class:`~lenet.models.sdnn.SDNN` module itself; `digits`: the digit
     weights the segmenting methods use (default: the default digit weights); `reject`: the
     confidence under which a reading is rejected (default: the reader weights' own; none for a
-    bare module).
+    bare module); `workers`: a list of at least :data:`PER_WORKER` images each is shared among
+    that many processes, one core each, this one and forked copies of it (Linux, on the CPU:
+    :func:`lenet.runtime.workers.fork_map`), as a DataLoader's ``num_workers`` decode. Images
+    are decoded and normalized holding Python's lock, so one process keeps one core busy with
+    it; strips (28-high arrays) need no decoding and read fastest in one process
+    (BENCHMARKS.md).
 
     >>> reader = Reader()
     >>> strip = np.zeros((28, 40), np.uint8); strip[4:24, 18:21] = 255   # a white "1"
@@ -111,9 +120,12 @@ class Reader:
 
     def __init__(self, weights: str | os.PathLike[str] | nn.Module = DEFAULT_READER, *,
                  method: str = "sdnn", digits: str | None = None, device: str = "cpu",
-                 reject: float | None = None) -> None:
+                 reject: float | None = None, workers: int = 1) -> None:
         if method not in METHODS:
             raise ValueError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers {workers!r}: expected a whole number >= 1")
+        self.workers = workers
         if reject is not None and not 0.0 <= reject <= 1.0:
             raise ValueError(f"reject {reject!r}: expected a confidence in 0..1")
         self.method = method
@@ -156,6 +168,14 @@ class Reader:
         optionally followed by ``{m}``, ``{m,n}``, ``+``, ``*`` or ``?``). A bad image is an
         :class:`~lenet.inference.decoding.ImageError` naming it (a ValueError for arrays).
         """
+        if isinstance(images, (list, tuple)) and self.workers > 1 and self.device.type == "cpu":
+            parts = shards(range(len(images)), self.workers, PER_WORKER)
+            if len(parts) > 1:
+                self.read_lines([], length=length)  # a bad length: one error, not one a worker
+                done = fork_map(lambda part: self.read_lines(
+                    [to_line(images[i], f"item {i}") for i in part], length=length,
+                    pattern=pattern), parts)
+                return [reading for part in done for reading in part]
         lines, single = self.lines(images)
         readings = self.read_lines(lines, length=length, pattern=pattern)
         return readings[0] if single else readings
