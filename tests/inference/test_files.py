@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lenet.data.strings import sample_strings
+from lenet.data.strings import Strings, sample_strings
 from lenet.inference import files
 from lenet.inference.read import reader as reader_module
 from lenet.inference.read.reader import Reader
@@ -21,12 +21,19 @@ def reader() -> Reader:
     return Reader()
 
 
+def _numbers(folder: Path, mnist_test, count: int, length: int, seed: int,
+             bad: tuple[str, bytes]) -> Strings:
+    """`count` numbers of MNIST test digits as PNG files in `folder`, and one bad file."""
+    s = sample_strings(*mnist_test, count, length, "paper", np.random.default_rng(seed))
+    for i, strip in enumerate(s.images):
+        Image.fromarray(255 - strip).save(folder / f"{i:02d}.png")
+    (folder / bad[0]).write_bytes(bad[1])
+    return s
+
+
 def test_chunks_are_read_in_order_and_bad_files_fail_alone(
         tmp_path: Path, mnist_test, reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
-    s = sample_strings(*mnist_test, 10, 3, "paper", np.random.default_rng(0))
-    for i, strip in enumerate(s.images):
-        Image.fromarray(255 - strip).save(tmp_path / f"{i:02d}.png")
-    (tmp_path / "05b.png").write_bytes(b"not an image")
+    s = _numbers(tmp_path, mnist_test, 10, 3, 0, bad=("05b.png", b"not an image"))
     one = files.read_files(reader, [str(tmp_path)])  # one chunk
     monkeypatch.setattr(files, "READ_CHUNK", 4)  # 11 files: three chunks
     two = files.read_files(reader, [str(tmp_path), str(tmp_path / "missing.png")])
@@ -43,10 +50,7 @@ def test_chunks_are_read_in_order_and_bad_files_fail_alone(
 @pytest.mark.skipif(not workers.can_fork(), reason="this system does not fork")
 def test_workers_read_the_same_in_the_same_order(
         tmp_path: Path, mnist_test, reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
-    s = sample_strings(*mnist_test, 9, 4, "paper", np.random.default_rng(1))
-    for i, strip in enumerate(s.images):
-        Image.fromarray(255 - strip).save(tmp_path / f"{i:02d}.png")
-    (tmp_path / "03b.png").write_bytes(b"\x89PNG junk")
+    _numbers(tmp_path, mnist_test, 9, 4, 1, bad=("03b.png", b"\x89PNG junk"))
     here = files.read_files(reader, [str(tmp_path)])
     monkeypatch.setattr(reader_module, "PER_WORKER", 3)  # 10 files: three workers' shares
     shared = files.read_files(reader, [str(tmp_path)], workers=3)
