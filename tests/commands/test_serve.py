@@ -68,3 +68,6 @@ def test_serve_bad_weights_is_a_clean_error(tmp_path, capsys):
     assert "lenet: error:" in err and "no such weights file" in err
     assert cli.main(["serve", str(tmp_path), "--port", "70000"]) == 2
     assert "--port 70000" in capsys.readouterr().err
+    # A reader named is loaded at start: a wrong one is this line, not a 503 later.
+    assert cli.main(["serve", "--reader", str(tmp_path / "nosuch"), "--port", "0"]) == 2
+    assert "nosuch: no such weights file" in capsys.readouterr().err

@@ -30,16 +30,28 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="--format web: replace an earlier export in the --out folder (only the "
                         "files lenet wrote there, listed in its .lenet-export.json; a "
                         "non-empty folder is refused without it)")
+    p.add_argument("--reader", metavar="NAME|FILE", default=None,
+                   help="--format web: the reader weights the page reads numbers with "
+                        "(default: the bundled reader); 'none': the page reads digits only. "
+                        "(To export a reader itself as ONNX, give it as WEIGHTS.)")
     p.set_defaults(handler=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from lenet.errors import ConfigError
+
     weights = options.pick_weights(args.path, args.weights)
+    if args.reader is not None and args.format != "web":
+        raise ConfigError("--reader goes with --format web (the page's number reader); to "
+                          "export a reader as ONNX, give it as WEIGHTS: lenet export "
+                          f"{args.reader}")
     if args.format == "web":
         from lenet.inference.webexport import export_web
+        from lenet.models.readers import DEFAULT_READER
 
-        folder = export_web(weights, args.out, overwrite=args.overwrite)
+        reader = {None: DEFAULT_READER, "none": None}.get(args.reader, args.reader)
+        folder = export_web(weights, args.out, overwrite=args.overwrite, reader=reader)
         print(f"wrote {folder}/index.html (serve the folder from any static host, or open the "
               "file)")
         return 0

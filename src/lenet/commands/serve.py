@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="close a connection whose request (headers and body) has not fully "
                         "arrived within this many seconds (default 30)")
+    p.add_argument("--reader", metavar="NAME|FILE", default=None,
+                   help="reader weights for the number mode and /api/read (default: the "
+                        "bundled reader, loaded on the first number read); checked at start")
     p.set_defaults(handler=run)
     return p
 
@@ -71,9 +74,17 @@ def run(args: argparse.Namespace) -> int:
                          "above 0")
     weights = options.pick_weights(args.path, args.weights, DEFAULT_WEIGHTS)
     use_free_cores()  # threads for the cores free now: no collapse beside other work
+    # A reader named here is loaded now: a wrong name is this command's one-line error, not
+    # a 503 on the first number someone writes.
+    reader = None
+    if args.reader is not None:
+        from lenet.inference.read.reader import Reader
+
+        reader = Reader(args.reader)
     app = create_app(weights, max_in_flight=args.max_in_flight,
                      max_decode_bytes=args.max_decode_mb * 1024 * 1024,
-                     allowed_hosts=[*default_hosts(args.host), *args.allowed_host])
+                     allowed_hosts=[*default_hosts(args.host), *args.allowed_host],
+                     reader=reader)
     sock = listen(args.host, args.port)  # bound after the model loads: no client waits on it
     try:
         print(f"lenet: serving on {_url(args.host, sock.getsockname()[1])} (Ctrl-C to stop)",
