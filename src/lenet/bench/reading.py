@@ -4,13 +4,14 @@ paper's spacing (:func:`lenet.data.strings.sample_strings`), in numbers per seco
 
 Three inputs: the strips as arrays (what the string benchmark hands a reader), the same as PNG
 bytes of dark ink on white paper (decoded and line-normalized first), and PNG files in a folder
-read as ``lenet read DIR`` reads them (in process: the command's work without the interpreter's
-start). Each is read by this process alone on the threads asked for (default 2: the issue's
-goal is 2,000 numbers/s on 2 CPU cores), and (the ``_workers`` rows) shared among that many
-forked worker processes of one thread each: ``Reader(workers=N)``, and ``lenet read``'s
-default on N free cores. Each figure is the median of a few timed repeats after a warm-up
-pass, with the CPU time a number took in this process (all threads; a worker's is not
-counted), which other work on the machine does not inflate as it does the wall-clock rate.
+read as ``lenet read DIR`` reads them for its lines of text (in process: the command's work
+without the interpreter's start; ``--json``'s output columns are left out). Each is read by
+this process alone on the threads asked for (default 2: the issue's goal is 2,000 numbers/s on
+2 CPU cores), and (the ``_workers`` rows) shared among that many processes of one thread
+each, this one and forked copies of it: ``Reader(workers=N)``, and ``lenet read``'s default on
+N free cores. Each figure is the median of a few timed repeats after a warm-up pass, with the
+CPU time a number took in this process (all threads; a worker's is not counted), which other
+work on the machine does not inflate as it does the wall-clock rate.
 
 ``python -m lenet.bench.reading [--threads N] [--repeats K] [--method sdnn|segment|components]``
 prints one JSON object (with the CPU's name and the load average, since other work on the
@@ -97,8 +98,9 @@ def _run(threads: int, repeats: int, method: str, count: int, weights: str | Non
             "arrays_workers": lambda: shared(strips),
             "png_bytes": lambda: reader(pngs),
             "png_bytes_workers": lambda: shared(pngs),
-            "png_files": lambda: read_files(reader, [tmp]),
-            "png_files_workers": lambda: read_files(reader, [tmp], workers=threads)}
+            "png_files": lambda: read_files(reader, [tmp], columns=False),
+            "png_files_workers": lambda: read_files(reader, [tmp], workers=threads,
+                                                    columns=False)}
         for name, fn in cases.items():
             rate, cpu_ms, out = _timed(fn, repeats)
             rows[name] = {"numbers_per_s": rate, "cpu_ms_per_number": cpu_ms,

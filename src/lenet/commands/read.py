@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None:
         kwargs["weights" if args.method == "sdnn" else "digits"] = args.weights
     reader = Reader(**kwargs)
-    results = read_files(reader, args.inputs, args.length, args.pattern, workers)
+    results = read_files(reader, args.inputs, args.length, args.pattern, workers,
+                         columns=args.json)
     return options.print_file_results(results, args.json, format_line, "file")
 
 

@@ -105,9 +105,11 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
 
 
 def read_files(reader: Reader, items: list[str], length: int | None = None,
-               pattern: str | None = None, workers: int = 1) -> list[dict[str, Any]]:
+               pattern: str | None = None, workers: int = 1, columns: bool = True
+               ) -> list[dict[str, Any]]:
     """One result per file for ``lenet read`` (``{"file", **reading}``, or ``{"file", "error"}``
-    for a file that fails alone), in the order given.
+    for a file that fails alone), in the order given; each reading with the SDNN's columns
+    and path where `columns` (``--json`` prints them; a line of text does not).
 
     `workers` > 1: the files are shared among that many processes, this one and forked
     copies of it (at least :data:`~lenet.inference.read.reader.PER_WORKER` files each:
@@ -120,13 +122,14 @@ def read_files(reader: Reader, items: list[str], length: int | None = None,
     paths, problems = expand_inputs(items)
     results: list[dict[str, Any]] = [{"file": a, "error": m} for a, m in problems]
     parts = shards(paths, workers if reader.device.type == "cpu" else 1, PER_WORKER)
-    for part in fork_map(lambda part: _read_paths(reader, part, length, pattern), parts):
+    for part in fork_map(lambda part: _read_paths(reader, part, length, pattern, columns),
+                         parts):
         results.extend(part)
     return results
 
 
 def _read_paths(reader: Reader, paths: Sequence[Path], length: int | None,
-                pattern: str | None) -> list[dict[str, Any]]:
+                pattern: str | None, columns: bool = True) -> list[dict[str, Any]]:
     """:func:`read_files` of paths, in this process: :data:`READ_CHUNK` files normalized, then
     read, at a time."""
     from lenet.inference.read.line import to_line  # noqa: PLC0415  (predict need not load it)
@@ -138,7 +141,7 @@ def _read_paths(reader: Reader, paths: Sequence[Path], length: int | None,
         readings = reader.read_lines([line for _, _, line in done], length=length,
                                      pattern=pattern)
         for (i, _, _), reading in zip(done, readings, strict=True):
-            results[i].update(reading.to_dict())
+            results[i].update(reading.to_dict(columns))
     return results
 
 

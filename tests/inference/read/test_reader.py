@@ -149,6 +149,9 @@ def test_columns_and_to_dict(sdnn, strings) -> None:
     d = json.loads(json.dumps(r.to_dict()))
     assert d["text"] == r.text and d["method"] == "sdnn" and len(d["columns"]) == len(r.path)
     assert [x["char"] for x in d["digits"]] == list(r.text)
+    lean = r.to_dict(columns=False)  # what a line of `lenet read` needs
+    assert "columns" not in lean and "path" not in lean
+    assert lean == {k: v for k, v in r.to_dict().items() if k not in ("columns", "path")}
 
 
 def test_bad_arguments_are_clear() -> None:

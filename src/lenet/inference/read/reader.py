@@ -84,15 +84,18 @@ class Reading:
     columns: np.ndarray | None = None  # (T, 12) per-column probabilities (SDNN only)
     path: tuple[int, ...] = ()  # the Viterbi path, one class per column (SDNN only)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (plain lists and numbers), as ``lenet read --json`` prints it."""
-        return {"text": self.text, "confidence": float(self.confidence),
-                "rejected": bool(self.rejected), "method": self.method,
-                "digits": [{"char": d.char, "x0": int(d.x0), "x1": int(d.x1),
-                            "probability": float(d.probability)} for d in self.digits],
-                "columns": None if self.columns is None
-                else np.round(self.columns.astype(np.float64), 5).tolist(),
-                "path": [int(c) for c in self.path]}
+    def to_dict(self, columns: bool = True) -> dict[str, Any]:
+        """JSON-ready (plain lists and numbers), as ``lenet read --json`` prints it; without
+        the SDNN's columns and path when `columns` is false (what a line of text needs)."""
+        out = {"text": self.text, "confidence": float(self.confidence),
+               "rejected": bool(self.rejected), "method": self.method,
+               "digits": [{"char": d.char, "x0": int(d.x0), "x1": int(d.x1),
+                           "probability": float(d.probability)} for d in self.digits]}
+        if columns:
+            out["columns"] = None if self.columns is None \
+                else np.round(self.columns.astype(np.float64), 5).tolist()
+            out["path"] = [int(c) for c in self.path]
+        return out
 
 
 class Reader:
