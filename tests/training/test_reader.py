@@ -124,7 +124,8 @@ def test_trained_readers_join_into_one_ensemble(published: Path, tmp_path: Path)
     torch.manual_seed(1)
     other = readers.publish(SDNN(), readers.reader_meta(0.5, {"margin": 12}), "other", tmp_path)
     out = tmp_path / "joined"
-    assert reader.main(["--out", str(out), "--name", "pair", "--check", "40", "--join",
+    assert reader.main(["--out", str(out), "--name", "pair", "--check", "40",
+                        "--reject-strings", "200", "--join",
                         str(published / "tiny.safetensors"), str(other)]) == 0
     entry = json.loads((out / readers.MANIFEST).read_text())["pair"]
     model, meta = readers.load_reader(out / entry["file"])
