@@ -4,6 +4,9 @@ nothing lost when a worker dies."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -68,3 +71,46 @@ def test_a_part_whose_worker_dies_is_done_again_here() -> None:
     out = workers.fork_map(work, [range(0, 3), range(3, 6), range(6, 9)])
     assert [xs for _, xs in out] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
     assert out[1][0] == here  # done again here
+
+
+@forks
+def test_a_worker_dies_with_its_parent(tmp_path) -> None:
+    # The parent is killed while its worker still works: the worker must not be left behind
+    # (it would finish its part, then wait forever for the next).
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from lenet.runtime import workers\n"
+        "def work(part):\n"
+        "    if part == 'worker':\n"
+        "        open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+        "    time.sleep(60)\n"
+        "workers.fork_map(work, ['here', 'worker'])\n")
+    pidfile = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, str(script), str(pidfile)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pidfile.exists() and pidfile.read_text()):
+            assert time.monotonic() < deadline, "the worker never started"
+            assert parent.poll() is None, "the parent ended early"
+            time.sleep(0.05)
+        worker = int(pidfile.read_text())
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while _alive(worker):
+            assert time.monotonic() < deadline, "the worker outlived its parent by 15 s"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=30)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, reaped by init soon, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False

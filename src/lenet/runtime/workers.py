@@ -14,15 +14,21 @@ them is sent); each result comes back pickled through a pipe, from this process'
 the memory they write first (copy-on-write), about a fifth more time on the first thousand
 files.
 
-A worker that dies (killed, out of memory) loses nothing: its shard is done again here.
+A worker that dies (killed, out of memory) loses nothing: its shard is done again here. A
+worker dies with this process (Linux's parent-death signal), so a `lenet read` stopped by
+SIGTERM or SIGKILL leaves no worker behind.
 (Commands that lenet runs as child processes, such as the runs of `lenet sweep`, are
 :mod:`lenet.runtime.jobs`' work.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import multiprocessing
+import os
+import signal
 import sys
 import threading
 import warnings
@@ -38,6 +44,7 @@ from lenet.runtime.threads import threads
 T = TypeVar("T")
 R = TypeVar("R")
 
+PR_SET_PDEATHSIG = 1  # Linux's prctl option: a signal for this process when its parent dies
 # What the workers run, set before they are forked (a fork copies it) and only then.
 _work: tuple[Callable[[Any], Any], Sequence[Any]] | None = None
 _one_at_a_time = threading.Lock()
@@ -86,7 +93,7 @@ def fork_map(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
         try:
             context = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(len(parts) - 1, mp_context=context,
-                                     initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                                     initializer=_start, initargs=(os.getpid(),)) as pool:
                 futures = [pool.submit(_run, i) for i in range(1, len(parts))]
                 # The first part is done here meanwhile: one process fewer to start and to
                 # hear back from.
@@ -99,6 +106,16 @@ def fork_map(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
         finally:
             _work = None
     return [done[i] if i in done else fn(part) for i, part in enumerate(parts)]
+
+
+def _start(parent: int) -> None:
+    """A worker's start: one torch thread (see :func:`fork_map`), and killed with its parent:
+    a worker left behind would finish its part and then wait forever for the next."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux's prctl; fork_map forks there
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    torch.set_num_threads(1)
 
 
 def _run(index: int) -> Any:
