@@ -13,6 +13,7 @@ import torch
 
 from lenet.runtime import workers
 from lenet.runtime.threads import threads
+from tests.runtime.test_jobs import _alive
 
 forks = pytest.mark.skipif(not workers.can_fork(), reason="this system does not fork")
 
@@ -106,11 +107,3 @@ def test_a_worker_dies_with_its_parent(tmp_path) -> None:
             parent.kill()
             parent.wait(timeout=30)
 
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, reaped by init soon, does not count)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
