@@ -53,7 +53,7 @@ def test_workers_read_the_same_in_the_same_order(
     _numbers(tmp_path, mnist_test, 9, 4, 1, bad=("03b.png", b"\x89PNG junk"))
     here = files.read_files(reader, [str(tmp_path)])
     monkeypatch.setattr(reader_module, "PER_WORKER", 3)  # 10 files: three workers' shares
-    shared = files.read_files(reader, [str(tmp_path)], workers=3)
+    shared = files.read_files(Reader(workers=3), [str(tmp_path)])
     assert [r["file"] for r in shared] == [r["file"] for r in here]
     assert [r.get("text") for r in shared] == [r.get("text") for r in here]
     assert [r.get("error") for r in shared] == [r.get("error") for r in here]

@@ -99,8 +99,7 @@ def _run(threads: int, repeats: int, method: str, count: int, weights: str | Non
             "png_bytes": lambda: reader(pngs),
             "png_bytes_workers": lambda: shared(pngs),
             "png_files": lambda: read_files(reader, [tmp], columns=False),
-            "png_files_workers": lambda: read_files(reader, [tmp], workers=threads,
-                                                    columns=False)}
+            "png_files_workers": lambda: read_files(shared, [tmp], columns=False)}
         for name, fn in cases.items():
             rate, cpu_ms, out = _timed(fn, repeats)
             rows[name] = {"numbers_per_s": rate, "cpu_ms_per_number": cpu_ms,

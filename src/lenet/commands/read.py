@@ -71,12 +71,11 @@ def run(args: argparse.Namespace) -> int:
     # how much of the machine to use.
     free = use_free_cores()
     workers = args.workers or free or 1
-    kwargs: dict[str, Any] = {"method": args.method, "reject": args.reject}
+    kwargs: dict[str, Any] = {"method": args.method, "reject": args.reject, "workers": workers}
     if args.weights is not None:
         kwargs["weights" if args.method == "sdnn" else "digits"] = args.weights
     reader = Reader(**kwargs)
-    results = read_files(reader, args.inputs, args.length, args.pattern, workers,
-                         columns=args.json)
+    results = read_files(reader, args.inputs, args.length, args.pattern, columns=args.json)
     return options.print_file_results(results, args.json, format_line, "file")
 
 

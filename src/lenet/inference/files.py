@@ -18,7 +18,7 @@ from PIL import Image
 from lenet.inference.decoding import ImageError
 from lenet.inference.predict import Predictor, blank_if_no_ink
 from lenet.inference.preprocess import preprocess_image
-from lenet.runtime.workers import fork_map, shards
+from lenet.runtime.workers import fork_map
 from lenet.storage import atomic
 
 if TYPE_CHECKING:
@@ -105,25 +105,21 @@ def predict_files(predictor: Predictor, items: list[str], top_k: int = 3,
 
 
 def read_files(reader: Reader, items: list[str], length: int | None = None,
-               pattern: str | None = None, workers: int = 1, columns: bool = True
-               ) -> list[dict[str, Any]]:
+               pattern: str | None = None, columns: bool = True) -> list[dict[str, Any]]:
     """One result per file for ``lenet read`` (``{"file", **reading}``, or ``{"file", "error"}``
     for a file that fails alone), in the order given; each reading with the SDNN's columns
     and path where `columns` (``--json`` prints them; a line of text does not).
 
-    `workers` > 1: the files are shared among that many processes, this one and forked
-    copies of it (at least :data:`~lenet.inference.read.reader.PER_WORKER` files each:
+    A reader with `workers` > 1 shares the files among this process and forked copies of it
+    (:meth:`~lenet.inference.read.reader.Reader.shares`,
     :func:`lenet.runtime.workers.fork_map`), each reading its share on a core of its own. Not
     threads: normalizing a file holds Python's lock, and two threads, one normalizing while
     the other ran the network, were slower than one after the other.
     """
-    from lenet.inference.read.reader import PER_WORKER  # noqa: PLC0415  (as to_line below)
-
     paths, problems = expand_inputs(items)
     results: list[dict[str, Any]] = [{"file": a, "error": m} for a, m in problems]
-    parts = shards(paths, workers if reader.device.type == "cpu" else 1, PER_WORKER)
     for part in fork_map(lambda part: _read_paths(reader, part, length, pattern, columns),
-                         parts):
+                         reader.shares(paths)):
         results.extend(part)
     return results
 

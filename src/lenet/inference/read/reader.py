@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ from lenet.models.sdnn import PREPROCESSING, SDNN
 from lenet.runtime.workers import fork_map, shards
 
 METHODS = ("sdnn", "segment", "components")
+T = TypeVar("T")
 # Strips through the SDNN at once: a width bucket is cut into batches of at most this many
 # strips and this many pixels. Small batches keep c1's float maps (6 per member, 4 bytes a
 # pixel) within the CPU's cache: 32 strips of 128 px run twice as fast a strip as 256 at once.
@@ -171,17 +172,21 @@ class Reader:
         optionally followed by ``{m}``, ``{m,n}``, ``+``, ``*`` or ``?``). A bad image is an
         :class:`~lenet.inference.decoding.ImageError` naming it (a ValueError for arrays).
         """
-        if isinstance(images, (list, tuple)) and self.workers > 1 and self.device.type == "cpu":
-            parts = shards(range(len(images)), self.workers, PER_WORKER)
-            if len(parts) > 1:
-                self.read_lines([], length=length)  # a bad length: one error, not one a worker
-                done = fork_map(lambda part: self.read_lines(
-                    [to_line(images[i], f"item {i}") for i in part], length=length,
-                    pattern=pattern), parts)
-                return [reading for part in done for reading in part]
+        parts = self.shares(range(len(images))) if isinstance(images, (list, tuple)) else []
+        if len(parts) > 1:
+            self.read_lines([], length=length)  # a bad length: one error, not one a worker
+            done = fork_map(lambda part: self.read_lines(
+                [to_line(images[i], f"item {i}") for i in part], length=length,
+                pattern=pattern), parts)
+            return [reading for part in done for reading in part]
         lines, single = self.lines(images)
         readings = self.read_lines(lines, length=length, pattern=pattern)
         return readings[0] if single else readings
+
+    def shares(self, items: Sequence[T]) -> list[Sequence[T]]:
+        """`items` cut into the shares :func:`~lenet.runtime.workers.fork_map` gives its
+        processes: one a worker, at least :data:`PER_WORKER` each; one share on a GPU."""
+        return shards(items, self.workers if self.device.type == "cpu" else 1, PER_WORKER)
 
     def lines(self, images: Any) -> tuple[list[Line], bool]:
         """Each image's :class:`~lenet.inference.read.line.Line`, and whether it was one."""
