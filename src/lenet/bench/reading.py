@@ -13,6 +13,12 @@ N free cores. Each figure is the median of a few timed repeats after a warm-up p
 CPU time a number took in this process (all threads; a worker's is not counted), which other
 work on the machine does not inflate as it does the wall-clock rate.
 
+Those rows are a warm process's. A command starts cold, so two more rows start a fresh process
+each time (the medians of `repeats` processes): ``first_call`` times ``lenet read``'s own work,
+its first call on the files (with ``--workers`` 1, then N; the interpreter's start and the
+reader's loading left out, but not the one-time costs of a process's first file and first
+batch), and ``command`` is the whole ``lenet read DIR`` as a user runs it, start to end.
+
 ``python -m lenet.bench.reading [--threads N] [--repeats K] [--method sdnn|segment|components]``
 prints one JSON object (with the CPU's name and the load average, since other work on the
 machine lowers every figure).
@@ -24,6 +30,7 @@ import argparse
 import io
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,11 +40,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lenet.bench.hardware import load_average
+from lenet.bench.hardware import load_average, run_json
 from lenet.data.datasets import read_split
 from lenet.data.strings import sample_strings
+from lenet.errors import LenetError
 from lenet.inference.files import read_files
 from lenet.inference.read.reader import Reader
+from lenet.runtime import jobs
 from lenet.runtime.cpu import cpu_name
 from lenet.runtime.threads import threads as use_threads
 
@@ -105,10 +114,44 @@ def _run(threads: int, repeats: int, method: str, count: int, weights: str | Non
             rows[name] = {"numbers_per_s": rate, "cpu_ms_per_number": cpu_ms,
                           "accuracy": float(np.mean([_text(r) == t
                                                      for r, t in zip(out, texts, strict=True)]))}
+        if method == "sdnn" and weights is None:  # what the command reads with
+            rows.update(_cold(tmp, threads, repeats, count))
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu": cpu_name(),
             "threads": threads, "method": method, "weights": weights, "numbers": count,
             "length": LENGTH, "repeats": repeats, "rows": rows,
             "load_average_after": load_average()}
+
+
+def _cold(folder: str, threads: int, repeats: int, count: int) -> dict[str, Any]:
+    """The rows of fresh processes: ``first_call`` of :func:`first_call` in a child (one
+    process, then `threads` processes sharing the files), and the whole ``lenet read`` command
+    (its default: one process a free core), in numbers/s, medians of `repeats` children."""
+    rows: dict[str, Any] = {}
+    for name, workers in (("first_call", 1), ("first_call_workers", threads)):
+        seconds = [run_json([sys.executable, "-m", "lenet.bench.reading", "--first-call", folder,
+                             "--threads", str(threads), "--workers", str(workers)]
+                            )[0]["seconds"] for _ in range(repeats)]
+        rows[name] = {"numbers_per_s": count / statistics.median(seconds)}
+    command = [sys.executable, "-m", "lenet", "read", folder]
+    whole = []
+    for _ in range(repeats):
+        done = jobs.run(command, capture=True)
+        if done.returncode != 0:
+            raise LenetError(f"lenet read failed in the bench:\n{done.stderr}")
+        whole.append(done.seconds)
+    rows["command"] = {"numbers_per_s": count / statistics.median(whole),
+                       "seconds": statistics.median(whole)}
+    return rows
+
+
+def first_call(folder: str, threads: int, workers: int) -> dict[str, float]:
+    """Seconds of a fresh process's first :func:`~lenet.inference.files.read_files` of
+    `folder` (the reader loaded first), as ``lenet read DIR --workers W`` makes it."""
+    with use_threads(threads):
+        reader = Reader(workers=workers)
+        started = time.perf_counter()
+        read_files(reader, [folder], columns=False)
+        return {"seconds": time.perf_counter() - started}
 
 
 def _text(result: Any) -> str:
@@ -124,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=COUNT)
     p.add_argument("--method", choices=("sdnn", "segment", "components"), default="sdnn")
     p.add_argument("--weights", default=None, help="default: the bundled reader (or digits)")
+    p.add_argument("--first-call", metavar="DIR", help=argparse.SUPPRESS)  # a child of _cold
+    p.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.first_call:
+        print(json.dumps(first_call(args.first_call, args.threads, args.workers)))
+        return 0
     print(json.dumps(run(args.threads, args.repeats, args.method, args.count, args.weights),
                      indent=2))
     return 0

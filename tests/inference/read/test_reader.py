@@ -17,11 +17,12 @@ from lenet.data.strings import sample_strings
 from lenet.errors import WeightsError
 from lenet.inference.decoding import ImageError
 from lenet.inference.read import reader as reader_module
-from lenet.inference.read.reader import BATCH, Reader, Reading, read
+from lenet.inference.read.reader import BATCH, BATCH_PIXELS, Reader, Reading, read
 from lenet.models import create
 from lenet.models.readers import manifest
 from lenet.models.sdnn import SDNN
 from lenet.runtime import workers
+from lenet.runtime.threads import threads
 
 needs_bundled_reader = pytest.mark.skipif(not manifest(), reason="no bundled reader weights yet")
 
@@ -84,11 +85,18 @@ def test_workers_read_a_list_as_this_process_does(sdnn, strings, monkeypatch) ->
 
 def test_buckets_cover_every_item_once_in_width_order() -> None:
     widths = [int(w) for w in np.random.default_rng(0).integers(30, 400, 700)]
-    batches = reader_module._buckets(list(range(700)), widths)
-    assert sorted(i for b in batches for i in b) == list(range(700))
-    assert all(len(b) <= BATCH for b in batches)
-    flat = [widths[i] for b in batches for i in b]
-    assert flat == sorted(flat)
+    made = {}
+    for n in (1, 2):
+        with threads(n):
+            made[n] = batches = reader_module._buckets(list(range(700)), widths)
+        assert sorted(i for b in batches for i in b) == list(range(700))
+        assert all(len(b) <= BATCH for b in batches)
+        # A thread's share of the padded pixels is bounded (a wider strip goes alone).
+        assert all(len(b) * max(widths[i] for i in b) * 28 <= n * BATCH_PIXELS
+                   for b in batches if len(b) > 1)
+        flat = [widths[i] for b in batches for i in b]
+        assert flat == sorted(flat)
+    assert len(made[2]) < len(made[1])
 
 
 def test_every_input_kind_gives_the_same_reading(sdnn, strings, tmp_path: Path) -> None:

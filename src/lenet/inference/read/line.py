@@ -163,14 +163,16 @@ def _solid(mask: np.ndarray) -> np.ndarray:
 
 def _bands(rows: np.ndarray) -> list[tuple[int, int]]:
     """Runs of True in a 1-D boolean array, as [start, stop)."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], rows.astype(np.int8), [0]])))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    padded = np.zeros(len(rows) + 2, dtype=bool)
+    padded[1:-1] = rows
+    edges = np.flatnonzero(padded[1:] != padded[:-1])  # where a run starts, then stops
+    return [(a, b) for a, b in edges.reshape(-1, 2).tolist()]
 
 
 def _line_rows(mask: np.ndarray, name: str) -> tuple[int, int]:
     """The rows [top, bottom) of the one line of ink in `mask`; several lines are a
     :class:`LineError`."""
-    bands = _bands(np.asarray(mask.any(axis=1), dtype=bool))
+    bands = _bands(np.asarray(mask.any(axis=1)))
     tallest = max(b - a for a, b in bands)
     merged = [bands[0]]
     for a, b in bands[1:]:
@@ -207,7 +209,7 @@ def _place(scaled: np.ndarray) -> np.ndarray:
     cy = float((rows * np.arange(h)).sum() / rows.sum())
     top = min(max(round(CENTRE - cy), 0), HEIGHT - h)
     out = np.zeros((HEIGHT, w + 2 * MARGIN), np.uint8)
-    out[top:top + h, MARGIN:MARGIN + w] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    out[top:top + h, MARGIN:MARGIN + w] = np.rint(scaled)  # in 0..255 already
     return out
 
 
