@@ -3,7 +3,7 @@ a few shards of the work in worker processes, each with its share of the cores, 
 the results in order.
 
 Reading many image files is this kind of work: decoding and normalizing a file costs about
-0.3 ms of Python holding the interpreter's lock, so two threads cannot do it at once, and a
+0.2 ms of Python holding the interpreter's lock, so two threads cannot do it at once, and a
 second process started afresh spends seconds importing torch before reading a file. A *fork*
 is a copy of this process as it is (torch imported, the weights loaded) in milliseconds, so
 each worker reads its shard as the whole process would, on its own core (BENCHMARKS.md, issue
